@@ -1,0 +1,287 @@
+//! The build pipeline: one pass over the release feeds every requested package writer.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use flate2::write::GzEncoder;
+
+use crate::compress::Compression;
+use crate::context::{Format, TemplateContext};
+use crate::deb::{ControlFiles, DebWriter};
+use crate::layout::Layout;
+use crate::output::{BuiltPackage, PendingFile, scratch_file, write_sha256sums};
+use crate::package::{EntrySink, add_bytes, add_entry};
+use crate::release::archive::read_release;
+use crate::release::{Edition, Release};
+use crate::rpm::spec::SpecHeader;
+use crate::rpm::{RpmMeta, RpmWriter, Scriptlets};
+use crate::templates::Templates;
+
+/// How to build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Formats to write, each once.
+    pub formats: Vec<Format>,
+    /// Output directory (created if missing).
+    pub output: PathBuf,
+    /// Packaging revision (`-1`).
+    pub revision: u32,
+    /// Payload compression; `None` picks each format's default.
+    pub compression: Option<Compression>,
+    /// Directory of template overrides.
+    pub templates: Option<PathBuf>,
+    /// Maintainer / packager, `Name <email>`.
+    pub maintainer: String,
+    /// Time stamp for every file and date in the packages (SOURCE_DATE_EPOCH).
+    pub source_date: u64,
+}
+
+/// Default codec of each format (see README: the fastest one every supported release reads).
+pub fn default_compression(format: Format) -> Compression {
+    match format {
+        Format::Deb => Compression::Gzip,
+        Format::Rpm => Compression::Zstd,
+    }
+}
+
+/// Final file name of `format`'s package for `release`.
+pub fn package_file_name(format: Format, context: &TemplateContext) -> String {
+    match format {
+        Format::Deb => format!(
+            "{}_{}_{}.deb",
+            context.package, context.full_version, context.deb_arch
+        ),
+        Format::Rpm => format!(
+            "{}-{}.{}.rpm",
+            context.package, context.full_version, context.rpm_arch
+        ),
+    }
+}
+
+/// Builds the requested packages of `release` from the tarball at `tarball`, reading it once.
+///
+/// Nothing appears under a package's final name unless every package was built.
+pub fn build(
+    release: &Release,
+    tarball: &Path,
+    options: &BuildOptions,
+) -> Result<Vec<BuiltPackage>> {
+    if options.formats.is_empty() {
+        bail!("no package format requested");
+    }
+    let templates = Templates::load(options.templates.as_deref())?;
+    let mut layout = Layout::new();
+    let mut context = TemplateContext::new(
+        release,
+        options.revision,
+        &options.maintainer,
+        options.source_date,
+        layout.template_data(),
+    );
+    let input = File::open(tarball)
+        .with_context(|| format!("opening release tarball {}", tarball.display()))?;
+    fs::create_dir_all(&options.output)
+        .with_context(|| format!("creating output directory {}", options.output.display()))?;
+
+    let codec = |format| {
+        options
+            .compression
+            .unwrap_or_else(|| default_compression(format))
+    };
+    let deb_scratch = scratch_file(&options.output)?;
+    let mut deb = match options.formats.contains(&Format::Deb) {
+        true => Some(DebWriter::new(
+            deb_scratch.path(),
+            codec(Format::Deb),
+            options.source_date,
+        )?),
+        false => None,
+    };
+    let mut rpm = match options.formats.contains(&Format::Rpm) {
+        true => Some(RpmWriter::new(codec(Format::Rpm), options.source_date)?),
+        false => None,
+    };
+
+    let mut licenses = LicenseFinder::new(release.edition);
+    read_release(input, |entry, data| {
+        let mut sinks = sinks(&mut deb, &mut rpm);
+        let mut mapped = layout.map(entry)?;
+        let Some(last) = mapped.pop() else {
+            return Ok(());
+        };
+        for parent in &mapped {
+            add_bytes(&mut sinks, parent, &[])?;
+        }
+        if licenses.wants(&entry.path) {
+            let mut text = Vec::new();
+            data.read_to_end(&mut text)?;
+            add_bytes(&mut sinks, &last, &text)?;
+            licenses.found(&entry.path, text);
+            Ok(())
+        } else {
+            add_entry(&mut sinks, &last, data)
+        }
+    })
+    .with_context(|| format!("reading {}", tarball.display()))?;
+
+    context.layout = layout.template_data();
+    context.set_license_text(licenses.take()?);
+    let unit = templates.render("mattermost.service", &context)?;
+    for (entry, bytes) in layout.finish(&context.version, &unit) {
+        add_bytes(&mut sinks(&mut deb, &mut rpm), &entry, &bytes)?;
+    }
+
+    let mut pending = Vec::new();
+    if let Some(deb) = deb {
+        let ctx = context.for_format(Format::Deb);
+        let mut file = PendingFile::create(
+            &options.output,
+            &package_file_name(Format::Deb, &ctx),
+            Format::Deb,
+        )?;
+        finish_deb(deb, &templates, &ctx, file.writer())?;
+        pending.push(file);
+    }
+    if let Some(rpm) = rpm {
+        let ctx = context.for_format(Format::Rpm);
+        let mut file = PendingFile::create(
+            &options.output,
+            &package_file_name(Format::Rpm, &ctx),
+            Format::Rpm,
+        )?;
+        finish_rpm(rpm, &templates, &ctx, file.writer())?;
+        pending.push(file);
+    }
+    drop(deb_scratch);
+    let built = pending
+        .into_iter()
+        .map(PendingFile::keep)
+        .collect::<Result<Vec<_>>>()?;
+    write_sha256sums(&options.output, &built)?;
+    Ok(built)
+}
+
+fn sinks<'a>(
+    deb: &'a mut Option<DebWriter>,
+    rpm: &'a mut Option<RpmWriter>,
+) -> Vec<&'a mut dyn EntrySink> {
+    let mut sinks: Vec<&mut dyn EntrySink> = Vec::new();
+    if let Some(d) = deb {
+        sinks.push(d);
+    }
+    if let Some(r) = rpm {
+        sinks.push(r);
+    }
+    sinks
+}
+
+/// Adds Debian's documentation files and writes the `.deb`.
+fn finish_deb(
+    mut deb: DebWriter,
+    templates: &Templates,
+    ctx: &TemplateContext,
+    out: &mut impl Write,
+) -> Result<()> {
+    let doc = format!("/usr/share/doc/{}", ctx.package);
+    deb.add_file(
+        &format!("{doc}/copyright"),
+        templates.render("copyright", ctx)?.as_bytes(),
+        0o644,
+    )?;
+    let changelog = templates.render("changelog.Debian", ctx)?;
+    deb.add_file(
+        &format!("{doc}/changelog.Debian.gz"),
+        &gzip_best(changelog.as_bytes())?,
+        0o644,
+    )?;
+    let overrides = templates.render("lintian-overrides", ctx)?;
+    deb.add_file(
+        &format!("/usr/share/lintian/overrides/{}", ctx.package),
+        overrides.as_bytes(),
+        0o644,
+    )?;
+    let mut scripts = Vec::new();
+    for name in ["preinst", "postinst", "prerm", "postrm"] {
+        scripts.push((name.to_string(), templates.render(name, ctx)?));
+    }
+    let control = ControlFiles {
+        control: templates.render("control", ctx)?,
+        scripts,
+    };
+    deb.finish(&control, out)
+}
+
+/// Writes the `.rpm`.
+fn finish_rpm(
+    rpm: RpmWriter,
+    templates: &Templates,
+    ctx: &TemplateContext,
+    out: &mut impl Write,
+) -> Result<()> {
+    let spec = SpecHeader::parse(&templates.render("mattermost.spec", ctx)?)?;
+    let script = |name| templates.render(name, ctx).map(Some);
+    let meta = RpmMeta {
+        spec,
+        version: ctx.package_version.clone(),
+        release: ctx.revision.to_string(),
+        arch: ctx.rpm_arch.to_string(),
+        scripts: Scriptlets {
+            pre: script("rpm-pre")?,
+            post: script("rpm-post")?,
+            preun: script("rpm-preun")?,
+            postun: script("rpm-postun")?,
+        },
+        license_text: ctx.license_text.clone(),
+    };
+    rpm.finish(&meta, out)
+}
+
+/// gzip at maximum compression with no name or time stamp (what dh_compress does).
+fn gzip_best(bytes: &[u8]) -> Result<Vec<u8>> {
+    let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(bytes)?;
+    Ok(gz.finish()?)
+}
+
+/// Picks the edition's licence file out of the release stream.
+struct LicenseFinder {
+    candidates: &'static [&'static str],
+    found: Vec<(usize, Vec<u8>)>,
+}
+
+impl LicenseFinder {
+    fn new(edition: Edition) -> Self {
+        let candidates: &'static [&'static str] = match edition {
+            Edition::Enterprise => &["ENTERPRISE-EDITION-LICENSE.txt", "LICENSE.txt"],
+            Edition::Team => &["LICENSE.txt"],
+        };
+        LicenseFinder {
+            candidates,
+            found: Vec::new(),
+        }
+    }
+
+    fn wants(&self, path: &str) -> bool {
+        self.candidates.contains(&path)
+    }
+
+    fn found(&mut self, path: &str, text: Vec<u8>) {
+        if let Some(rank) = self.candidates.iter().position(|c| *c == path) {
+            self.found.push((rank, text));
+        }
+    }
+
+    /// The most specific licence found.
+    fn take(&mut self) -> Result<String> {
+        self.found.sort_by_key(|(rank, _)| *rank);
+        match self.found.first() {
+            Some((_, text)) => Ok(String::from_utf8_lossy(text).into_owned()),
+            None => bail!(
+                "the release has no licence file ({}); cannot write the package's copyright",
+                self.candidates.join(" or ")
+            ),
+        }
+    }
+}

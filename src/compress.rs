@@ -1,0 +1,120 @@
+//! Compression codecs shared by the package writers.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::str::FromStr;
+
+use anyhow::{Result, bail};
+
+/// A payload compression codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// gzip (level 6): every dpkg and rpm reads it.
+    Gzip,
+    /// xz (level 6).
+    Xz,
+    /// zstd (level 3): dpkg >= 1.21.18 (Debian 12) and rpm >= 4.14 (EL8).
+    Zstd,
+    /// No compression.
+    None,
+}
+
+impl Compression {
+    /// Gzip compression level.
+    pub const GZIP_LEVEL: u32 = 6;
+    /// Xz preset.
+    pub const XZ_LEVEL: u32 = 6;
+    /// Zstd level.
+    pub const ZSTD_LEVEL: i32 = 3;
+
+    /// File name suffix used by dpkg for this codec (`.gz`, `.xz`, `.zst`, empty).
+    pub fn deb_suffix(self) -> &'static str {
+        match self {
+            Compression::Gzip => ".gz",
+            Compression::Xz => ".xz",
+            Compression::Zstd => ".zst",
+            Compression::None => "",
+        }
+    }
+
+    /// Wraps `inner` in an encoder for this codec.
+    pub fn encoder<W: Write>(self, inner: W) -> Result<Encoder<W>> {
+        Ok(match self {
+            Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
+                inner,
+                flate2::Compression::new(Self::GZIP_LEVEL),
+            )),
+            Compression::Xz => Encoder::Xz(liblzma::write::XzEncoder::new(inner, Self::XZ_LEVEL)),
+            Compression::Zstd => Encoder::Zstd(zstd::Encoder::new(inner, Self::ZSTD_LEVEL)?),
+            Compression::None => Encoder::None(inner),
+        })
+    }
+}
+
+impl FromStr for Compression {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "gzip" | "gz" => Compression::Gzip,
+            "xz" => Compression::Xz,
+            "zstd" | "zst" => Compression::Zstd,
+            "none" => Compression::None,
+            _ => bail!("unknown compression `{s}`: use gzip, xz, zstd or none"),
+        })
+    }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Compression::Gzip => "gzip",
+            Compression::Xz => "xz",
+            Compression::Zstd => "zstd",
+            Compression::None => "none",
+        })
+    }
+}
+
+/// A compressing writer; call [`Encoder::finish`] to flush the trailer.
+pub enum Encoder<W: Write> {
+    /// gzip.
+    Gzip(flate2::write::GzEncoder<W>),
+    /// xz.
+    Xz(liblzma::write::XzEncoder<W>),
+    /// zstd.
+    Zstd(zstd::Encoder<'static, W>),
+    /// Pass-through.
+    None(W),
+}
+
+impl<W: Write> Encoder<W> {
+    /// Writes the codec's trailer and returns the inner writer.
+    pub fn finish(self) -> io::Result<W> {
+        match self {
+            Encoder::Gzip(e) => e.finish(),
+            Encoder::Xz(e) => e.finish(),
+            Encoder::Zstd(e) => e.finish(),
+            Encoder::None(w) => Ok(w),
+        }
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Encoder::Gzip(e) => e.write(buf),
+            Encoder::Xz(e) => e.write(buf),
+            Encoder::Zstd(e) => e.write(buf),
+            Encoder::None(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Encoder::Gzip(e) => e.flush(),
+            Encoder::Xz(e) => e.flush(),
+            Encoder::Zstd(e) => e.flush(),
+            Encoder::None(w) => w.flush(),
+        }
+    }
+}

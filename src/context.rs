@@ -1,0 +1,159 @@
+//! The data every template is rendered with.
+
+use chrono::{DateTime, Datelike, Utc};
+use serde::Serialize;
+
+use crate::layout::LayoutData;
+use crate::release::{Edition, Release};
+
+/// The package format a text is rendered for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Debian `.deb`.
+    Deb,
+    /// RPM `.rpm`.
+    Rpm,
+}
+
+impl Format {
+    /// Name as used on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Deb => "deb",
+            Format::Rpm => "rpm",
+        }
+    }
+}
+
+/// Template data: package identity, dates, licence and layout.
+#[derive(Debug, Clone, Serialize)]
+pub struct TemplateContext {
+    /// Package name (`mattermost` or `mattermost-team`).
+    pub package: String,
+    /// The other edition's package name, which this one conflicts with and replaces.
+    pub other_package: String,
+    /// Upstream version, e.g. `9.11.18`.
+    pub version: String,
+    /// Upstream version as package managers sort it (`9.11.0~rc1`).
+    pub package_version: String,
+    /// Packaging revision.
+    pub revision: u32,
+    /// `package_version-revision`.
+    pub full_version: String,
+    /// `enterprise` or `team`.
+    pub edition: &'static str,
+    /// `Enterprise` or `Team`.
+    pub edition_title: &'static str,
+    /// Debian architecture.
+    pub deb_arch: &'static str,
+    /// RPM architecture.
+    pub rpm_arch: &'static str,
+    /// Maintainer / packager, `Name <email>`.
+    pub maintainer: String,
+    /// Upstream tarball file name.
+    pub source_name: String,
+    /// Version of mm-pkg.
+    pub tool_version: &'static str,
+    /// Build date in RFC 2822 form (Debian changelog).
+    pub date_rfc2822: String,
+    /// Build date as `%changelog` writes it (`Wed Nov 25 2026`).
+    pub date_rpm: String,
+    /// Build year.
+    pub year: i32,
+    /// Short licence name for the Debian copyright file.
+    pub license_short: &'static str,
+    /// RPM `License:` value.
+    pub license_rpm: &'static str,
+    /// The release's licence text, as shipped.
+    pub license_text: String,
+    /// The licence text indented for a DEP-5 field (blank lines as ` .`).
+    pub license_text_indented: String,
+    /// Which format is being rendered.
+    pub format: Format,
+    /// True when rendering for Debian.
+    pub deb: bool,
+    /// True when rendering for RPM.
+    pub rpm: bool,
+    /// Paths, owners and modes.
+    pub layout: LayoutData,
+}
+
+impl TemplateContext {
+    /// Context for `release` built at `source_date` (seconds since the epoch).
+    pub fn new(
+        release: &Release,
+        revision: u32,
+        maintainer: &str,
+        source_date: u64,
+        layout: LayoutData,
+    ) -> Self {
+        let (package, other, title, short, rpm_license) = match release.edition {
+            Edition::Enterprise => (
+                "mattermost",
+                "mattermost-team",
+                "Enterprise",
+                "Mattermost-Enterprise",
+                "LicenseRef-Mattermost-Enterprise",
+            ),
+            Edition::Team => ("mattermost-team", "mattermost", "Team", "MIT", "MIT"),
+        };
+        let date: DateTime<Utc> =
+            DateTime::from_timestamp(source_date as i64, 0).unwrap_or_default();
+        let package_version = release.version.package_version();
+        let mut context = TemplateContext {
+            package: package.into(),
+            other_package: other.into(),
+            version: release.version.to_string(),
+            full_version: format!("{package_version}-{revision}"),
+            package_version,
+            revision,
+            edition: release.edition.as_str(),
+            edition_title: title,
+            deb_arch: release.arch.as_str(),
+            rpm_arch: release.arch.rpm_name(),
+            maintainer: maintainer.into(),
+            source_name: release.tarball_name(),
+            tool_version: env!("CARGO_PKG_VERSION"),
+            date_rfc2822: date.format("%a, %d %b %Y %H:%M:%S +0000").to_string(),
+            date_rpm: date.format("%a %b %d %Y").to_string(),
+            year: date.year(),
+            license_short: short,
+            license_rpm: rpm_license,
+            license_text: String::new(),
+            license_text_indented: String::new(),
+            format: Format::Deb,
+            deb: true,
+            rpm: false,
+            layout,
+        };
+        context.set_license_text(String::new());
+        context
+    }
+
+    /// Sets the licence text found in the release.
+    pub fn set_license_text(&mut self, text: String) {
+        self.license_text_indented = text
+            .trim_end()
+            .lines()
+            .map(|l| {
+                if l.trim().is_empty() {
+                    " .".to_string()
+                } else {
+                    format!(" {}", l.trim_end())
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        self.license_text = text;
+    }
+
+    /// The same context for rendering `format`'s texts.
+    pub fn for_format(&self, format: Format) -> Self {
+        let mut c = self.clone();
+        c.format = format;
+        c.deb = format == Format::Deb;
+        c.rpm = format == Format::Rpm;
+        c
+    }
+}

@@ -1,0 +1,276 @@
+//! Writes a Debian binary package (`.deb`) from a stream of [`Entry`]s.
+//!
+//! Layout of the result, as dpkg-deb makes it: an `ar` archive whose members are
+//! `debian-binary`, `control.tar.*` and `data.tar.*`, in that order. The data tar is
+//! compressed into a temporary file while entries arrive (with an MD5 per file for
+//! `md5sums`); the control tar and the `ar` wrapper are written at the end.
+
+pub mod tar;
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use md5::{Digest, Md5};
+
+use crate::compress::{Compression, Encoder};
+use crate::package::{Content, Entry, EntrySink, ROOT};
+use tar::{Member, TarWriter};
+
+/// What goes into `control.tar` besides `md5sums`.
+#[derive(Debug, Clone)]
+pub struct ControlFiles {
+    /// The `control` file without `Installed-Size`, which the writer computes and adds.
+    pub control: String,
+    /// Maintainer scripts by name (`preinst`, `postinst`, `prerm`, `postrm`).
+    pub scripts: Vec<(String, String)>,
+}
+
+/// Streams entries into `data.tar`, then assembles the `.deb`.
+pub struct DebWriter {
+    data: TarWriter<Encoder<BufWriter<File>>>,
+    data_path: std::path::PathBuf,
+    compression: Compression,
+    mtime: u64,
+    dirs: HashSet<String>,
+    md5sums: String,
+    current: Option<(String, Md5)>,
+    installed_kib: u64,
+}
+
+impl DebWriter {
+    /// A writer that stages its compressed data tar in `scratch` (a file it truncates).
+    pub fn new(scratch: &Path, compression: Compression, mtime: u64) -> Result<Self> {
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(scratch)
+            .with_context(|| format!("creating {}", scratch.display()))?;
+        let data = TarWriter::new(compression.encoder(BufWriter::new(file))?);
+        let mut writer = DebWriter {
+            data,
+            data_path: scratch.to_path_buf(),
+            compression,
+            mtime,
+            dirs: HashSet::new(),
+            md5sums: String::new(),
+            current: None,
+            installed_kib: 0,
+        };
+        writer.dirs.insert(String::new());
+        writer
+            .data
+            .begin(&writer.member("./", ::tar::EntryType::Directory, 0o755, 0, None))?;
+        writer.data.end()?;
+        Ok(writer)
+    }
+
+    /// Adds a root-owned regular file whose bytes are in memory (documentation, overrides).
+    pub fn add_file(&mut self, path: &str, bytes: &[u8], mode: u32) -> Result<()> {
+        self.begin(&Entry::file(path, bytes.len() as u64, mode))?;
+        self.data(bytes)?;
+        self.end()
+    }
+
+    /// Completes the data tar and writes the whole package to `out`.
+    pub fn finish(self, control: &ControlFiles, out: &mut impl Write) -> Result<()> {
+        let encoder = self.data.finish()?;
+        let mut file = encoder
+            .finish()
+            .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
+            .with_context(|| format!("writing {}", self.data_path.display()))?;
+        let data_len = file.stream_position()?;
+        file.seek(SeekFrom::Start(0))?;
+
+        let control_text = with_installed_size(&control.control, self.installed_kib);
+        let mut files: Vec<(&str, &[u8], u32)> = vec![
+            ("control", control_text.as_bytes(), 0o644),
+            ("md5sums", self.md5sums.as_bytes(), 0o644),
+        ];
+        for (name, text) in &control.scripts {
+            files.push((name, text.as_bytes(), 0o755));
+        }
+        let control_tar = control_tar(&files, self.compression, self.mtime)?;
+
+        let suffix = self.compression.deb_suffix();
+        let mut ar = ar::Builder::new(out);
+        let header = |name: String, size: u64| {
+            let mut h = ar::Header::new(name.into_bytes(), size);
+            h.set_mtime(self.mtime);
+            h.set_mode(0o100644);
+            h
+        };
+        ar.append(&header("debian-binary".into(), 4), &b"2.0\n"[..])?;
+        ar.append(
+            &header(format!("control.tar{suffix}"), control_tar.len() as u64),
+            &control_tar[..],
+        )?;
+        ar.append(&header(format!("data.tar{suffix}"), data_len), &mut file)
+            .with_context(|| format!("copying {} into the package", self.data_path.display()))?;
+        Ok(())
+    }
+
+    fn member<'a>(
+        &self,
+        name: &'a str,
+        kind: ::tar::EntryType,
+        mode: u32,
+        size: u64,
+        link: Option<&'a str>,
+    ) -> Member<'a> {
+        Member {
+            name,
+            kind,
+            mode,
+            size,
+            link,
+            user: ROOT,
+            group: ROOT,
+            mtime: self.mtime,
+        }
+    }
+
+    /// Emits every missing parent directory of `path` (dpkg wants one entry per directory).
+    fn parents(&mut self, path: &str) -> Result<()> {
+        let mut missing = Vec::new();
+        let mut current = path;
+        while let Some((parent, _)) = current.rsplit_once('/') {
+            if self.dirs.contains(parent) {
+                break;
+            }
+            missing.push(parent.to_string());
+            current = parent;
+        }
+        for dir in missing.into_iter().rev() {
+            let name = format!(".{dir}/");
+            self.data
+                .begin(&self.member(&name, ::tar::EntryType::Directory, 0o755, 0, None))?;
+            self.data.end()?;
+            self.installed_kib += 1;
+            self.dirs.insert(dir);
+        }
+        Ok(())
+    }
+}
+
+impl EntrySink for DebWriter {
+    /// Accounts are created by the maintainer scripts, not dpkg: every entry is stored
+    /// root-owned, and the package's scripts give the listed paths to their real owner.
+    fn begin(&mut self, entry: &Entry) -> Result<()> {
+        if entry.is_dir() && self.dirs.contains(&entry.path) {
+            return Ok(());
+        }
+        self.parents(&entry.path)?;
+        let (kind, name, link) = match &entry.content {
+            Content::Dir => {
+                self.dirs.insert(entry.path.clone());
+                (
+                    ::tar::EntryType::Directory,
+                    format!(".{}/", entry.path),
+                    None,
+                )
+            }
+            Content::File { .. } => (::tar::EntryType::Regular, format!(".{}", entry.path), None),
+            Content::Symlink { target } => (
+                ::tar::EntryType::Symlink,
+                format!(".{}", entry.path),
+                Some(target.as_str()),
+            ),
+        };
+        let member = self.member(&name, kind, entry.mode, entry.size(), link);
+        self.data.begin(&member)?;
+        self.installed_kib += entry.size().div_ceil(1024).max(1);
+        if let Content::File { .. } = entry.content {
+            self.current = Some((entry.path.trim_start_matches('/').to_string(), Md5::new()));
+        }
+        Ok(())
+    }
+
+    fn data(&mut self, chunk: &[u8]) -> Result<()> {
+        if let Some((_, md5)) = &mut self.current {
+            md5.update(chunk);
+        }
+        self.data.data(chunk)
+    }
+
+    fn end(&mut self) -> Result<()> {
+        if let Some((path, md5)) = self.current.take() {
+            self.md5sums
+                .push_str(&format!("{}  {path}\n", hex::encode(md5.finalize())));
+        }
+        self.data.end()
+    }
+}
+
+/// Inserts `Installed-Size` after the `Architecture` field (or at the end of the paragraph).
+fn with_installed_size(control: &str, kib: u64) -> String {
+    let field = format!("Installed-Size: {kib}\n");
+    let mut out = String::with_capacity(control.len() + field.len());
+    let mut done = false;
+    for line in control.trim_end().lines() {
+        out.push_str(line);
+        out.push('\n');
+        if !done && line.starts_with("Architecture:") {
+            out.push_str(&field);
+            done = true;
+        }
+    }
+    if !done {
+        out.push_str(&field);
+    }
+    out
+}
+
+fn control_tar(
+    files: &[(&str, &[u8], u32)],
+    compression: Compression,
+    mtime: u64,
+) -> Result<Vec<u8>> {
+    let mut tar = TarWriter::new(compression.encoder(Vec::new())?);
+    fn member(name: &str, kind: ::tar::EntryType, mode: u32, size: u64, mtime: u64) -> Member<'_> {
+        Member {
+            name,
+            kind,
+            mode,
+            size,
+            link: None,
+            user: ROOT,
+            group: ROOT,
+            mtime,
+        }
+    }
+    tar.begin(&member("./", ::tar::EntryType::Directory, 0o755, 0, mtime))?;
+    tar.end()?;
+    for (name, bytes, mode) in files {
+        let name = format!("./{name}");
+        tar.begin(&member(
+            &name,
+            ::tar::EntryType::Regular,
+            *mode,
+            bytes.len() as u64,
+            mtime,
+        ))?;
+        tar.data(bytes)?;
+        tar.end()?;
+    }
+    let encoder = tar.finish()?;
+    encoder.finish().map_err(|e: io::Error| e.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn installed_size_follows_architecture() {
+        let c = "Package: x\nArchitecture: amd64\nDescription: y\n";
+        assert_eq!(
+            with_installed_size(c, 12),
+            "Package: x\nArchitecture: amd64\nInstalled-Size: 12\nDescription: y\n"
+        );
+    }
+}

@@ -1,0 +1,305 @@
+//! The one place that knows where Mattermost goes on disk: install paths, owners, modes,
+//! the symlinks into the data directory, and which release files move aside as defaults.
+//!
+//! [`Layout::map`] turns each release entry into the package entries it becomes;
+//! [`Layout::finish`] adds what the release does not ship (symlinks, unit, `mmctl` link).
+//! The same values feed the maintainer-script templates through [`Layout::template_data`].
+
+use std::collections::HashSet;
+
+use anyhow::{Result, bail};
+use serde::Serialize;
+
+use crate::package::{Content, Entry};
+use crate::release::archive::{EntryKind, ReleaseEntry};
+
+/// Where the program files go.
+pub const PREFIX: &str = "/opt/mattermost";
+/// Where config, data, logs and plugins live; never touched by package removal.
+pub const DATA_DIR: &str = "/opt/mattermost-daten";
+/// The system user and group the server runs as.
+pub const USER: &str = "mattermost";
+/// The group of [`USER`].
+pub const GROUP: &str = "mattermost";
+/// Release directories that become symlinks into [`DATA_DIR`].
+pub const LINKED_DIRS: [&str; 4] = ["config", "data", "logs", "plugins"];
+/// Where files the release ships inside a linked directory are kept as defaults.
+pub const DEFAULTS_DIR: &str = "/opt/mattermost/defaults";
+/// The server binary that gets `cap_net_bind_service`.
+pub const SERVER_BINARY: &str = "/opt/mattermost/bin/mattermost";
+/// The admin CLI inside the release.
+pub const MMCTL: &str = "/opt/mattermost/bin/mmctl";
+/// The `mmctl` link on the PATH.
+pub const MMCTL_LINK: &str = "/usr/bin/mmctl";
+/// systemd unit name.
+pub const UNIT: &str = "mattermost.service";
+/// Where the unit is installed.
+pub const UNIT_PATH: &str = "/usr/lib/systemd/system/mattermost.service";
+/// A file naming the installed upstream version, read by the next package's scripts to name
+/// the config backup they take before an upgrade.
+pub const VERSION_FILE: &str = "/opt/mattermost/mm-pkg-version";
+/// Where the server unpacks webapp plugin bundles; it must own this directory.
+pub const CLIENT_PLUGINS: &str = "/opt/mattermost/client/plugins";
+/// Release files that are documentation (RPM `%doc`).
+pub const DOC_FILES: [&str; 2] = ["README.md", "NOTICE.txt"];
+/// Mode of the data directories the scripts create.
+pub const DATA_DIR_MODE: &str = "0750";
+/// Mode of a config file the scripts seed.
+pub const CONFIG_FILE_MODE: &str = "0600";
+
+/// Maps release entries to package entries, once each.
+#[derive(Debug, Default)]
+pub struct Layout {
+    emitted: HashSet<String>,
+    rewritable: Vec<String>,
+}
+
+impl Layout {
+    /// A layout that has emitted nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The package entries for one release entry, parent directories first. A directory the
+    /// release lists twice (upstream lists `mattermost/` twice) yields nothing the second time;
+    /// a file or link listed twice is an error.
+    pub fn map(&mut self, entry: &ReleaseEntry) -> Result<Vec<Entry>> {
+        let path = install_path(&entry.path);
+        let mut out = Vec::new();
+        if self.emitted.contains(&path) {
+            if entry.kind == EntryKind::Dir {
+                return Ok(out);
+            }
+            bail!("the release lists {} twice", entry.path);
+        }
+        self.parents(&path, &mut out);
+        let mut mapped = match &entry.kind {
+            EntryKind::Dir => Entry::dir(&path, 0o755),
+            EntryKind::File { size } => {
+                let mode = if entry.is_executable() { 0o755 } else { 0o644 };
+                Entry::file(&path, *size, mode)
+            }
+            EntryKind::Symlink { target } => Entry::symlink(&path, target),
+        };
+        if path == CLIENT_PLUGINS && mapped.is_dir() {
+            mapped = mapped.owned_by(USER, GROUP);
+        }
+        if is_rewritten_for_subpath(&entry.path) && matches!(mapped.content, Content::File { .. }) {
+            mapped = mapped.owned_by(USER, GROUP);
+            mapped.rewritten_at_runtime = true;
+            self.rewritable.push(path.clone());
+        }
+        mapped.doc = DOC_FILES.contains(&entry.path.as_str());
+        self.emitted.insert(path);
+        out.push(mapped);
+        Ok(out)
+    }
+
+    /// Entries the release does not ship, each with its bytes: the data-directory symlinks,
+    /// the webapp plugin directory, the unit, the `mmctl` link and the version file.
+    pub fn finish(&mut self, version: &str, unit: &str) -> Vec<(Entry, Vec<u8>)> {
+        let mut out: Vec<(Entry, Vec<u8>)> = Vec::new();
+        let mut add = |layout: &mut Layout, entry: Entry, bytes: Vec<u8>| {
+            if layout.emitted.insert(entry.path.clone()) {
+                let mut parents = Vec::new();
+                layout.parents(&entry.path, &mut parents);
+                out.extend(parents.into_iter().map(|p| (p, Vec::new())));
+                out.push((entry, bytes));
+            }
+        };
+        for dir in LINKED_DIRS {
+            let link = Entry::symlink(
+                format!("{PREFIX}/{dir}"),
+                format!("../{}/{dir}", base_name(DATA_DIR)),
+            );
+            add(self, link, Vec::new());
+        }
+        add(
+            self,
+            Entry::dir(CLIENT_PLUGINS, 0o755).owned_by(USER, GROUP),
+            Vec::new(),
+        );
+        let version_line = format!("{version}\n").into_bytes();
+        add(
+            self,
+            Entry::file(VERSION_FILE, version_line.len() as u64, 0o644),
+            version_line,
+        );
+        add(self, Entry::symlink(MMCTL_LINK, MMCTL), Vec::new());
+        let unit = unit.as_bytes().to_vec();
+        add(self, Entry::file(UNIT_PATH, unit.len() as u64, 0o644), unit);
+        out
+    }
+
+    /// Values the templates use, so that scripts and unit never spell a path themselves.
+    pub fn template_data(&self) -> LayoutData {
+        LayoutData {
+            prefix: PREFIX,
+            data_dir: DATA_DIR,
+            user: USER,
+            group: GROUP,
+            linked_dirs: LINKED_DIRS.to_vec(),
+            defaults_dir: DEFAULTS_DIR,
+            server_binary: SERVER_BINARY,
+            unit: UNIT,
+            version_file: VERSION_FILE,
+            client_plugins: CLIENT_PLUGINS,
+            data_dir_mode: DATA_DIR_MODE,
+            config_file_mode: CONFIG_FILE_MODE,
+            server_owned_files: self.rewritable.clone(),
+        }
+    }
+
+    /// Root-owned parent directories of `path` inside [`PREFIX`] not emitted yet.
+    fn parents(&mut self, path: &str, out: &mut Vec<Entry>) {
+        if !path.starts_with(PREFIX) {
+            return; // system directories belong to the distribution
+        }
+        let mut missing = Vec::new();
+        let mut current = path;
+        while let Some((parent, _)) = current.rsplit_once('/') {
+            if parent.len() < PREFIX.len() || self.emitted.contains(parent) {
+                break;
+            }
+            missing.push(parent.to_string());
+            current = parent;
+        }
+        for dir in missing.into_iter().rev() {
+            self.emitted.insert(dir.clone());
+            out.push(Entry::dir(dir, 0o755));
+        }
+    }
+}
+
+/// Layout values handed to the templates.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayoutData {
+    /// [`PREFIX`].
+    pub prefix: &'static str,
+    /// [`DATA_DIR`].
+    pub data_dir: &'static str,
+    /// [`USER`].
+    pub user: &'static str,
+    /// [`GROUP`].
+    pub group: &'static str,
+    /// [`LINKED_DIRS`].
+    pub linked_dirs: Vec<&'static str>,
+    /// [`DEFAULTS_DIR`].
+    pub defaults_dir: &'static str,
+    /// [`SERVER_BINARY`].
+    pub server_binary: &'static str,
+    /// [`UNIT`].
+    pub unit: &'static str,
+    /// [`VERSION_FILE`].
+    pub version_file: &'static str,
+    /// [`CLIENT_PLUGINS`].
+    pub client_plugins: &'static str,
+    /// [`DATA_DIR_MODE`].
+    pub data_dir_mode: &'static str,
+    /// [`CONFIG_FILE_MODE`].
+    pub config_file_mode: &'static str,
+    /// Files the server rewrites (subpath support), to be owned by [`USER`].
+    pub server_owned_files: Vec<String>,
+}
+
+/// Where a release path is installed: below [`PREFIX`], except that anything inside a
+/// linked directory moves to [`DEFAULTS_DIR`] (the path itself becomes a symlink).
+fn install_path(release_path: &str) -> String {
+    if release_path.is_empty() {
+        return PREFIX.to_string();
+    }
+    let first = release_path.split('/').next().unwrap_or_default();
+    if LINKED_DIRS.contains(&first) {
+        format!("{DEFAULTS_DIR}/{release_path}")
+    } else {
+        format!("{PREFIX}/{release_path}")
+    }
+}
+
+/// Files the server rewrites when SiteURL has a subpath (upstream's
+/// `UpdateAssetsSubpathInDir`): `client/root.html`, `client/manifest.json` and every `.css`
+/// file below `client/`.
+fn is_rewritten_for_subpath(release_path: &str) -> bool {
+    match release_path.strip_prefix("client/") {
+        Some(rest) => rest == "root.html" || rest == "manifest.json" || rest.ends_with(".css"),
+        None => false,
+    }
+}
+
+fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rel(path: &str, kind: EntryKind) -> ReleaseEntry {
+        ReleaseEntry {
+            path: path.into(),
+            kind,
+            mode: 0o644,
+        }
+    }
+
+    #[test]
+    fn linked_dirs_move_to_defaults() {
+        assert_eq!(
+            install_path("config/config.json"),
+            "/opt/mattermost/defaults/config/config.json"
+        );
+        assert_eq!(install_path("logs"), "/opt/mattermost/defaults/logs");
+        assert_eq!(
+            install_path("bin/mattermost"),
+            "/opt/mattermost/bin/mattermost"
+        );
+        assert_eq!(
+            install_path("configuration.txt"),
+            "/opt/mattermost/configuration.txt"
+        );
+    }
+
+    #[test]
+    fn duplicate_dirs_are_skipped_and_parents_come_first() {
+        let mut layout = Layout::new();
+        let first = layout.map(&rel("", EntryKind::Dir)).unwrap();
+        assert_eq!(first.len(), 1);
+        assert!(layout.map(&rel("", EntryKind::Dir)).unwrap().is_empty());
+        let file = layout
+            .map(&rel("config/config.json", EntryKind::File { size: 2 }))
+            .unwrap();
+        let paths: Vec<_> = file.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/opt/mattermost/defaults",
+                "/opt/mattermost/defaults/config",
+                "/opt/mattermost/defaults/config/config.json"
+            ]
+        );
+        assert!(
+            layout
+                .map(&rel("config/config.json", EntryKind::File { size: 2 }))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn subpath_files_are_server_owned() {
+        let mut layout = Layout::new();
+        let out = layout
+            .map(&rel("client/root.html", EntryKind::File { size: 1 }))
+            .unwrap();
+        let html = out.last().unwrap();
+        assert_eq!(html.user, USER);
+        assert!(html.rewritten_at_runtime);
+        let js = layout
+            .map(&rel("client/main.js", EntryKind::File { size: 1 }))
+            .unwrap();
+        assert_eq!(js.last().unwrap().user, "root");
+        assert_eq!(
+            layout.template_data().server_owned_files,
+            ["/opt/mattermost/client/root.html"]
+        );
+    }
+}

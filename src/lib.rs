@@ -1,0 +1,16 @@
+//! mm-pkg turns an upstream Mattermost server release into Debian and RPM packages.
+//!
+//! The modules read as the pipeline: [`release`] finds and reads the tarball, [`layout`]
+//! decides where each file goes, [`package`] is the format-neutral entry stream that
+//! [`deb`] and [`rpm`] write, with texts from [`templates`], and [`build`] runs it all.
+
+pub mod build;
+pub mod compress;
+pub mod context;
+pub mod deb;
+pub mod layout;
+pub mod output;
+pub mod package;
+pub mod release;
+pub mod rpm;
+pub mod templates;

@@ -1,0 +1,164 @@
+//! `mm-pkg build` writes both packages under their final names, with SHA256SUMS, and
+//! leaves nothing behind when it fails.
+
+mod common;
+
+use std::fs;
+
+use common::fixture::Spec;
+use common::{build, mm_pkg, output, run};
+use sha2::{Digest, Sha256};
+
+#[test]
+fn writes_deb_rpm_and_sha256sums() {
+    let built = build(&Spec::new("9.11.18"), &[]);
+    let deb = built.deb.as_ref().expect("a .deb");
+    let rpm = built.rpm.as_ref().expect("an .rpm");
+    assert_eq!(deb.file_name().unwrap(), "mattermost_9.11.18-1_amd64.deb");
+    assert_eq!(rpm.file_name().unwrap(), "mattermost-9.11.18-1.x86_64.rpm");
+    let sums = fs::read_to_string(built.out.join("SHA256SUMS")).unwrap();
+    for file in [deb, rpm] {
+        let digest = hex::encode(Sha256::digest(fs::read(file).unwrap()));
+        let line = format!("{digest}  {}", file.file_name().unwrap().to_string_lossy());
+        assert!(
+            sums.lines().any(|l| l == line),
+            "{line} missing from SHA256SUMS:\n{sums}"
+        );
+    }
+    let names: Vec<_> = fs::read_dir(&built.out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names.len(),
+        3,
+        "only the packages and SHA256SUMS: {names:?}"
+    );
+}
+
+#[test]
+fn team_edition_revision_and_single_format() {
+    let built = build(
+        &Spec::team("9.11.18"),
+        &["--format", "rpm", "--revision", "3"],
+    );
+    assert!(built.deb.is_none());
+    assert_eq!(
+        built.rpm.unwrap().file_name().unwrap(),
+        "mattermost-team-9.11.18-3.x86_64.rpm"
+    );
+    let built = build(&Spec::team("9.11.18"), &["--format", "deb"]);
+    assert_eq!(
+        built.deb.unwrap().file_name().unwrap(),
+        "mattermost-team_9.11.18-1_amd64.deb"
+    );
+}
+
+#[test]
+fn json_output_describes_each_package() {
+    let built = build(&Spec::new("9.11.18"), &["--format", "deb"]);
+    let mut cmd = mm_pkg();
+    cmd.args([
+        "build",
+        "v9.11.18",
+        "--json",
+        "--format",
+        "deb,rpm",
+        "--tarball",
+    ])
+    .arg(&built.tarball)
+    .arg("--output")
+    .arg(&built.out);
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&mut cmd)).expect("--json prints one JSON object");
+    assert_eq!(json["version"], "9.11.18");
+    assert_eq!(json["edition"], "enterprise");
+    let packages = json["packages"].as_array().unwrap();
+    assert_eq!(packages.len(), 2);
+    for p in packages {
+        let path = p["path"].as_str().unwrap();
+        let bytes = fs::read(path).unwrap();
+        assert_eq!(p["size"].as_u64().unwrap(), bytes.len() as u64);
+        assert_eq!(
+            p["sha256"].as_str().unwrap(),
+            hex::encode(Sha256::digest(&bytes))
+        );
+    }
+}
+
+#[test]
+fn same_input_and_source_date_give_identical_bytes() {
+    let spec = Spec::new("9.11.18");
+    for compression in ["gzip", "xz", "zstd", "none"] {
+        let a = build(&spec, &["--compression", compression]);
+        let b = build(&spec, &["--compression", compression]);
+        for (x, y) in [(&a.deb, &b.deb), (&a.rpm, &b.rpm)] {
+            let (x, y) = (x.as_ref().unwrap(), y.as_ref().unwrap());
+            assert!(
+                fs::read(x).unwrap() == fs::read(y).unwrap(),
+                "{compression}: {} differs between builds",
+                x.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn failed_build_leaves_no_package_names() {
+    let built = build(&Spec::new("9.11.18"), &["--format", "deb"]);
+    let out = built.dir.path().join("failed");
+    let broken = built.dir.path().join("broken.tar.gz");
+    let bytes = fs::read(&built.tarball).unwrap();
+    fs::write(&broken, &bytes[..bytes.len() / 2]).unwrap();
+    let result = output(
+        mm_pkg()
+            .args(["build", "9.11.18", "--tarball"])
+            .arg(&broken)
+            .arg("--output")
+            .arg(&out),
+    );
+    assert!(!result.status.success());
+    let left: Vec<_> = fs::read_dir(&out)
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "a failed build left {left:?}");
+}
+
+#[test]
+fn template_override_replaces_a_default_by_file_name() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("mattermost.service"),
+        "[Unit]\nDescription=custom {{version}}\n",
+    )
+    .unwrap();
+    let built = build(
+        &Spec::new("9.11.18"),
+        &[
+            "--format",
+            "deb",
+            "--templates",
+            dir.path().to_str().unwrap(),
+        ],
+    );
+    let unit = run(std::process::Command::new("dpkg-deb")
+        .arg("--fsys-tarfile")
+        .arg(built.deb.as_ref().unwrap()));
+    assert!(unit.contains("Description=custom 9.11.18"));
+
+    fs::write(dir.path().join("postinstt"), "typo").unwrap();
+    let result = output(
+        mm_pkg()
+            .args(["build", "9.11.18", "--templates"])
+            .arg(dir.path())
+            .arg("--tarball")
+            .arg(&built.tarball)
+            .arg("--output")
+            .arg(built.dir.path().join("x")),
+    );
+    assert!(
+        !result.status.success(),
+        "an unknown template name must be refused"
+    );
+    assert!(String::from_utf8_lossy(&result.stderr).contains("postinstt"));
+}

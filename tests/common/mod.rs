@@ -1,0 +1,196 @@
+//! Helpers shared by the integration tests: the fixture generator, running mm-pkg and the
+//! packaging tools, and Debian 12 roots to install into.
+
+#![allow(dead_code)]
+
+pub mod fixture;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+/// Set by `.ci/run`: a test that cannot run (missing tool, not root) fails instead of skipping.
+pub const STRICT_VAR: &str = "MM_PKG_TEST_STRICT";
+
+/// True when `tool` is on the PATH. Without it the test is skipped, or fails under
+/// [`STRICT_VAR`].
+pub fn have(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        skip(&format!("{tool} is not installed"));
+    }
+    found
+}
+
+/// True when running as root. Otherwise skipped, or fails under [`STRICT_VAR`].
+pub fn have_root() -> bool {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if !root {
+        skip("this test needs root");
+    }
+    root
+}
+
+fn skip(why: &str) {
+    if std::env::var_os(STRICT_VAR).is_some_and(|v| v == "1") {
+        panic!("{why}, and {STRICT_VAR}=1 forbids skipping");
+    }
+    eprintln!("SKIPPED: {why}");
+}
+
+/// Runs `cmd`, panicking with its output unless it succeeds; returns stdout.
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `cmd` and returns its full output whatever the exit status.
+pub fn output(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// The mm-pkg binary under test, with a fixed SOURCE_DATE_EPOCH.
+pub fn mm_pkg() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mm-pkg"));
+    cmd.env("SOURCE_DATE_EPOCH", "1764000000");
+    cmd
+}
+
+/// Packages built from a synthetic release.
+pub struct Built {
+    /// Keeps the directories alive.
+    pub dir: tempfile::TempDir,
+    /// The release tarball.
+    pub tarball: PathBuf,
+    /// Output directory.
+    pub out: PathBuf,
+    /// The `.deb`, if built.
+    pub deb: Option<PathBuf>,
+    /// The `.rpm`, if built.
+    pub rpm: Option<PathBuf>,
+}
+
+/// Writes the release of `spec` and runs `mm-pkg build --tarball` on it with `args`.
+pub fn build(spec: &fixture::Spec, args: &[&str]) -> Built {
+    let dir = tempfile::tempdir().unwrap();
+    let tarball = fixture::write_release(&dir.path().join("release"), spec);
+    let out = dir.path().join("dist");
+    let mut cmd = mm_pkg();
+    cmd.args([
+        "build",
+        &spec.version,
+        "--edition",
+        &spec.edition,
+        "--tarball",
+    ])
+    .arg(&tarball)
+    .arg("--output")
+    .arg(&out)
+    .args(args);
+    run(&mut cmd);
+    let find = |ext: &str| {
+        fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|x| x == ext))
+    };
+    let deb = find("deb");
+    let rpm = find("rpm");
+    Built {
+        dir,
+        tarball,
+        out,
+        deb,
+        rpm,
+    }
+}
+
+static BASE_ROOT: Mutex<()> = Mutex::new(());
+
+/// A fresh Debian 12 root (debootstrap minbase plus libcap2-bin), copied from a base root
+/// cached under the target directory. `None` (skip) when root or debootstrap is missing.
+pub fn debian_root() -> Option<tempfile::TempDir> {
+    if !have_root() || !have("debootstrap") {
+        return None;
+    }
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bookworm-base");
+    let done = base.with_extension("done");
+    {
+        let _guard = BASE_ROOT.lock().unwrap_or_else(|e| e.into_inner());
+        if !done.exists() {
+            let _ = fs::remove_dir_all(&base);
+            let mirror = std::env::var("MM_PKG_DEBIAN_MIRROR")
+                .unwrap_or_else(|_| "http://deb.debian.org/debian".into());
+            run(Command::new("debootstrap")
+                .args(["--variant=minbase", "--include=libcap2-bin", "bookworm"])
+                .arg(&base)
+                .arg(mirror));
+            fs::write(&done, "").unwrap();
+        }
+    }
+    let root = tempfile::Builder::new()
+        .prefix("debian-root-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
+    run(Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", base.display()))
+        .arg(root.path()));
+    Some(root)
+}
+
+/// Runs `args` inside the chroot `root`; returns the output whatever the status.
+pub fn chroot(root: &Path, args: &[&str]) -> Output {
+    output(
+        Command::new("chroot")
+            .arg(root)
+            .args(args)
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+/// Like [`chroot`], panicking with the output unless it succeeds; returns stdout and stderr.
+pub fn chroot_ok(root: &Path, args: &[&str]) -> String {
+    let out = chroot(root, args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "chroot {args:?} failed ({}):\n{text}",
+        out.status
+    );
+    text
+}
+
+/// Copies `file` into `root`'s /tmp and returns its path inside the root.
+pub fn copy_into(root: &Path, file: &Path) -> String {
+    let name = file.file_name().unwrap().to_string_lossy().into_owned();
+    fs::copy(file, root.join("tmp").join(&name)).unwrap();
+    format!("/tmp/{name}")
+}
