@@ -27,6 +27,8 @@ pub const LINKED_DIRS: [&str; 4] = ["config", "data", "logs", "plugins"];
 pub const DEFAULTS_DIR: &str = "/opt/mattermost/defaults";
 /// The server binary that gets `cap_net_bind_service`.
 pub const SERVER_BINARY: &str = "/opt/mattermost/bin/mattermost";
+/// The capability the server binary needs to bind ports below 1024.
+pub const SERVER_CAPABILITIES: &str = "cap_net_bind_service=ep";
 /// The admin CLI inside the release.
 pub const MMCTL: &str = "/opt/mattermost/bin/mmctl";
 /// The `mmctl` link on the PATH.
@@ -90,6 +92,9 @@ impl Layout {
             self.rewritable.push(path.clone());
         }
         mapped.doc = DOC_FILES.contains(&entry.path.as_str());
+        if path == SERVER_BINARY {
+            mapped.capabilities = Some(SERVER_CAPABILITIES.to_string());
+        }
         self.emitted.insert(path);
         out.push(mapped);
         Ok(out)

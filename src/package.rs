@@ -43,6 +43,8 @@ pub struct Entry {
     pub rewritten_at_runtime: bool,
     /// Documentation (RPM `%doc`).
     pub doc: bool,
+    /// File capabilities in `setcap` text form, for formats that can record them (RPM).
+    pub capabilities: Option<String>,
 }
 
 impl Entry {
@@ -76,6 +78,7 @@ impl Entry {
             group: ROOT.to_string(),
             rewritten_at_runtime: false,
             doc: false,
+            capabilities: None,
         }
     }
 

@@ -83,7 +83,7 @@ where
             summary.file_bytes += size;
             has_server |= checked.path == "bin/mattermost";
         }
-        visit(&checked, &mut entry)
+        visit(&checked, &mut Labelled(&mut entry))
             .with_context(|| format!("release entry `{}`", display_path(&checked.path)))?;
         // Drain what the visitor left so the stream stays aligned (and CRC-checked).
         io::copy(&mut entry, &mut io::sink()).map_err(corrupt)?;
@@ -99,6 +99,20 @@ where
 
 fn corrupt(err: io::Error) -> anyhow::Error {
     anyhow!("the release tarball is truncated or corrupt: {err}")
+}
+
+/// An entry reader whose errors say that the tarball, not the reader of it, is at fault.
+struct Labelled<'a, R>(&'a mut R);
+
+impl<R: Read> Read for Labelled<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("the release tarball is truncated or corrupt: {e}"),
+            )
+        })
+    }
 }
 
 fn display_path(path: &str) -> String {

@@ -187,7 +187,7 @@ impl RpmWriter {
         Ok(())
     }
 
-    fn options(&self, entry: &Entry) -> FileOptions {
+    fn options(&self, entry: &Entry) -> Result<FileOptions> {
         let builder = match &entry.content {
             Content::Dir => FileOptions::dir(&entry.path),
             Content::File { .. } => FileOptions::new(&entry.path),
@@ -200,6 +200,9 @@ impl RpmWriter {
         if !matches!(entry.content, Content::Symlink { .. }) {
             builder = builder.permissions(entry.mode as u16);
         }
+        if let Some(caps) = &entry.capabilities {
+            builder = builder.caps(caps.as_str())?;
+        }
         if entry.doc {
             builder = builder.doc();
         }
@@ -211,7 +214,7 @@ impl RpmWriter {
                     - FileVerifyFlags::MTIME,
             );
         }
-        builder.into()
+        Ok(builder.into())
     }
 }
 
@@ -254,7 +257,7 @@ impl EntrySink for RpmWriter {
 
     fn end(&mut self) -> Result<()> {
         if let Some((entry, bytes)) = self.current.take() {
-            let options = self.options(&entry);
+            let options = self.options(&entry)?;
             let kind = match entry.content {
                 Content::Dir => PendingKind::Dir,
                 Content::Symlink { .. } => PendingKind::Symlink,

@@ -1,0 +1,85 @@
+//! A release that could escape its directory, carries special files, is not gzip, is cut
+//! short or is not a server release is refused with one line naming the problem, and
+//! nothing is written to the output directory.
+
+mod common;
+
+use std::fs;
+
+use common::fixture::{Hostile, Spec, write_release};
+use common::{mm_pkg, output};
+
+fn expected_message(h: Hostile) -> &'static str {
+    match h {
+        Hostile::AbsolutePath => "`/etc/cron.d/evil` has an absolute path",
+        Hostile::DotDot => "`mattermost/../../etc/evil` has a `..` component",
+        Hostile::SymlinkOutside => {
+            "`mattermost/client/escape` is a symbolic link to `../../../etc`, outside the release"
+        }
+        Hostile::HardlinkOutside => {
+            "`mattermost/bin/shadow` is a hard link to `etc/shadow`, outside the release"
+        }
+        Hostile::Device => "`mattermost/bin/sda` is a block device",
+        Hostile::Fifo => "`mattermost/logs/pipe` is a fifo",
+        Hostile::NotGzip => "is not a gzip file",
+        Hostile::Truncated => "truncated or corrupt",
+        Hostile::NoServer => "has no bin/mattermost",
+    }
+}
+
+#[test]
+fn each_hostile_variant_is_refused_and_nothing_is_written() {
+    for hostile in Hostile::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = Spec {
+            hostile: Some(hostile),
+            ..Spec::new("9.11.18")
+        };
+        let tarball = write_release(&dir.path().join("release"), &spec);
+        let out_dir = dir.path().join("dist");
+        let result = output(
+            mm_pkg()
+                .args(["build", "9.11.18", "--tarball"])
+                .arg(&tarball)
+                .arg("--output")
+                .arg(&out_dir),
+        );
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(!result.status.success(), "{hostile:?} was accepted");
+        assert!(
+            stderr.contains(expected_message(hostile)),
+            "{hostile:?}: unexpected message:\n{stderr}"
+        );
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "{hostile:?}: one line expected:\n{stderr}"
+        );
+        let left: Vec<_> = fs::read_dir(&out_dir)
+            .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+            .unwrap_or_default();
+        assert!(
+            left.is_empty(),
+            "{hostile:?} left {left:?} in the output directory"
+        );
+    }
+}
+
+#[test]
+fn intact_release_with_internal_links_is_accepted() {
+    // The checks refuse escapes, not links as such.
+    let dir = tempfile::tempdir().unwrap();
+    let tarball = write_release(&dir.path().join("release"), &Spec::new("9.11.18"));
+    let result = output(
+        mm_pkg()
+            .args(["build", "9.11.18", "--format", "deb", "--tarball"])
+            .arg(&tarball)
+            .arg("--output")
+            .arg(dir.path().join("dist")),
+    );
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+}

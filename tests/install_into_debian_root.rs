@@ -1,0 +1,273 @@
+//! The packages install for real into a Debian 12 root: `chroot dpkg -i` for the .deb,
+//! `rpm --root -i` for the .rpm. After either, the system account, the data directories,
+//! the symlinks, the capability, the seeded config and the unit are in place.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use common::fixture::{Spec, default_config};
+use common::{build, chroot, chroot_ok, copy_into, debian_root, have, run};
+
+/// Owner, group and octal mode of `path` inside `root`.
+fn stat(root: &Path, path: &str) -> String {
+    chroot_ok(root, &["stat", "-c", "%U:%G %a %F", path])
+        .trim()
+        .to_string()
+}
+
+/// Everything a fresh install must leave behind, whichever package manager did it.
+fn assert_fresh_install(root: &Path, version: &str) {
+    let passwd = chroot_ok(root, &["getent", "passwd", "mattermost"]);
+    let fields: Vec<&str> = passwd.trim().split(':').collect();
+    assert_eq!(fields[5], "/opt/mattermost-daten", "home: {passwd}");
+    assert!(fields[6].ends_with("nologin"), "shell: {passwd}");
+    assert!(
+        fields[2].parse::<u32>().unwrap() < 1000,
+        "a system user: {passwd}"
+    );
+    chroot_ok(root, &["getent", "group", "mattermost"]);
+
+    assert_eq!(stat(root, "/opt/mattermost"), "root:root 755 directory");
+    assert_eq!(
+        stat(root, "/opt/mattermost/bin/mattermost"),
+        "root:root 755 regular file"
+    );
+    assert_eq!(
+        stat(root, "/opt/mattermost/i18n/en.json"),
+        "root:root 644 regular file"
+    );
+    assert_eq!(
+        stat(root, "/opt/mattermost-daten"),
+        "mattermost:mattermost 750 directory"
+    );
+    for dir in ["config", "data", "logs", "plugins"] {
+        let data = format!("/opt/mattermost-daten/{dir}");
+        assert_eq!(
+            stat(root, &data),
+            "mattermost:mattermost 750 directory",
+            "{data}"
+        );
+        let link = format!("/opt/mattermost/{dir}");
+        assert_eq!(
+            chroot_ok(root, &["readlink", &link]).trim(),
+            format!("../mattermost-daten/{dir}")
+        );
+        assert_eq!(chroot_ok(root, &["readlink", "-f", &link]).trim(), data);
+    }
+
+    let config = "/opt/mattermost-daten/config/config.json";
+    assert_eq!(stat(root, config), "mattermost:mattermost 600 regular file");
+    assert_eq!(
+        fs::read_to_string(root.join(&config[1..])).unwrap(),
+        default_config(version)
+    );
+    assert!(
+        root.join("opt/mattermost-daten/config/README.md").exists(),
+        "other defaults are seeded too"
+    );
+
+    let caps = chroot_ok(root, &["getcap", "/opt/mattermost/bin/mattermost"]);
+    assert!(caps.contains("cap_net_bind_service=ep"), "getcap: {caps}");
+
+    assert_eq!(
+        stat(root, "/opt/mattermost/client/plugins"),
+        "mattermost:mattermost 755 directory"
+    );
+    for file in [
+        "root.html",
+        "manifest.json",
+        "main.css",
+        "files/code_themes/github.css",
+    ] {
+        let path = format!("/opt/mattermost/client/{file}");
+        assert_eq!(
+            stat(root, &path),
+            "mattermost:mattermost 644 regular file",
+            "{path}"
+        );
+    }
+    assert_eq!(
+        stat(root, "/opt/mattermost/client/main.js"),
+        "root:root 644 regular file"
+    );
+
+    let unit = fs::read_to_string(root.join("usr/lib/systemd/system/mattermost.service")).unwrap();
+    assert!(unit.contains("ExecStart=/opt/mattermost/bin/mattermost"));
+    let mmctl = chroot_ok(root, &["mmctl"]);
+    assert!(
+        mmctl.contains("synthetic"),
+        "mmctl on the PATH runs: {mmctl}"
+    );
+}
+
+#[test]
+fn deb_installs_into_debian_12() {
+    if !have("dpkg-deb") {
+        return;
+    }
+    let Some(root) = debian_root() else { return };
+    let root = root.path();
+    let built = build(&Spec::new("9.11.90"), &["--format", "deb"]);
+    let deb = copy_into(root, built.deb.as_ref().unwrap());
+
+    let log = chroot_ok(root, &["dpkg", "-i", &deb]);
+    assert!(
+        log.contains("the service is enabled but not started"),
+        "next steps are printed:\n{log}"
+    );
+    assert_fresh_install(root, "9.11.90");
+    assert!(
+        root.join("etc/systemd/system/multi-user.target.wants/mattermost.service")
+            .is_symlink(),
+        "the unit is enabled"
+    );
+    let status = chroot_ok(
+        root,
+        &[
+            "dpkg-query",
+            "-W",
+            "-f",
+            "${Status} ${Version}",
+            "mattermost",
+        ],
+    );
+    assert_eq!(status, "install ok installed 9.11.90-1");
+
+    // Reinstalling the same version: no second account, the admin's config kept, a backup made.
+    let config = root.join("opt/mattermost-daten/config/config.json");
+    fs::write(&config, "{\"edited\": true}\n").unwrap();
+    chroot_ok(root, &["dpkg", "-i", &deb]);
+    assert_eq!(fs::read_to_string(&config).unwrap(), "{\"edited\": true}\n");
+    let passwd = fs::read_to_string(root.join("etc/passwd")).unwrap();
+    assert_eq!(
+        passwd
+            .lines()
+            .filter(|l| l.starts_with("mattermost:"))
+            .count(),
+        1
+    );
+    let backups: Vec<_> = fs::read_dir(root.join("opt/mattermost-daten/config"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("config.json.bak-9.11.90-"))
+        .collect();
+    assert_eq!(
+        backups.len(),
+        1,
+        "one backup of the live config: {backups:?}"
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("opt/mattermost-daten/config").join(&backups[0])).unwrap(),
+        "{\"edited\": true}\n"
+    );
+
+    // Purge removes the program but never the data directory, and says so.
+    let purge = chroot_ok(root, &["dpkg", "--purge", "mattermost"]);
+    assert!(
+        purge.contains("/opt/mattermost-daten (config, data, logs, plugins) remains"),
+        "{purge}"
+    );
+    assert!(!root.join("opt/mattermost/bin/mattermost").exists());
+    assert_eq!(fs::read_to_string(&config).unwrap(), "{\"edited\": true}\n");
+    assert!(root.join("opt/mattermost-daten/data").is_dir());
+}
+
+#[test]
+fn deb_respects_dpkg_statoverride_on_the_binary() {
+    if !have("dpkg-deb") {
+        return;
+    }
+    let Some(root) = debian_root() else { return };
+    let root = root.path();
+    let built = build(&Spec::new("9.11.90"), &["--format", "deb"]);
+    let deb = copy_into(root, built.deb.as_ref().unwrap());
+    chroot_ok(
+        root,
+        &[
+            "dpkg-statoverride",
+            "--add",
+            "root",
+            "root",
+            "0750",
+            "/opt/mattermost/bin/mattermost",
+        ],
+    );
+    let log = chroot_ok(root, &["dpkg", "-i", &deb]);
+    assert!(
+        log.contains("dpkg-statoverride lists /opt/mattermost/bin/mattermost"),
+        "{log}"
+    );
+    assert_eq!(
+        stat(root, "/opt/mattermost/bin/mattermost"),
+        "root:root 750 regular file"
+    );
+    let caps = chroot_ok(root, &["getcap", "/opt/mattermost/bin/mattermost"]);
+    assert!(caps.trim().is_empty(), "setcap skipped: {caps}");
+}
+
+#[test]
+fn rpm_installs_into_debian_12_with_rpm_root() {
+    if !have("rpm") {
+        return;
+    }
+    let Some(root) = debian_root() else { return };
+    let root = root.path();
+    let built = build(&Spec::new("9.11.90"), &["--format", "rpm"]);
+    run(Command::new("rpm").arg("--root").arg(root).arg("--initdb"));
+    // The Debian root has no RPM database of its dependencies (shadow-utils, setcap):
+    // they are present as Debian packages, so --nodeps.
+    let out = Command::new("rpm")
+        .arg("--root")
+        .arg(root)
+        .args(["-i", "--nodeps"])
+        .arg(built.rpm.as_ref().unwrap())
+        .output()
+        .unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "rpm -i failed:\n{log}");
+    assert!(
+        log.contains("the service is enabled but not started"),
+        "next steps are printed:\n{log}"
+    );
+    assert_fresh_install(root, "9.11.90");
+    let verify = Command::new("rpm")
+        .arg("--root")
+        .arg(root)
+        .args(["-V", "--nodeps", "mattermost"])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        report.trim().is_empty(),
+        "rpm -V reports changes after install:\n{report}"
+    );
+
+    let config = root.join("opt/mattermost-daten/config/config.json");
+    fs::write(&config, "{\"edited\": true}\n").unwrap();
+    let erase = Command::new("rpm")
+        .arg("--root")
+        .arg(root)
+        .args(["-e", "mattermost"])
+        .output()
+        .unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&erase.stdout),
+        String::from_utf8_lossy(&erase.stderr)
+    );
+    assert!(erase.status.success(), "rpm -e failed:\n{log}");
+    assert!(
+        log.contains("/opt/mattermost-daten (config, data, logs, plugins) remains"),
+        "{log}"
+    );
+    assert!(!root.join("opt/mattermost/bin/mattermost").exists());
+    assert_eq!(fs::read_to_string(&config).unwrap(), "{\"edited\": true}\n");
+    let _ = chroot(root, &["true"]);
+}
