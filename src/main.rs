@@ -2,15 +2,22 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use mm_pkg::build::{BuildOptions, build};
 use mm_pkg::compress::Compression;
 use mm_pkg::context::Format;
-use mm_pkg::release::{Arch, DEFAULT_MIRROR, Edition, Release, Version, source};
+use mm_pkg::release::catalog::Catalog;
+use mm_pkg::release::download::{Checks, Downloader, default_cache_dir, verify_local};
+use mm_pkg::release::http::Http;
+use mm_pkg::release::index::DEFAULT_INDEX_URL;
+use mm_pkg::release::resolve::{Discovery, NetMode, Resolved};
+use mm_pkg::release::spec::{ACCEPTED_FORMS, VersionSpec};
+use mm_pkg::release::verify::Trust;
+use mm_pkg::release::{Arch, DEFAULT_MIRROR, Edition, Release};
 
 /// Build Debian and RPM packages of a Mattermost server release.
 #[derive(Parser)]
@@ -22,20 +29,71 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Download (or take) one release and write its packages.
+    /// Resolve, download, verify and package one release.
     Build(BuildArgs),
+    /// Print the release a spec resolves to: version, URL, SHA-256.
+    Resolve(ResolveArgs),
+    /// List the releases a spec matches, newest first.
+    List(ListArgs),
 }
 
-#[derive(clap::Args)]
-struct BuildArgs {
-    /// Release version: X.Y.Z or vX.Y.Z.
-    version: String,
+/// Where releases are found.
+#[derive(Args)]
+struct SourceArgs {
     /// Server edition.
     #[arg(long, default_value = "enterprise", value_parser = ["enterprise", "team"])]
     edition: String,
     /// Architecture.
     #[arg(long, default_value = "amd64", value_parser = ["amd64", "arm64"])]
     arch: String,
+    /// Download server.
+    #[arg(long, default_value = DEFAULT_MIRROR)]
+    mirror: String,
+    /// Releases API to discover versions newer than the catalog (mm-pkg appends per_page and page).
+    #[arg(long, default_value = DEFAULT_INDEX_URL)]
+    index_url: String,
+    /// Download and index cache [default: $XDG_CACHE_HOME/mm-pkg].
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// No network at all: the catalog and the cache only.
+    #[arg(long, conflicts_with = "online")]
+    offline: bool,
+    /// Fail when the release index cannot be read (instead of using the catalog alone).
+    #[arg(long)]
+    online: bool,
+    /// Seconds before a connection attempt or a stalled read is given up (then retried).
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+}
+
+#[derive(Args)]
+struct ResolveArgs {
+    #[arg(help = format!("Version spec: {ACCEPTED_FORMS}"))]
+    spec: String,
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Print one JSON object (version, edition, arch, url, sha256, esr).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ListArgs {
+    #[arg(default_value = "latest", help = format!("Version spec: {ACCEPTED_FORMS}"))]
+    spec: String,
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Print a JSON array.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct BuildArgs {
+    #[arg(help = format!("Version spec: {ACCEPTED_FORMS}"))]
+    spec: String,
+    #[command(flatten)]
+    source: SourceArgs,
     /// Package formats, comma-separated.
     #[arg(long, default_value = "deb,rpm", value_delimiter = ',', value_parser = ["deb", "rpm"])]
     format: Vec<String>,
@@ -45,12 +103,18 @@ struct BuildArgs {
     /// Build from this local tarball instead of downloading.
     #[arg(long)]
     tarball: Option<PathBuf>,
-    /// Download server.
-    #[arg(long, default_value = DEFAULT_MIRROR)]
-    mirror: String,
-    /// Download cache [default: $XDG_CACHE_HOME/mm-pkg].
+    /// Expected SHA-256 of the tarball (checked in addition to the catalog).
     #[arg(long)]
-    cache_dir: Option<PathBuf>,
+    sha256: Option<String>,
+    /// Armored OpenPGP keys to trust besides Mattermost's (mirrors that re-sign); repeatable.
+    #[arg(long)]
+    keyring: Vec<PathBuf>,
+    /// Build a release that has no signature.
+    #[arg(long)]
+    allow_unsigned: bool,
+    /// Check neither SHA-256 nor signature (deliberately patched releases).
+    #[arg(long)]
+    insecure_skip_verify: bool,
     /// Packaging revision.
     #[arg(long, default_value_t = 1)]
     revision: u32,
@@ -76,6 +140,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Build(args) => run_build(args),
+        Command::Resolve(args) => run_resolve(args),
+        Command::List(args) => run_list(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -86,12 +152,170 @@ fn main() -> ExitCode {
     }
 }
 
+/// Everything discovery needs, built from the shared flags.
+struct Sources {
+    catalog: Catalog,
+    http: Http,
+    edition: Edition,
+    arch: Arch,
+    mirror: String,
+    index_url: String,
+    cache_dir: PathBuf,
+    mode: NetMode,
+}
+
+impl Sources {
+    fn new(args: &SourceArgs) -> Result<Self> {
+        Ok(Sources {
+            catalog: Catalog::embedded()?,
+            http: Http::new(Duration::from_secs(args.timeout.max(1)))?,
+            edition: args.edition.parse()?,
+            arch: args.arch.parse()?,
+            mirror: args.mirror.clone(),
+            index_url: args.index_url.clone(),
+            cache_dir: args.cache_dir.clone().unwrap_or_else(default_cache_dir),
+            mode: match (args.offline, args.online) {
+                (true, _) => NetMode::Offline,
+                (_, true) => NetMode::Online,
+                _ => NetMode::Auto,
+            },
+        })
+    }
+
+    fn discovery(&self) -> Discovery<'_> {
+        Discovery {
+            catalog: &self.catalog,
+            http: &self.http,
+            index_url: self.index_url.clone(),
+            cache_dir: self.cache_dir.clone(),
+            mode: self.mode,
+            token: std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty()),
+        }
+    }
+
+    fn resolve(&self, spec: &str) -> Result<Resolved> {
+        let spec: VersionSpec = spec.parse()?;
+        self.discovery()
+            .resolve(&spec, self.edition, self.arch, &self.mirror)
+    }
+}
+
+fn run_resolve(args: ResolveArgs) -> Result<()> {
+    let sources = Sources::new(&args.source)?;
+    let resolved = sources.resolve(&args.spec)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&resolved)?);
+    } else {
+        println!(
+            "version  {}{}",
+            resolved.version,
+            if resolved.esr { " (ESR)" } else { "" }
+        );
+        println!("edition  {}", resolved.edition);
+        println!("arch     {}", resolved.arch);
+        println!("url      {}", resolved.url);
+        println!(
+            "sha256   {}",
+            resolved
+                .sha256
+                .as_deref()
+                .unwrap_or("unknown (not in the catalog)")
+        );
+    }
+    Ok(())
+}
+
+fn run_list(args: ListArgs) -> Result<()> {
+    let sources = Sources::new(&args.source)?;
+    let spec: VersionSpec = args.spec.parse()?;
+    let list = sources.discovery().list(&spec, sources.edition)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    if list.is_empty() {
+        bail!("no {} release matches `{spec}`", sources.edition);
+    }
+    for c in list {
+        let mut notes = Vec::new();
+        if c.esr {
+            notes.push("ESR");
+        }
+        if !c.catalogued {
+            notes.push("from the index");
+        }
+        println!(
+            "{}{}",
+            c.version,
+            if notes.is_empty() {
+                String::new()
+            } else {
+                format!("  ({})", notes.join(", "))
+            }
+        );
+    }
+    Ok(())
+}
+
 fn run_build(args: BuildArgs) -> Result<()> {
+    let sources = Sources::new(&args.source)?;
+    let resolved = sources.resolve(&args.spec)?;
     let release = Release {
-        version: args.version.parse::<Version>()?,
-        edition: args.edition.parse::<Edition>()?,
-        arch: args.arch.parse::<Arch>()?,
+        version: resolved.version.parse()?,
+        edition: sources.edition,
+        arch: sources.arch,
     };
+    let mut checks = Checks {
+        sha256: Vec::new(),
+        allow_unsigned: args.allow_unsigned,
+        skip_verify: args.insecure_skip_verify,
+    };
+    if let Some(sha) = &resolved.sha256 {
+        checks
+            .sha256
+            .push(("the release catalog".into(), sha.clone()));
+    }
+    if let Some(sha) = &args.sha256 {
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            bail!("--sha256 {sha}: expected 64 hex digits");
+        }
+        checks
+            .sha256
+            .push(("--sha256".into(), sha.to_ascii_lowercase()));
+    }
+    if checks.skip_verify {
+        eprintln!(
+            "mm-pkg: WARNING: --insecure-skip-verify: NOT checking the SHA-256 (catalog, --sha256) or the \
+             OpenPGP signature of {release}; these packages may contain anything"
+        );
+    }
+    let trust = Trust::new(&args.keyring)?;
+    let (tarball, verified) = match &args.tarball {
+        Some(path) => (path.clone(), verify_local(path, &checks, &trust)?),
+        None => {
+            let downloader = Downloader {
+                http: &sources.http,
+                cache_dir: sources.cache_dir.clone(),
+                offline: sources.mode == NetMode::Offline,
+                trust: &trust,
+            };
+            let fetched = downloader.fetch(&release, &resolved.url, &checks)?;
+            (fetched.path, fetched.verified)
+        }
+    };
+    if let Some(v) = &verified {
+        let signer = v
+            .signed_by
+            .as_deref()
+            .map(|f| format!(", signed by {f}"))
+            .unwrap_or_default();
+        eprintln!(
+            "mm-pkg: verified {}: SHA-256 {}{signer}",
+            tarball.display(),
+            v.sha256
+        );
+    }
+
     let mut formats = Vec::new();
     for f in &args.format {
         let format = match f.as_str() {
@@ -103,16 +327,6 @@ fn run_build(args: BuildArgs) -> Result<()> {
             formats.push(format);
         }
     }
-    let tarball = match &args.tarball {
-        Some(path) => path.clone(),
-        None => {
-            let cache = args
-                .cache_dir
-                .clone()
-                .unwrap_or_else(source::default_cache_dir);
-            source::download(&release, &args.mirror, &cache)?
-        }
-    };
     let options = BuildOptions {
         formats,
         output: args.output.clone(),
@@ -133,6 +347,8 @@ fn run_build(args: BuildArgs) -> Result<()> {
             "edition": release.edition,
             "arch": release.arch,
             "tarball": tarball,
+            "tarball_sha256": verified.as_ref().map(|v| v.sha256.clone()),
+            "signed_by": verified.as_ref().and_then(|v| v.signed_by.clone()),
             "packages": built,
             "sha256sums": args.output.join("SHA256SUMS"),
         });

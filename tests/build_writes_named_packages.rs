@@ -11,11 +11,11 @@ use sha2::{Digest, Sha256};
 
 #[test]
 fn writes_deb_rpm_and_sha256sums() {
-    let built = build(&Spec::new("9.11.18"), &[]);
+    let built = build(&Spec::new("9.11.90"), &[]);
     let deb = built.deb.as_ref().expect("a .deb");
     let rpm = built.rpm.as_ref().expect("an .rpm");
-    assert_eq!(deb.file_name().unwrap(), "mattermost_9.11.18-1_amd64.deb");
-    assert_eq!(rpm.file_name().unwrap(), "mattermost-9.11.18-1.x86_64.rpm");
+    assert_eq!(deb.file_name().unwrap(), "mattermost_9.11.90-1_amd64.deb");
+    assert_eq!(rpm.file_name().unwrap(), "mattermost-9.11.90-1.x86_64.rpm");
     let sums = fs::read_to_string(built.out.join("SHA256SUMS")).unwrap();
     for file in [deb, rpm] {
         let digest = hex::encode(Sha256::digest(fs::read(file).unwrap()));
@@ -39,28 +39,28 @@ fn writes_deb_rpm_and_sha256sums() {
 #[test]
 fn team_edition_revision_and_single_format() {
     let built = build(
-        &Spec::team("9.11.18"),
+        &Spec::team("9.11.90"),
         &["--format", "rpm", "--revision", "3"],
     );
     assert!(built.deb.is_none());
     assert_eq!(
         built.rpm.unwrap().file_name().unwrap(),
-        "mattermost-team-9.11.18-3.x86_64.rpm"
+        "mattermost-team-9.11.90-3.x86_64.rpm"
     );
-    let built = build(&Spec::team("9.11.18"), &["--format", "deb"]);
+    let built = build(&Spec::team("9.11.90"), &["--format", "deb"]);
     assert_eq!(
         built.deb.unwrap().file_name().unwrap(),
-        "mattermost-team_9.11.18-1_amd64.deb"
+        "mattermost-team_9.11.90-1_amd64.deb"
     );
 }
 
 #[test]
 fn json_output_describes_each_package() {
-    let built = build(&Spec::new("9.11.18"), &["--format", "deb"]);
+    let built = build(&Spec::new("9.11.90"), &["--format", "deb"]);
     let mut cmd = mm_pkg();
     cmd.args([
         "build",
-        "v9.11.18",
+        "v9.11.90",
         "--json",
         "--format",
         "deb,rpm",
@@ -71,7 +71,7 @@ fn json_output_describes_each_package() {
     .arg(&built.out);
     let json: serde_json::Value =
         serde_json::from_str(&run(&mut cmd)).expect("--json prints one JSON object");
-    assert_eq!(json["version"], "9.11.18");
+    assert_eq!(json["version"], "9.11.90");
     assert_eq!(json["edition"], "enterprise");
     let packages = json["packages"].as_array().unwrap();
     assert_eq!(packages.len(), 2);
@@ -88,7 +88,7 @@ fn json_output_describes_each_package() {
 
 #[test]
 fn same_input_and_source_date_give_identical_bytes() {
-    let spec = Spec::new("9.11.18");
+    let spec = Spec::new("9.11.90");
     for compression in ["gzip", "xz", "zstd", "none"] {
         let a = build(&spec, &["--compression", compression]);
         let b = build(&spec, &["--compression", compression]);
@@ -105,14 +105,14 @@ fn same_input_and_source_date_give_identical_bytes() {
 
 #[test]
 fn failed_build_leaves_no_package_names() {
-    let built = build(&Spec::new("9.11.18"), &["--format", "deb"]);
+    let built = build(&Spec::new("9.11.90"), &["--format", "deb"]);
     let out = built.dir.path().join("failed");
     let broken = built.dir.path().join("broken.tar.gz");
     let bytes = fs::read(&built.tarball).unwrap();
     fs::write(&broken, &bytes[..bytes.len() / 2]).unwrap();
     let result = output(
         mm_pkg()
-            .args(["build", "9.11.18", "--tarball"])
+            .args(["build", "9.11.90", "--tarball"])
             .arg(&broken)
             .arg("--output")
             .arg(&out),
@@ -133,7 +133,7 @@ fn template_override_replaces_a_default_by_file_name() {
     )
     .unwrap();
     let built = build(
-        &Spec::new("9.11.18"),
+        &Spec::new("9.11.90"),
         &[
             "--format",
             "deb",
@@ -144,12 +144,12 @@ fn template_override_replaces_a_default_by_file_name() {
     let unit = run(std::process::Command::new("dpkg-deb")
         .arg("--fsys-tarfile")
         .arg(built.deb.as_ref().unwrap()));
-    assert!(unit.contains("Description=custom 9.11.18"));
+    assert!(unit.contains("Description=custom 9.11.90"));
 
     fs::write(dir.path().join("postinstt"), "typo").unwrap();
     let result = output(
         mm_pkg()
-            .args(["build", "9.11.18", "--templates"])
+            .args(["build", "9.11.90", "--templates"])
             .arg(dir.path())
             .arg("--tarball")
             .arg(&built.tarball)

@@ -32,7 +32,7 @@ fn lintian_reports_no_error_or_warning() {
     if !have("lintian") {
         return;
     }
-    for spec in [Spec::new("9.11.18"), Spec::team("10.5.2")] {
+    for spec in [Spec::new("9.11.90"), Spec::team("10.5.90")] {
         let built = build(&spec, &["--format", "deb"]);
         let tags = lintian_tags(built.deb.as_ref().unwrap());
         assert!(
@@ -54,7 +54,7 @@ fn lintian_still_sees_what_the_overrides_hide() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("lintian-overrides"), "# none\n").unwrap();
     let built = build(
-        &Spec::new("9.11.18"),
+        &Spec::new("9.11.90"),
         &[
             "--format",
             "deb",
@@ -79,7 +79,7 @@ fn rpmlint_reports_no_error_or_warning_outside_the_filters() {
         return;
     }
     let rc = Path::new(env!("CARGO_MANIFEST_DIR")).join("lint/mattermost.rpmlintrc");
-    for spec in [Spec::new("9.11.18"), Spec::team("10.5.2")] {
+    for spec in [Spec::new("9.11.90"), Spec::team("10.5.90")] {
         let built = build(&spec, &["--format", "rpm"]);
         let out = output(
             Command::new("rpmlint")

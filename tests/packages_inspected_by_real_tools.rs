@@ -88,7 +88,7 @@ fn deb_and_rpm_install_the_same_layout() {
     if !have("dpkg-deb") || !have("rpm") {
         return;
     }
-    let built = build(&Spec::new("9.11.18"), &[]);
+    let built = build(&Spec::new("9.11.90"), &[]);
     let deb = deb_items(built.deb.as_ref().unwrap());
     let rpm = rpm_items(built.rpm.as_ref().unwrap());
 
@@ -198,7 +198,7 @@ fn deb_structure_control_and_md5sums() {
     if !have("dpkg-deb") || !have("ar") || !have("md5sum") {
         return;
     }
-    let built = build(&Spec::new("9.11.18"), &["--format", "deb"]);
+    let built = build(&Spec::new("9.11.90"), &["--format", "deb"]);
     let deb = built.deb.as_ref().unwrap();
     let members = run(Command::new("ar").arg("t").arg(deb));
     let members: Vec<&str> = members.lines().collect();
@@ -208,7 +208,7 @@ fn deb_structure_control_and_md5sums() {
     let control = control_file(deb, "control");
     for field in [
         "Package: mattermost\n",
-        "Version: 9.11.18-1\n",
+        "Version: 9.11.90-1\n",
         "Architecture: amd64\n",
         "Depends: adduser, libcap2-bin\n",
         "Recommends: postgresql\n",
@@ -275,7 +275,7 @@ fn team_edition_carries_its_own_licence_and_relations() {
     if !have("dpkg-deb") || !have("rpm") {
         return;
     }
-    let built = build(&Spec::team("9.11.18"), &[]);
+    let built = build(&Spec::team("9.11.90"), &[]);
     let deb = built.deb.as_ref().unwrap();
     let control = control_file(deb, "control");
     assert!(control.contains("Package: mattermost-team\n"));
@@ -303,7 +303,7 @@ fn rpm_metadata_requires_scripts_and_digests() {
     if !have("rpm") {
         return;
     }
-    let built = build(&Spec::new("9.11.18"), &["--format", "rpm"]);
+    let built = build(&Spec::new("9.11.90"), &["--format", "rpm"]);
     let rpm = built.rpm.as_ref().unwrap();
     let checked = run(Command::new("rpm").arg("-K").arg(rpm));
     assert!(checked.trim_end().ends_with("digests OK"), "{checked}");
@@ -317,7 +317,7 @@ fn rpm_metadata_requires_scripts_and_digests() {
         .arg(rpm));
     assert_eq!(
         info,
-        "mattermost|9.11.18|1|x86_64|LicenseRef-Mattermost-Enterprise|https://mattermost.com|Self-hosted team messaging server (Enterprise Edition)\n"
+        "mattermost|9.11.90|1|x86_64|LicenseRef-Mattermost-Enterprise|https://mattermost.com|Self-hosted team messaging server (Enterprise Edition)\n"
     );
     let requires = run(Command::new("rpm")
         .args(["-qp", "--qf", "[%{REQUIREFLAGS:deptype} %{REQUIRENAME}\\n]"])
@@ -328,7 +328,7 @@ fn rpm_metadata_requires_scripts_and_digests() {
     let recommends = run(Command::new("rpm").args(["-qp", "--recommends"]).arg(rpm));
     assert!(recommends.lines().any(|l| l == "postgresql-server"));
     let changelog = run(Command::new("rpm").args(["-qp", "--changelog"]).arg(rpm));
-    assert!(changelog.contains("9.11.18-1"));
+    assert!(changelog.contains("9.11.90-1"));
     let licence = run(Command::new("rpm").args(["-qp", "--licensefiles"]).arg(rpm));
     assert_eq!(licence.trim(), "/usr/share/licenses/mattermost/LICENSE.txt");
 
@@ -367,7 +367,7 @@ fn every_maintainer_script_is_valid_shell() {
     if !have("dpkg-deb") || !have("rpm") || !have("dash") {
         return;
     }
-    let built = build(&Spec::new("9.11.18"), &[]);
+    let built = build(&Spec::new("9.11.90"), &[]);
     let dir = tempfile::tempdir().unwrap();
     run(Command::new("dpkg-deb")
         .arg("-e")
@@ -395,7 +395,7 @@ fn unit_is_hardened_and_complete() {
     if !have("dpkg-deb") || !have("systemd-analyze") {
         return;
     }
-    let built = build(&Spec::new("9.11.18"), &["--format", "deb"]);
+    let built = build(&Spec::new("9.11.90"), &["--format", "deb"]);
     let dir = tempfile::tempdir().unwrap();
     run(Command::new("dpkg-deb")
         .arg("-x")

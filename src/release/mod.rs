@@ -1,11 +1,18 @@
 //! Which Mattermost release to package and where its tarball comes from.
 //!
-//! The pipeline starts here: a [`Release`] names version, edition and architecture;
-//! [`source`] turns it into a readable tarball (a local file or a download), and
-//! [`archive`] reads that tarball as one checked stream of entries.
+//! The pipeline starts here: a [`spec::VersionSpec`] is resolved against the [`catalog`]
+//! and the online [`index`] ([`resolve`]) to a [`Release`]; [`download`] fetches it into the
+//! cache and [`verify`] proves its bytes; [`archive`] reads the tarball as one checked
+//! stream of entries.
 
 pub mod archive;
-pub mod source;
+pub mod catalog;
+pub mod download;
+pub mod http;
+pub mod index;
+pub mod resolve;
+pub mod spec;
+pub mod verify;
 pub mod version;
 
 use std::fmt;

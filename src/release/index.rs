@@ -1,0 +1,100 @@
+//! Online discovery of releases newer than the catalog: the GitHub releases API of
+//! mattermost/mattermost, every page, final releases only.
+
+use std::fs;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::Version;
+use super::http::{Http, HttpError};
+
+/// GitHub's releases API for the server repository.
+pub const DEFAULT_INDEX_URL: &str = "https://api.github.com/repos/mattermost/mattermost/releases";
+/// Releases asked for per page (GitHub's maximum).
+pub const PER_PAGE: usize = 100;
+/// A bound on pages, so a misbehaving index cannot keep us paging forever.
+pub const MAX_PAGES: usize = 100;
+
+#[derive(Deserialize)]
+struct GithubRelease {
+    tag_name: String,
+    #[serde(default)]
+    draft: bool,
+    #[serde(default)]
+    prerelease: bool,
+}
+
+/// What the index lists, as kept in the cache for `--offline`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct IndexSnapshot {
+    /// Final release versions, newest first.
+    pub versions: Vec<String>,
+}
+
+/// Fetches every page of the index at `base_url` (mm-pkg appends `per_page` and `page`) and
+/// returns the final releases it lists: drafts, prereleases and `-rcN` tags are skipped.
+/// GitHub's "latest" flag is ignored: older branches get patch releases in parallel.
+pub fn fetch(http: &Http, base_url: &str, token: Option<&str>) -> Result<Vec<Version>, HttpError> {
+    let separator = if base_url.contains('?') { '&' } else { '?' };
+    let mut versions = Vec::new();
+    for page in 1..=MAX_PAGES {
+        let url = format!("{base_url}{separator}per_page={PER_PAGE}&page={page}");
+        let response = http.send(&url, || {
+            let mut req = http
+                .get(&url)
+                .header("Accept", "application/vnd.github+json")
+                .header("X-GitHub-Api-Version", "2022-11-28");
+            if let Some(token) = token {
+                req = req.bearer_auth(token);
+            }
+            req
+        })?;
+        let body = response.text().map_err(|e| HttpError::Network {
+            url: url.clone(),
+            message: super::http::describe(&e),
+        })?;
+        let releases: Vec<GithubRelease> =
+            serde_json::from_str(&body).map_err(|e| HttpError::Network {
+                url: url.clone(),
+                message: format!("not a GitHub releases list: {e}"),
+            })?;
+        let count = releases.len();
+        versions.extend(
+            releases
+                .into_iter()
+                .filter(|r| !r.draft && !r.prerelease)
+                .filter_map(|r| r.tag_name.parse::<Version>().ok())
+                .filter(|v| v.rc.is_none()),
+        );
+        if count < PER_PAGE {
+            break;
+        }
+    }
+    versions.sort_by(|a, b| b.cmp(a));
+    versions.dedup();
+    Ok(versions)
+}
+
+/// Saves what the index listed, for later `--offline` runs.
+pub fn save_snapshot(cache_dir: &Path, versions: &[Version]) -> Result<()> {
+    fs::create_dir_all(cache_dir)
+        .with_context(|| format!("creating cache directory {}", cache_dir.display()))?;
+    let path = cache_dir.join("index.json");
+    let snapshot = IndexSnapshot {
+        versions: versions.iter().map(Version::to_string).collect(),
+    };
+    fs::write(&path, serde_json::to_vec_pretty(&snapshot)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// What the last successful index fetch listed, if any.
+pub fn load_snapshot(cache_dir: &Path) -> Vec<Version> {
+    let path = cache_dir.join("index.json");
+    fs::read(&path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<IndexSnapshot>(&bytes).ok())
+        .map(|s| s.versions.iter().filter_map(|v| v.parse().ok()).collect())
+        .unwrap_or_default()
+}
