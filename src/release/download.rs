@@ -74,6 +74,14 @@ impl Downloader<'_> {
             false => {
                 let signature = self.signature(url, &path)?;
                 if signature.is_none() && !checks.allow_unsigned {
+                    if !self.offline && !path.is_file() {
+                        // Say "not published" rather than "unsigned" when there is nothing at all.
+                        if let Err(HttpError::NotFound { .. }) =
+                            self.http.send(url, || self.http.head(url))
+                        {
+                            bail!("{release} is not published at {url}");
+                        }
+                    }
                     bail!(
                         "{release} has no OpenPGP signature at {url}.sig, so it cannot be proven to be \
                          Mattermost's; pass --allow-unsigned to build it anyway"

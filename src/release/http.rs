@@ -99,6 +99,11 @@ impl Http {
         self.client.get(url)
     }
 
+    /// Starts a HEAD request.
+    pub fn head(&self, url: &str) -> RequestBuilder {
+        self.client.head(url)
+    }
+
     /// Sends the request built by `make`, retrying connection errors, timeouts and 5xx
     /// answers with exponential backoff. Returns a success (2xx) response.
     pub fn send(

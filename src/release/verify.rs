@@ -204,13 +204,12 @@ impl StreamVerifier {
     /// Feeds the next bytes.
     pub fn update(&mut self, chunk: &[u8]) {
         self.hasher.update(chunk);
-        if let Some(pgp) = &mut self.pgp {
-            if let Some(tx) = &pgp.tx {
-                // A send fails only when the checker already gave up; finish() reports why.
-                if tx.send(chunk.to_vec()).is_err() {
-                    pgp.tx = None;
-                }
-            }
+        // A send fails only when the checker already gave up; finish() reports why.
+        if let Some(pgp) = &mut self.pgp
+            && let Some(tx) = &pgp.tx
+            && tx.send(chunk.to_vec()).is_err()
+        {
+            pgp.tx = None;
         }
     }
 

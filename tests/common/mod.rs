@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod fixture;
+pub mod server;
+pub mod signing;
 
 use std::fs;
 use std::path::{Path, PathBuf};
