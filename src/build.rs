@@ -129,7 +129,8 @@ pub fn build(
     context.layout = layout.template_data();
     context.set_license_text(licenses.take()?);
     let unit = templates.render("mattermost.service", &context)?;
-    for (entry, bytes) in layout.finish(&context.version, &unit) {
+    let snapshot = templates.render("config-snapshot", &context)?;
+    for (entry, bytes) in layout.finish(&context.version, &unit, &snapshot) {
         add_bytes(&mut sinks(&mut deb, &mut rpm), &entry, &bytes)?;
     }
 

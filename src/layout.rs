@@ -40,6 +40,10 @@ pub const UNIT_PATH: &str = "/usr/lib/systemd/system/mattermost.service";
 /// A file naming the installed upstream version, read by the next package's scripts to name
 /// the config backup they take before an upgrade.
 pub const VERSION_FILE: &str = "/opt/mattermost/mm-pkg-version";
+/// Run before every start of the unit: keeps copies of config.json.
+pub const CONFIG_SNAPSHOT: &str = "/usr/libexec/mattermost/config-snapshot";
+/// How many pre-start copies of config.json are kept.
+pub const CONFIG_SNAPSHOTS: u32 = 5;
 /// Where the server unpacks webapp plugin bundles; it must own this directory.
 pub const CLIENT_PLUGINS: &str = "/opt/mattermost/client/plugins";
 /// Release files that are documentation (RPM `%doc`).
@@ -101,8 +105,14 @@ impl Layout {
     }
 
     /// Entries the release does not ship, each with its bytes: the data-directory symlinks,
-    /// the webapp plugin directory, the unit, the `mmctl` link and the version file.
-    pub fn finish(&mut self, version: &str, unit: &str) -> Vec<(Entry, Vec<u8>)> {
+    /// the webapp plugin directory, the unit and its pre-start script, the `mmctl` link and
+    /// the version file.
+    pub fn finish(
+        &mut self,
+        version: &str,
+        unit: &str,
+        snapshot_script: &str,
+    ) -> Vec<(Entry, Vec<u8>)> {
         let mut out: Vec<(Entry, Vec<u8>)> = Vec::new();
         let mut add = |layout: &mut Layout, entry: Entry, bytes: Vec<u8>| {
             if layout.emitted.insert(entry.path.clone()) {
@@ -133,6 +143,12 @@ impl Layout {
         add(self, Entry::symlink(MMCTL_LINK, MMCTL), Vec::new());
         let unit = unit.as_bytes().to_vec();
         add(self, Entry::file(UNIT_PATH, unit.len() as u64, 0o644), unit);
+        let script = snapshot_script.as_bytes().to_vec();
+        add(
+            self,
+            Entry::file(CONFIG_SNAPSHOT, script.len() as u64, 0o755),
+            script,
+        );
         out
     }
 
@@ -151,6 +167,9 @@ impl Layout {
             client_plugins: CLIENT_PLUGINS,
             data_dir_mode: DATA_DIR_MODE,
             config_file_mode: CONFIG_FILE_MODE,
+            config_snapshot: CONFIG_SNAPSHOT,
+            config_snapshots: CONFIG_SNAPSHOTS,
+            config_snapshots_plus_one: CONFIG_SNAPSHOTS + 1,
             server_owned_files: self.rewritable.clone(),
         }
     }
@@ -203,6 +222,12 @@ pub struct LayoutData {
     pub data_dir_mode: &'static str,
     /// [`CONFIG_FILE_MODE`].
     pub config_file_mode: &'static str,
+    /// [`CONFIG_SNAPSHOT`].
+    pub config_snapshot: &'static str,
+    /// [`CONFIG_SNAPSHOTS`].
+    pub config_snapshots: u32,
+    /// [`CONFIG_SNAPSHOTS`] + 1 (`tail -n +N` keeps all but the first N - 1).
+    pub config_snapshots_plus_one: u32,
     /// Files the server rewrites (subpath support), to be owned by [`USER`].
     pub server_owned_files: Vec<String>,
 }

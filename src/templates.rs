@@ -21,6 +21,10 @@ pub const DEFAULTS: &[(&str, &str)] = &[
         "mattermost.service",
         include_str!("../systemd/mattermost.service"),
     ),
+    (
+        "config-snapshot",
+        include_str!("../templates/config-snapshot"),
+    ),
     ("control", include_str!("../templates/deb/control")),
     (
         "changelog.Debian",

@@ -57,6 +57,108 @@ mm_backup_config() {
     fi
 }
 
+# Is directory $1 empty (or missing)?
+mm_dir_empty() {
+    [ ! -d "$1" ] || [ -z "$(ls -A "$1")" ]
+}
+
+# Before the first packaged install: bring a hand-made installation into the standard layout.
+# Two layouts exist in the wild:
+#   a. everything inside a real directory $MM_PREFIX (config/, data/, logs/, plugins/ in it),
+#      as upstream's tarball instructions leave it;
+#   b. $MM_PREFIX a symlink to a versioned directory whose config, data, logs and plugins
+#      are symlinks (usually into $MM_DATA).
+# Everything is checked first; if anything cannot be moved safely, nothing is changed and the
+# script fails, so the package manager stops before unpacking.
+mm_migrate_hand_made() {
+    [ -f "$MM_VERSION_FILE" ] && return 0       # already a packaged installation
+    [ -e "$MM_PREFIX" ] || [ -L "$MM_PREFIX" ] || return 0
+    old_root=$(readlink -f "$MM_PREFIX")
+    [ -d "$old_root" ] || return 0
+    stamp=$(date -u +%Y%m%dT%H%M%SZ)
+    plan=""
+    problems=""
+    for dir in{{#each layout.linked_dirs}} {{this}}{{/each}}; do
+        src="$old_root/$dir"
+        dst="$MM_DATA/$dir"
+        if [ -L "$src" ]; then
+            target=$(readlink -f "$src")
+            if [ "$target" = "$(readlink -f "$dst")" ]; then
+                continue                          # already points at the data directory
+            elif [ -e "$dst" ] || [ -L "$dst" ]; then
+                mm_dir_empty "$target" && continue
+                problems="$problems
+  $src points to $target, but $dst exists as well"
+            else
+                plan="$plan link:$dir"
+            fi
+        elif [ -d "$src" ]; then
+            if mm_dir_empty "$src"; then
+                continue
+            elif [ ! -e "$dst" ] && [ ! -L "$dst" ]; then
+                plan="$plan move:$dir"
+            elif mm_dir_empty "$dst"; then
+                plan="$plan replace:$dir"
+            elif diff -r -q "$src" "$dst" >/dev/null 2>&1; then
+                continue                          # the same files are already in place
+            else
+                problems="$problems
+  $src and $dst both hold files, and they differ:
+$(diff -r -q "$src" "$dst" 2>/dev/null | head -n 3 | sed 's/^/    /')"
+            fi
+        fi
+    done
+    if [ -n "$problems" ]; then
+        cat >&2 <<PROBLEMS
+{{package}}: cannot move the existing Mattermost installation in $MM_PREFIX into the
+packaged layout safely; nothing was changed:$problems
+Decide which files to keep, put them in $MM_DATA/<dir>/ (config, data, logs, plugins),
+remove the other copy, and install the package again.
+PROBLEMS
+        exit 1
+    fi
+
+    notes="{{package}} moved a hand-made installation into the packaged layout on $stamp:"
+    mkdir -p "$MM_DATA"
+    for step in $plan; do
+        dir=${step#*:}
+        src="$old_root/$dir"
+        dst="$MM_DATA/$dir"
+        case "$step" in
+            link:*)
+                ln -s "$(readlink -f "$src")" "$dst"
+                notes="$notes
+  $dst -> $(readlink -f "$src") (the data stays where $src pointed)"
+                ;;
+            replace:*)
+                rmdir "$dst"
+                mv "$src" "$dst"
+                notes="$notes
+  moved $src to $dst"
+                ;;
+            move:*)
+                mv "$src" "$dst"
+                notes="$notes
+  moved $src to $dst"
+                ;;
+        esac
+    done
+    if [ -L "$MM_PREFIX" ]; then
+        rm "$MM_PREFIX"
+        notes="$notes
+  removed the symlink $MM_PREFIX -> $old_root; $old_root itself is left for you to delete"
+    else
+        mv "$MM_PREFIX" "$MM_PREFIX.hand-made-$stamp"
+        notes="$notes
+  moved the old program files to $MM_PREFIX.hand-made-$stamp; delete it once the package runs"
+    fi
+    if [ -f "/etc/systemd/system/$MM_UNIT" ] && [ ! -L "/etc/systemd/system/$MM_UNIT" ]; then
+        notes="$notes
+  note: /etc/systemd/system/$MM_UNIT (yours) overrides the packaged unit; remove it to use the package's"
+    fi
+    printf '%s\n' "$notes" | tee -a "$MM_DATA/mm-pkg-migration-$stamp.log"
+}
+
 # Create a directory with owner and mode only if it does not exist yet: an existing one keeps
 # whatever owner and mode the admin gave it. Never recursive.
 mm_make_dir() {
@@ -133,6 +235,16 @@ mm_restart_if_running() {
 {{else}}
         systemctl restart "$MM_UNIT" >/dev/null 2>&1 || :
 {{/if}}
+    fi
+}
+
+# After configure: restart a running service; on a fresh install of a stopped one, say what
+# to do next.
+mm_after_configure() {
+    if mm_systemd_running && systemctl is-active --quiet "$MM_UNIT"; then
+        mm_restart_if_running
+    elif [ "$1" = fresh ]; then
+        mm_next_steps
     fi
 }
 
