@@ -1,0 +1,271 @@
+//! Switching between the enterprise and team packages, and moving the two hand-made
+//! layouts admins have today into the packaged one: nothing of the admin's is lost, and an
+//! unsafe migration stops before anything changes.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+
+use common::lifecycle::*;
+use common::{chroot_ok, debian_root, have};
+
+fn edition_switch(format: Format) {
+    let Some(root) = debian_root() else { return };
+    let root = root.path();
+    format.prepare(root);
+    install_service_stubs(root);
+    let pkgs = packages();
+    let data = root.join("opt/mattermost-daten");
+    ok(
+        format.install(root, &pkgs.path(Pkg::Old, format)),
+        "install enterprise",
+    );
+    act_like_an_admin(root);
+    let admin = checksums(&data);
+    set_service_active(root, true);
+    service_actions(root);
+
+    ok(
+        format.switch_edition(root, "mattermost", &pkgs.path(Pkg::Team, format)),
+        "switch to team",
+    );
+    assert_eq!(
+        format.installed(root, "mattermost-team").as_deref(),
+        Some("9.11.91-1")
+    );
+    assert_eq!(format.installed(root, "mattermost"), None);
+    assert_unchanged(&data, &admin, "switch to team");
+    assert!(server_caps(root).contains("cap_net_bind_service=ep"));
+    let actions = service_actions(root);
+    if format == Format::Deb {
+        // dpkg replaces the edition in one step: the service is not stopped, only restarted.
+        assert!(!actions.iter().any(|a| a.contains(" stop ")), "{actions:?}");
+        assert!(
+            actions
+                .iter()
+                .any(|a| a == "deb-systemd-invoke restart mattermost.service"),
+            "{actions:?}"
+        );
+    }
+
+    ok(
+        format.switch_edition(root, "mattermost-team", &pkgs.path(Pkg::New, format)),
+        "switch back",
+    );
+    assert_eq!(
+        format.installed(root, "mattermost").as_deref(),
+        Some("9.11.91-1")
+    );
+    assert_eq!(format.installed(root, "mattermost-team"), None);
+    assert_unchanged(&data, &admin, "switch back");
+    assert!(server_caps(root).contains("cap_net_bind_service=ep"));
+    assert!(root.join("opt/mattermost/bin/mattermost").exists());
+    assert!(
+        root.join("usr/lib/systemd/system/mattermost.service")
+            .exists()
+    );
+}
+
+#[test]
+fn deb_edition_switch_keeps_config_and_data() {
+    if have("dpkg-deb") {
+        edition_switch(Format::Deb);
+    }
+}
+
+#[test]
+fn rpm_edition_switch_keeps_config_and_data() {
+    if have("rpm") {
+        edition_switch(Format::Rpm);
+    }
+}
+
+/// Writes an admin's files below `dir` (config/, data/, logs/, plugins/).
+fn admin_files(dir: &Path) {
+    for (path, text) in [
+        ("config/config.json", "{\"hand\": \"made\"}\n"),
+        ("data/users/u1/avatar.png", "png"),
+        ("logs/mattermost.log", "log line\n"),
+        ("plugins/com.example.poll/plugin.json", "{}"),
+    ] {
+        let file = dir.join(path);
+        fs::create_dir_all(file.parent().unwrap()).unwrap();
+        fs::write(file, text).unwrap();
+    }
+}
+
+/// Layout a: everything inside a real /opt/mattermost, as upstream's instructions leave it.
+fn migrate_real_directory(format: Format) {
+    let Some(root) = debian_root() else { return };
+    let root = root.path();
+    format.prepare(root);
+    let old = root.join("opt/mattermost");
+    admin_files(&old);
+    fs::create_dir_all(old.join("bin")).unwrap();
+    fs::write(old.join("bin/mattermost"), "old binary").unwrap();
+    let before = checksums(&old);
+
+    let log = ok(
+        format.install(root, &packages().path(Pkg::Old, format)),
+        "install over layout a",
+    );
+    assert!(
+        log.contains("moved /opt/mattermost/config to /opt/mattermost-daten/config"),
+        "{log}"
+    );
+    assert!(
+        fs::symlink_metadata(&old).unwrap().is_dir(),
+        "/opt/mattermost is a real directory"
+    );
+    for dir in ["config", "data", "logs", "plugins"] {
+        assert_eq!(
+            fs::read_link(old.join(dir)).unwrap().to_str().unwrap(),
+            format!("../mattermost-daten/{dir}")
+        );
+    }
+    let data = root.join("opt/mattermost-daten");
+    for (path, hash) in &before {
+        if !path.starts_with("bin/") {
+            assert_eq!(
+                checksums(&data).get(path),
+                Some(hash),
+                "{path} moved intact"
+            );
+        }
+    }
+    let notes: Vec<_> = fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("mm-pkg-migration-"))
+        .collect();
+    assert_eq!(notes.len(), 1, "a note of what was moved: {notes:?}");
+    let aside: Vec<_> = fs::read_dir(root.join("opt"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("mattermost.hand-made-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "old program files kept aside: {aside:?}");
+    assert_eq!(
+        fs::read_to_string(root.join("opt").join(&aside[0]).join("bin/mattermost")).unwrap(),
+        "old binary"
+    );
+    assert!(server_caps(root).contains("cap_net_bind_service=ep"));
+}
+
+/// Layout b: /opt/mattermost a symlink to a versioned directory whose data dirs are
+/// symlinks into /opt/mattermost-daten.
+fn migrate_versioned_symlink(format: Format) {
+    let Some(root) = debian_root() else { return };
+    let root = root.path();
+    format.prepare(root);
+    let data = root.join("opt/mattermost-daten");
+    admin_files(&data);
+    let versioned = root.join("opt/mattermost-9.11.90");
+    fs::create_dir_all(versioned.join("bin")).unwrap();
+    fs::write(versioned.join("bin/mattermost"), "old binary").unwrap();
+    for dir in ["config", "data", "logs", "plugins"] {
+        symlink(format!("/opt/mattermost-daten/{dir}"), versioned.join(dir)).unwrap();
+    }
+    symlink("/opt/mattermost-9.11.90", root.join("opt/mattermost")).unwrap();
+    let before = checksums(&data);
+
+    let log = ok(
+        format.install(root, &packages().path(Pkg::Old, format)),
+        "install over layout b",
+    );
+    assert!(log.contains("removed the symlink /opt/mattermost"), "{log}");
+    let meta = fs::symlink_metadata(root.join("opt/mattermost")).unwrap();
+    assert!(meta.is_dir(), "/opt/mattermost is now a real directory");
+    assert_unchanged(&data, &before, "layout b");
+    assert_eq!(
+        fs::read_to_string(data.join("config/config.json")).unwrap(),
+        "{\"hand\": \"made\"}\n"
+    );
+    assert_eq!(
+        fs::read_to_string(versioned.join("bin/mattermost")).unwrap(),
+        "old binary",
+        "left for the admin"
+    );
+    assert!(server_caps(root).contains("cap_net_bind_service=ep"));
+    chroot_ok(root, &["test", "-d", "/opt/mattermost/config/"]);
+}
+
+/// Both places hold a config.json, and they differ: stop before unpacking, change nothing.
+fn migration_conflict_stops(format: Format) {
+    let Some(root) = debian_root() else { return };
+    let root = root.path();
+    format.prepare(root);
+    let old = root.join("opt/mattermost");
+    admin_files(&old);
+    let data = root.join("opt/mattermost-daten");
+    fs::create_dir_all(data.join("config")).unwrap();
+    fs::write(data.join("config/config.json"), "{\"other\": true}\n").unwrap();
+    let before_old = checksums(&old);
+    let before_data = checksums(&data);
+
+    let log = fails(
+        format.install(root, &packages().path(Pkg::Old, format)),
+        "install over a conflict",
+    );
+    assert!(
+        log.contains("cannot move the existing Mattermost installation"),
+        "{log}"
+    );
+    assert!(log.contains("config.json"), "names the file: {log}");
+    assert_eq!(format.installed(root, "mattermost"), None);
+    assert_eq!(
+        checksums(&old),
+        before_old,
+        "the old installation is as it was"
+    );
+    assert_eq!(
+        checksums(&data),
+        before_data,
+        "the data directory is as it was"
+    );
+    assert!(!old.join("mm-pkg-version").exists(), "nothing was unpacked");
+}
+
+#[test]
+fn deb_migrates_a_real_opt_mattermost() {
+    if have("dpkg-deb") {
+        migrate_real_directory(Format::Deb);
+    }
+}
+
+#[test]
+fn rpm_migrates_a_real_opt_mattermost() {
+    if have("rpm") {
+        migrate_real_directory(Format::Rpm);
+    }
+}
+
+#[test]
+fn deb_migrates_a_versioned_symlink_layout() {
+    if have("dpkg-deb") {
+        migrate_versioned_symlink(Format::Deb);
+    }
+}
+
+#[test]
+fn rpm_migrates_a_versioned_symlink_layout() {
+    if have("rpm") {
+        migrate_versioned_symlink(Format::Rpm);
+    }
+}
+
+#[test]
+fn deb_refuses_an_unsafe_migration_before_unpacking() {
+    if have("dpkg-deb") {
+        migration_conflict_stops(Format::Deb);
+    }
+}
+
+#[test]
+fn rpm_refuses_an_unsafe_migration_before_unpacking() {
+    if have("rpm") {
+        migration_conflict_stops(Format::Rpm);
+    }
+}
