@@ -90,7 +90,9 @@ pub fn build(
             .compression
             .unwrap_or_else(|| default_compression(format))
     };
+    // Each writer stages its compressed payload in a scratch file beside the outputs.
     let deb_scratch = scratch_file(&options.output)?;
+    let rpm_scratch = scratch_file(&options.output)?;
     let mut deb = match options.formats.contains(&Format::Deb) {
         true => Some(DebWriter::new(
             deb_scratch.path(),
@@ -100,7 +102,11 @@ pub fn build(
         false => None,
     };
     let mut rpm = match options.formats.contains(&Format::Rpm) {
-        true => Some(RpmWriter::new(codec(Format::Rpm), options.source_date)?),
+        true => Some(RpmWriter::new(
+            rpm_scratch.path(),
+            codec(Format::Rpm),
+            options.source_date,
+        )?),
         false => None,
     };
 
@@ -155,7 +161,7 @@ pub fn build(
         finish_rpm(rpm, &templates, &ctx, file.writer())?;
         pending.push(file);
     }
-    drop(deb_scratch);
+    drop((deb_scratch, rpm_scratch));
     let built = pending
         .into_iter()
         .map(PendingFile::keep)

@@ -37,6 +37,26 @@ impl Compression {
         }
     }
 
+    /// The name RPM's `PAYLOADCOMPRESSOR` tag uses.
+    pub fn rpm_name(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Xz => "xz",
+            Compression::Zstd => "zstd",
+            Compression::None => "identity",
+        }
+    }
+
+    /// The level used, as RPM's `PAYLOADFLAGS` records it.
+    pub fn level(self) -> i32 {
+        match self {
+            Compression::Gzip => Self::GZIP_LEVEL as i32,
+            Compression::Xz => Self::XZ_LEVEL as i32,
+            Compression::Zstd => Self::ZSTD_LEVEL,
+            Compression::None => 0,
+        }
+    }
+
     /// Wraps `inner` in an encoder for this codec.
     pub fn encoder<W: Write>(self, inner: W) -> Result<Encoder<W>> {
         Ok(match self {

@@ -43,6 +43,8 @@ pub struct Entry {
     pub rewritten_at_runtime: bool,
     /// Documentation (RPM `%doc`).
     pub doc: bool,
+    /// Licence text (RPM `%license`).
+    pub license: bool,
     /// File capabilities in `setcap` text form, for formats that can record them (RPM).
     pub capabilities: Option<String>,
 }
@@ -78,6 +80,7 @@ impl Entry {
             group: ROOT.to_string(),
             rewritten_at_runtime: false,
             doc: false,
+            license: false,
             capabilities: None,
         }
     }

@@ -1,18 +1,29 @@
-//! Writes an RPM package from a stream of [`Entry`]s, with the `rpm` crate.
+//! Writes an RPM package from a stream of [`Entry`]s, in bounded memory.
 //!
-//! The package description comes from a spec-style template ([`spec::SpecHeader`]); the
-//! files come from the same entry stream the Debian writer gets.
+//! The payload (a cpio archive) is compressed into a temporary file as entries arrive, while
+//! the per-file SHA-256 digests and both payload digests are computed in the same pass. At the
+//! end the header is built from the collected file metadata and the package is written as
+//! lead, signature header, header, payload. The package description comes from a spec-style
+//! template ([`spec::SpecHeader`]).
 
+pub mod cpio;
+pub mod header;
 pub mod spec;
 
-use std::io::Write;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow};
-use rpm::{Dependency, FileOptions, FileVerifyFlags, Scriptlet};
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
 
-use crate::compress::Compression;
+use crate::compress::{Compression, Encoder};
+use crate::output::HashingWriter;
 use crate::package::{Content, Entry, EntrySink};
-use spec::{RelationKind, SpecHeader};
+use cpio::{CpioWriter, Member};
+use header::{Header, Value, tag};
+use spec::{Relation, RelationKind, SpecHeader};
 
 /// Scriptlets of an RPM package.
 #[derive(Debug, Clone, Default)]
@@ -44,31 +55,71 @@ pub struct RpmMeta {
     pub license_text: String,
 }
 
-/// One entry waiting for the builder.
-struct Pending {
+/// RPM dependency flags.
+mod flags {
+    pub const LESS: u32 = 0x02;
+    pub const GREATER: u32 = 0x04;
+    pub const EQUAL: u32 = 0x08;
+    pub const INTERP: u32 = 0x100;
+    pub const SCRIPT_PRE: u32 = 0x200;
+    pub const SCRIPT_POST: u32 = 0x400;
+    pub const SCRIPT_PREUN: u32 = 0x800;
+    pub const SCRIPT_POSTUN: u32 = 0x1000;
+    pub const RPMLIB: u32 = 0x0100_0000;
+}
+
+/// RPM file flags.
+const FILE_DOC: u32 = 1 << 1;
+const FILE_LICENSE: u32 = 1 << 7;
+/// Verify flags: digest, size, mtime.
+const VERIFY_DIGEST_SIZE_MTIME: u32 = 1 | 2 | 32;
+/// SHA-256, as RPM numbers digest algorithms.
+const SHA256_ALGO: u32 = 8;
+
+type PayloadSink = CpioWriter<HashingWriter<Encoder<HashingWriter<BufWriter<File>>>>>;
+
+/// What the header records about one file.
+#[derive(Debug, Clone)]
+struct FileRecord {
     path: String,
-    options: FileOptions,
-    kind: PendingKind,
+    size: u32,
+    mode: u16,
+    digest: String,
+    link: String,
+    flags: u32,
+    verify: u32,
+    user: String,
+    group: String,
+    caps: String,
+    ino: u32,
 }
 
-enum PendingKind {
-    Dir,
-    Symlink,
-    File(Vec<u8>),
-}
-
-/// Collects entries and builds the package when finished.
+/// Streams entries into a compressed cpio payload and writes the package when finished.
 pub struct RpmWriter {
+    payload: Option<PayloadSink>,
+    scratch: PathBuf,
     compression: Compression,
     mtime: u32,
-    files: Vec<Pending>,
-    current: Option<(Entry, Vec<u8>)>,
+    files: Vec<FileRecord>,
+    current: Option<(FileRecord, Sha256)>,
 }
 
 impl RpmWriter {
-    /// A writer producing a payload with `compression`; every time stamp is `mtime`.
-    pub fn new(compression: Compression, mtime: u64) -> Result<Self> {
+    /// A writer that stages the compressed payload in `scratch` (a file it truncates); every
+    /// time stamp is `mtime`.
+    pub fn new(scratch: &Path, compression: Compression, mtime: u64) -> Result<Self> {
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(scratch)
+            .with_context(|| format!("creating {}", scratch.display()))?;
+        let compressed = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
+        let payload = CpioWriter::new(HashingWriter::new(compression.encoder(compressed)?));
         Ok(RpmWriter {
+            payload: Some(payload),
+            scratch: scratch.to_path_buf(),
             compression,
             mtime: u32::try_from(mtime)
                 .context("SOURCE_DATE_EPOCH does not fit RPM's 32-bit time")?,
@@ -77,198 +128,429 @@ impl RpmWriter {
         })
     }
 
-    /// Builds the package and writes it to `out`.
+    fn payload(&mut self) -> &mut PayloadSink {
+        self.payload.as_mut().expect("payload open until finish")
+    }
+
+    /// Adds the licence file, builds the header and writes the package to `out`.
     pub fn finish(mut self, meta: &RpmMeta, out: &mut impl Write) -> Result<()> {
         let spec = &meta.spec;
-        let level = match self.compression {
-            Compression::Gzip => rpm::CompressionWithLevel::Gzip(Compression::GZIP_LEVEL),
-            Compression::Xz => rpm::CompressionWithLevel::Xz(Compression::XZ_LEVEL),
-            Compression::Zstd => rpm::CompressionWithLevel::Zstd(Compression::ZSTD_LEVEL),
-            Compression::None => rpm::CompressionWithLevel::None,
-        };
-        let config = rpm::BuildConfig::v4()
-            .compression(level)
-            .source_date(self.mtime);
-        let mut builder = rpm::PackageBuilder::new(
-            &spec.name,
-            &meta.version,
-            &spec.license,
-            &meta.arch,
-            &spec.summary,
-        );
-        builder
-            .using_config(config)
-            .release(&meta.release)
-            .description(&spec.description)
-            .build_host("mm-pkg");
-        if let Some(url) = &spec.url {
-            builder.url(url);
-        }
-        if let Some(group) = &spec.group {
-            builder.group(group);
-        }
-        if let Some(vendor) = &spec.vendor {
-            builder.vendor(vendor);
-        }
-        if let Some(packager) = &spec.packager {
-            builder.packager(packager);
-        }
-        for rel in &spec.relations {
-            let dep = dependency(rel.kind, &rel.name, rel.version.as_ref());
-            match rel.kind {
-                RelationKind::Requires
-                | RelationKind::RequiresPre
-                | RelationKind::RequiresPost
-                | RelationKind::RequiresPreun
-                | RelationKind::RequiresPostun => builder.requires(dep),
-                RelationKind::Recommends => builder.recommends(dep),
-                RelationKind::Suggests => builder.suggests(dep),
-                RelationKind::Conflicts => builder.conflicts(dep),
-                RelationKind::Provides => builder.provides(dep),
-                RelationKind::Obsoletes => builder.obsoletes(dep),
-            };
-        }
-        for entry in &spec.changelog {
-            builder.add_changelog_entry(&entry.author, &entry.text, entry.time);
-        }
-        let sh = |text: &String| Scriptlet::new(text.clone()).prog(vec!["/bin/sh"]);
-        if let Some(s) = &meta.scripts.pre {
-            builder.pre_install_script(sh(s));
-        }
-        if let Some(s) = &meta.scripts.post {
-            builder.post_install_script(sh(s));
-        }
-        if let Some(s) = &meta.scripts.preun {
-            builder.pre_uninstall_script(sh(s));
-        }
-        if let Some(s) = &meta.scripts.postun {
-            builder.post_uninstall_script(sh(s));
-        }
-
         let license_dir = format!("/usr/share/licenses/{}", spec.name);
-        let license_file = format!("{license_dir}/LICENSE.txt");
-        self.files.push(Pending {
-            options: FileOptions::dir(&license_dir)
-                .permissions(0o755)
-                .modified_at(self.mtime.into())
-                .into(),
-            path: license_dir,
-            kind: PendingKind::Dir,
-        });
-        self.files.push(Pending {
-            options: FileOptions::new(&license_file)
-                .permissions(0o644)
-                .modified_at(self.mtime.into())
-                .license()
-                .into(),
-            path: license_file,
-            kind: PendingKind::File(meta.license_text.clone().into_bytes()),
-        });
+        self.begin(&Entry::dir(&license_dir, 0o755))?;
+        self.end()?;
+        let mut license = Entry::file(
+            format!("{license_dir}/LICENSE.txt"),
+            meta.license_text.len() as u64,
+            0o644,
+        );
+        license.license = true;
+        self.begin(&license)?;
+        self.data(meta.license_text.as_bytes())?;
+        self.end()?;
 
-        for Pending {
-            path,
-            options,
-            kind,
-        } in self.files
-        {
-            let added = match kind {
-                PendingKind::File(bytes) => builder.with_file_contents(bytes, options),
-                PendingKind::Dir => builder.with_dir_entry(options),
-                PendingKind::Symlink => builder.with_symlink(options),
-            };
-            added.map_err(|e| anyhow!("adding {path} to the RPM: {e}"))?;
-        }
-        let package = builder
-            .build()
-            .map_err(|e| anyhow!("building the RPM: {e}"))?;
-        package
-            .write(out)
-            .map_err(|e| anyhow!("writing the RPM: {e}"))?;
+        let cpio = self
+            .payload
+            .take()
+            .expect("payload open until finish")
+            .finish()?;
+        let (encoder, _payload_size, payload_alt_digest) = cpio.finish();
+        let compressed = encoder
+            .finish()
+            .with_context(|| format!("compressing into {}", self.scratch.display()))?;
+        let (buffered, compressed_size, payload_digest) = compressed.finish();
+        let mut file = buffered
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("writing {}", self.scratch.display()))?;
+
+        let header = self
+            .header(meta, &payload_digest, &payload_alt_digest)?
+            .to_bytes(tag::HEADERIMMUTABLE);
+        let total = header.len() as u64 + compressed_size;
+        let Ok(total) = u32::try_from(total) else {
+            bail!("the RPM would be {total} bytes; packages over 4 GiB are not supported");
+        };
+        let mut signature = Header::new();
+        signature
+            .set(
+                tag::SIG_SHA1,
+                Value::Str(hex::encode(sha1::Sha1::digest(&header))),
+            )
+            .set(
+                tag::SIG_SHA256,
+                Value::Str(hex::encode(Sha256::digest(&header))),
+            )
+            .set(tag::SIG_SIZE, Value::Int32(vec![total]));
+        let signature = signature.to_bytes(tag::HEADERSIGNATURES);
+
+        let nvr = format!("{}-{}-{}", spec.name, meta.version, meta.release);
+        out.write_all(&header::lead(&nvr))?;
+        out.write_all(&signature)?;
+        out.write_all(&vec![0u8; header::signature_padding(signature.len())])?;
+        out.write_all(&header)?;
+        file.seek(SeekFrom::Start(0))?;
+        io::copy(&mut file, out)
+            .with_context(|| format!("copying the payload from {}", self.scratch.display()))?;
         Ok(())
     }
 
-    fn options(&self, entry: &Entry) -> Result<FileOptions> {
-        let builder = match &entry.content {
-            Content::Dir => FileOptions::dir(&entry.path),
-            Content::File { .. } => FileOptions::new(&entry.path),
-            Content::Symlink { target } => FileOptions::symlink(&entry.path, target),
-        };
-        let mut builder = builder
-            .user(&entry.user)
-            .group(&entry.group)
-            .modified_at(self.mtime.into());
-        if !matches!(entry.content, Content::Symlink { .. }) {
-            builder = builder.permissions(entry.mode as u16);
+    /// The main header: package description, dependencies, file list, payload description.
+    fn header(&self, meta: &RpmMeta, digest: &str, alt_digest: &str) -> Result<Header> {
+        let spec = &meta.spec;
+        let mut h = Header::new();
+        let text = |s: &str| Value::Str(s.to_string());
+        h.set(tag::HEADERI18NTABLE, Value::StrArray(vec!["C".into()]))
+            .set(tag::NAME, text(&spec.name))
+            .set(tag::VERSION, text(&meta.version))
+            .set(tag::RELEASE, text(&meta.release))
+            .set(tag::SUMMARY, Value::I18n(spec.summary.clone()))
+            .set(tag::DESCRIPTION, Value::I18n(spec.description.clone()))
+            .set(tag::BUILDTIME, Value::Int32(vec![self.mtime]))
+            .set(tag::BUILDHOST, text("mm-pkg"))
+            .set(tag::LICENSE, text(&spec.license))
+            .set(tag::OS, text("linux"))
+            .set(tag::ARCH, text(&meta.arch))
+            .set(tag::SOURCERPM, text("(none)"))
+            .set(
+                tag::RPMVERSION,
+                text(concat!("mm-pkg ", env!("CARGO_PKG_VERSION"))),
+            )
+            .set(tag::ENCODING, text("utf-8"))
+            .set(tag::PAYLOADFORMAT, text("cpio"))
+            .set(tag::PAYLOADCOMPRESSOR, text(self.compression.rpm_name()))
+            .set(
+                tag::PAYLOADFLAGS,
+                text(&self.compression.level().to_string()),
+            )
+            .set(
+                tag::PAYLOADDIGEST,
+                Value::StrArray(vec![digest.to_string()]),
+            )
+            .set(
+                tag::PAYLOADDIGESTALT,
+                Value::StrArray(vec![alt_digest.to_string()]),
+            )
+            .set(tag::PAYLOADDIGESTALGO, Value::Int32(vec![SHA256_ALGO]))
+            .set(tag::FILEDIGESTALGO, Value::Int32(vec![SHA256_ALGO]));
+        for (t, v) in [
+            (tag::URL, &spec.url),
+            (tag::VENDOR, &spec.vendor),
+            (tag::PACKAGER, &spec.packager),
+        ] {
+            if let Some(v) = v {
+                h.set(t, text(v));
+            }
         }
-        if let Some(caps) = &entry.capabilities {
-            builder = builder.caps(caps.as_str())?;
+        if let Some(group) = &spec.group {
+            h.set(tag::GROUP, Value::I18n(group.clone()));
         }
-        if entry.doc {
-            builder = builder.doc();
-        }
-        if entry.rewritten_at_runtime {
-            builder = builder.verify(
-                FileVerifyFlags::ALL_FLAGS
-                    - FileVerifyFlags::FILEDIGEST
-                    - FileVerifyFlags::FILESIZE
-                    - FileVerifyFlags::MTIME,
+        self.scripts(&mut h, &meta.scripts);
+        self.relations(&mut h, meta);
+        self.file_list(&mut h);
+        if !spec.changelog.is_empty() {
+            h.set(
+                tag::CHANGELOGTIME,
+                Value::Int32(spec.changelog.iter().map(|c| c.time).collect()),
+            )
+            .set(
+                tag::CHANGELOGNAME,
+                Value::StrArray(spec.changelog.iter().map(|c| c.author.clone()).collect()),
+            )
+            .set(
+                tag::CHANGELOGTEXT,
+                Value::StrArray(spec.changelog.iter().map(|c| c.text.clone()).collect()),
             );
         }
-        Ok(builder.into())
+        Ok(h)
+    }
+
+    fn scripts(&self, h: &mut Header, scripts: &Scriptlets) {
+        for (script, body_tag, prog_tag) in [
+            (&scripts.pre, tag::PREIN, tag::PREINPROG),
+            (&scripts.post, tag::POSTIN, tag::POSTINPROG),
+            (&scripts.preun, tag::PREUN, tag::PREUNPROG),
+            (&scripts.postun, tag::POSTUN, tag::POSTUNPROG),
+        ] {
+            if let Some(body) = script {
+                h.set(body_tag, Value::Str(body.clone()));
+                h.set(prog_tag, Value::Str("/bin/sh".into()));
+            }
+        }
+    }
+
+    fn relations(&self, h: &mut Header, meta: &RpmMeta) {
+        let spec = &meta.spec;
+        let evr = format!("{}-{}", meta.version, meta.release);
+        let mut requires: Vec<(String, u32, String)> = Vec::new();
+        for (script, flag) in [
+            (&meta.scripts.pre, flags::SCRIPT_PRE),
+            (&meta.scripts.post, flags::SCRIPT_POST),
+            (&meta.scripts.preun, flags::SCRIPT_PREUN),
+            (&meta.scripts.postun, flags::SCRIPT_POSTUN),
+        ] {
+            if script.is_some() {
+                requires.push(("/bin/sh".into(), flags::INTERP | flag, String::new()));
+            }
+        }
+        let mut provides = vec![
+            (spec.name.clone(), flags::EQUAL, evr.clone()),
+            (
+                format!("{}({})", spec.name, isa(&meta.arch)),
+                flags::EQUAL,
+                evr,
+            ),
+        ];
+        let (mut conflicts, mut obsoletes, mut recommends, mut suggests) =
+            (vec![], vec![], vec![], vec![]);
+        for rel in &spec.relations {
+            let (flag, version) = relation_flags(rel);
+            let item = (rel.name.clone(), flag, version);
+            match rel.kind {
+                RelationKind::Requires => requires.push(item),
+                RelationKind::RequiresPre => {
+                    requires.push((item.0, item.1 | flags::SCRIPT_PRE, item.2))
+                }
+                RelationKind::RequiresPost => {
+                    requires.push((item.0, item.1 | flags::SCRIPT_POST, item.2))
+                }
+                RelationKind::RequiresPreun => {
+                    requires.push((item.0, item.1 | flags::SCRIPT_PREUN, item.2))
+                }
+                RelationKind::RequiresPostun => {
+                    requires.push((item.0, item.1 | flags::SCRIPT_POSTUN, item.2))
+                }
+                RelationKind::Provides => provides.push(item),
+                RelationKind::Conflicts => conflicts.push(item),
+                RelationKind::Obsoletes => obsoletes.push(item),
+                RelationKind::Recommends => recommends.push(item),
+                RelationKind::Suggests => suggests.push(item),
+            }
+        }
+        let rpmlib = flags::RPMLIB | flags::LESS | flags::EQUAL;
+        let mut features = vec![
+            ("CompressedFileNames", "3.0.4-1"),
+            ("FileDigests", "4.6.0-1"),
+            ("PayloadFilesHavePrefix", "4.0-1"),
+        ];
+        if self.files.iter().any(|f| !f.caps.is_empty()) {
+            features.push(("FileCaps", "4.6.1-1"));
+        }
+        match self.compression {
+            Compression::Zstd => features.push(("PayloadIsZstd", "5.4.18-1")),
+            Compression::Xz => features.push(("PayloadIsXz", "5.2-1")),
+            _ => {}
+        }
+        for (feature, version) in features {
+            requires.push((format!("rpmlib({feature})"), rpmlib, version.to_string()));
+        }
+        for (items, name, flag, version) in [
+            (
+                &requires,
+                tag::REQUIRENAME,
+                tag::REQUIREFLAGS,
+                tag::REQUIREVERSION,
+            ),
+            (
+                &provides,
+                tag::PROVIDENAME,
+                tag::PROVIDEFLAGS,
+                tag::PROVIDEVERSION,
+            ),
+            (
+                &conflicts,
+                tag::CONFLICTNAME,
+                tag::CONFLICTFLAGS,
+                tag::CONFLICTVERSION,
+            ),
+            (
+                &obsoletes,
+                tag::OBSOLETENAME,
+                tag::OBSOLETEFLAGS,
+                tag::OBSOLETEVERSION,
+            ),
+            (
+                &recommends,
+                tag::RECOMMENDNAME,
+                tag::RECOMMENDFLAGS,
+                tag::RECOMMENDVERSION,
+            ),
+            (
+                &suggests,
+                tag::SUGGESTNAME,
+                tag::SUGGESTFLAGS,
+                tag::SUGGESTVERSION,
+            ),
+        ] {
+            if !items.is_empty() {
+                h.set(
+                    name,
+                    Value::StrArray(items.iter().map(|i| i.0.clone()).collect()),
+                )
+                .set(flag, Value::Int32(items.iter().map(|i| i.1).collect()))
+                .set(
+                    version,
+                    Value::StrArray(items.iter().map(|i| i.2.clone()).collect()),
+                );
+            }
+        }
+    }
+
+    /// File arrays in path order (rpm looks files up by binary search).
+    fn file_list(&self, h: &mut Header) {
+        let mut files: Vec<&FileRecord> = self.files.iter().collect();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut dirs: BTreeMap<&str, u32> = BTreeMap::new();
+        for f in &files {
+            let cut = f.path.rfind('/').map_or(0, |i| i + 1);
+            dirs.insert(&f.path[..cut], 0);
+        }
+        for (i, idx) in dirs.values_mut().enumerate() {
+            *idx = i as u32;
+        }
+        let split = |f: &&FileRecord| {
+            let cut = f.path.rfind('/').map_or(0, |i| i + 1);
+            (dirs[&f.path[..cut]], f.path[cut..].to_string())
+        };
+        let strings = |get: fn(&FileRecord) -> String| {
+            Value::StrArray(files.iter().map(|f| get(f)).collect())
+        };
+        let ints =
+            |get: fn(&FileRecord) -> u32| Value::Int32(files.iter().map(|f| get(f)).collect());
+        h.set(
+            tag::SIZE,
+            Value::Int32(vec![files.iter().map(|f| f.size).sum()]),
+        )
+        .set(tag::FILESIZES, ints(|f| f.size))
+        .set(
+            tag::FILEMODES,
+            Value::Int16(files.iter().map(|f| f.mode).collect()),
+        )
+        .set(tag::FILERDEVS, Value::Int16(vec![0; files.len()]))
+        .set(tag::FILEMTIMES, Value::Int32(vec![self.mtime; files.len()]))
+        .set(tag::FILEDIGESTS, strings(|f| f.digest.clone()))
+        .set(tag::FILELINKTOS, strings(|f| f.link.clone()))
+        .set(tag::FILEFLAGS, ints(|f| f.flags))
+        .set(tag::FILEUSERNAME, strings(|f| f.user.clone()))
+        .set(tag::FILEGROUPNAME, strings(|f| f.group.clone()))
+        .set(tag::FILEVERIFYFLAGS, ints(|f| f.verify))
+        .set(tag::FILEDEVICES, Value::Int32(vec![1; files.len()]))
+        .set(tag::FILEINODES, ints(|f| f.ino))
+        .set(
+            tag::FILELANGS,
+            Value::StrArray(vec![String::new(); files.len()]),
+        )
+        .set(
+            tag::DIRINDEXES,
+            Value::Int32(files.iter().map(|f| split(f).0).collect()),
+        )
+        .set(
+            tag::BASENAMES,
+            Value::StrArray(files.iter().map(|f| split(f).1).collect()),
+        )
+        .set(
+            tag::DIRNAMES,
+            Value::StrArray(dirs.keys().map(|d| d.to_string()).collect()),
+        );
+        if files.iter().any(|f| !f.caps.is_empty()) {
+            h.set(tag::FILECAPS, strings(|f| f.caps.clone()));
+        }
     }
 }
 
-fn dependency(kind: RelationKind, name: &str, version: Option<&(String, String)>) -> Dependency {
-    let mut dep = match version {
-        None => Dependency::any(name),
-        Some((op, v)) => match op.as_str() {
-            "<" => Dependency::less(name, v),
-            "<=" => Dependency::less_eq(name, v),
-            "=" => Dependency::eq(name, v),
-            ">" => Dependency::greater(name, v),
-            _ => Dependency::greater_eq(name, v),
-        },
-    };
-    let script_flag = match kind {
-        RelationKind::RequiresPre => Some(rpm::DependencyFlags::SCRIPT_PRE),
-        RelationKind::RequiresPost => Some(rpm::DependencyFlags::SCRIPT_POST),
-        RelationKind::RequiresPreun => Some(rpm::DependencyFlags::SCRIPT_PREUN),
-        RelationKind::RequiresPostun => Some(rpm::DependencyFlags::SCRIPT_POSTUN),
-        _ => None,
-    };
-    if let Some(flag) = script_flag {
-        dep.flags |= flag;
+/// The ISA name RPM uses in `name(isa)` provides.
+fn isa(arch: &str) -> &str {
+    match arch {
+        "x86_64" => "x86-64",
+        "aarch64" => "aarch-64",
+        other => other,
     }
-    dep
+}
+
+fn relation_flags(rel: &Relation) -> (u32, String) {
+    match &rel.version {
+        None => (0, String::new()),
+        Some((op, v)) => {
+            let flag = match op.as_str() {
+                "<" => flags::LESS,
+                "<=" => flags::LESS | flags::EQUAL,
+                "=" => flags::EQUAL,
+                ">" => flags::GREATER,
+                _ => flags::GREATER | flags::EQUAL,
+            };
+            (flag, v.clone())
+        }
+    }
 }
 
 impl EntrySink for RpmWriter {
     fn begin(&mut self, entry: &Entry) -> Result<()> {
-        self.current = Some((entry.clone(), Vec::with_capacity(entry.size() as usize)));
+        let ino = self.files.len() as u32 + 1;
+        let (kind, size, link) = match &entry.content {
+            Content::Dir => (0o040000, 0u64, String::new()),
+            Content::File { size } => (0o100000, *size, String::new()),
+            Content::Symlink { target } => (0o120000, target.len() as u64, target.clone()),
+        };
+        let perms = if link.is_empty() {
+            entry.mode & 0o7777
+        } else {
+            0o777
+        };
+        let mode = kind | perms;
+        let mut flags = 0;
+        if entry.doc {
+            flags |= FILE_DOC;
+        }
+        if entry.license {
+            flags |= FILE_LICENSE;
+        }
+        let record = FileRecord {
+            path: entry.path.clone(),
+            size: u32::try_from(size)
+                .with_context(|| format!("{} is larger than 4 GiB", entry.path))?,
+            mode: mode as u16,
+            digest: String::new(),
+            link: link.clone(),
+            flags,
+            verify: if entry.rewritten_at_runtime {
+                !VERIFY_DIGEST_SIZE_MTIME
+            } else {
+                u32::MAX
+            },
+            user: entry.user.clone(),
+            group: entry.group.clone(),
+            caps: entry.capabilities.clone().unwrap_or_default(),
+            ino,
+        };
+        let name = format!(".{}", entry.path);
+        let mtime = self.mtime;
+        self.payload().begin(&Member {
+            name: &name,
+            ino,
+            mode,
+            mtime,
+            size,
+        })?;
+        if !link.is_empty() {
+            self.payload().data(link.as_bytes())?;
+        }
+        self.current = Some((record, Sha256::new()));
         Ok(())
     }
 
     fn data(&mut self, chunk: &[u8]) -> Result<()> {
-        if let Some((_, bytes)) = &mut self.current {
-            bytes.extend_from_slice(chunk);
+        if let Some((_, hasher)) = &mut self.current {
+            hasher.update(chunk);
         }
-        Ok(())
+        self.payload().data(chunk)
     }
 
     fn end(&mut self) -> Result<()> {
-        if let Some((entry, bytes)) = self.current.take() {
-            let options = self.options(&entry)?;
-            let kind = match entry.content {
-                Content::Dir => PendingKind::Dir,
-                Content::Symlink { .. } => PendingKind::Symlink,
-                Content::File { .. } => PendingKind::File(bytes),
-            };
-            self.files.push(Pending {
-                path: entry.path,
-                options,
-                kind,
-            });
+        if let Some((mut record, hasher)) = self.current.take() {
+            if record.mode & 0o170000 == 0o100000 {
+                record.digest = hex::encode(hasher.finalize());
+            }
+            self.files.push(record);
         }
-        Ok(())
+        self.payload().end()
     }
 }
