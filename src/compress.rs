@@ -6,6 +6,8 @@ use std::str::FromStr;
 
 use anyhow::{Result, bail};
 
+use crate::pargz::ParGzEncoder;
+
 /// A payload compression codec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -26,6 +28,9 @@ impl Compression {
     pub const XZ_LEVEL: u32 = 6;
     /// Zstd level.
     pub const ZSTD_LEVEL: i32 = 3;
+    /// Uncompressed bytes per xz block (each thread compresses whole blocks; a fixed size
+    /// keeps the output independent of the thread count and bounds memory).
+    pub const XZ_BLOCK: u64 = 8 << 20;
 
     /// File name suffix used by dpkg for this codec (`.gz`, `.xz`, `.zst`, empty).
     pub fn deb_suffix(self) -> &'static str {
@@ -57,15 +62,28 @@ impl Compression {
         }
     }
 
-    /// Wraps `inner` in an encoder for this codec.
+    /// Wraps `inner` in an encoder for this codec that compresses on every core. The output
+    /// does not depend on the number of cores.
     pub fn encoder<W: Write>(self, inner: W) -> Result<Encoder<W>> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(match self {
-            Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
-                inner,
-                flate2::Compression::new(Self::GZIP_LEVEL),
-            )),
-            Compression::Xz => Encoder::Xz(liblzma::write::XzEncoder::new(inner, Self::XZ_LEVEL)),
-            Compression::Zstd => Encoder::Zstd(zstd::Encoder::new(inner, Self::ZSTD_LEVEL)?),
+            Compression::Gzip => {
+                Encoder::Gzip(ParGzEncoder::new(inner, Self::GZIP_LEVEL, threads)?)
+            }
+            Compression::Xz => {
+                let stream = liblzma::stream::MtStreamBuilder::new()
+                    .threads(threads as u32)
+                    .preset(Self::XZ_LEVEL)
+                    .block_size(Self::XZ_BLOCK)
+                    .check(liblzma::stream::Check::Crc64)
+                    .encoder()?;
+                Encoder::Xz(liblzma::write::XzEncoder::new_stream(inner, stream))
+            }
+            Compression::Zstd => {
+                let mut encoder = zstd::Encoder::new(inner, Self::ZSTD_LEVEL)?;
+                encoder.multithread(threads as u32)?;
+                Encoder::Zstd(encoder)
+            }
             Compression::None => Encoder::None(inner),
         })
     }
@@ -98,7 +116,7 @@ impl fmt::Display for Compression {
 /// A compressing writer; call [`Encoder::finish`] to flush the trailer.
 pub enum Encoder<W: Write> {
     /// gzip.
-    Gzip(flate2::write::GzEncoder<W>),
+    Gzip(ParGzEncoder<W>),
     /// xz.
     Xz(liblzma::write::XzEncoder<W>),
     /// zstd.

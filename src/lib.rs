@@ -11,6 +11,7 @@ pub mod deb;
 pub mod layout;
 pub mod output;
 pub mod package;
+pub mod pargz;
 pub mod release;
 pub mod rpm;
 pub mod templates;
