@@ -12,7 +12,7 @@ use crate::context::{Format, TemplateContext};
 use crate::deb::{ControlFiles, DebWriter};
 use crate::layout::Layout;
 use crate::output::{BuiltPackage, PendingFile, scratch_file, write_sha256sums};
-use crate::package::{EntrySink, add_bytes, add_entry};
+use crate::package::{EntrySink, ThreadedSink, add_bytes, add_entry};
 use crate::release::archive::read_release;
 use crate::release::{Edition, Release};
 use crate::rpm::spec::SpecHeader;
@@ -94,19 +94,19 @@ pub fn build(
     let deb_scratch = scratch_file(&options.output)?;
     let rpm_scratch = scratch_file(&options.output)?;
     let mut deb = match options.formats.contains(&Format::Deb) {
-        true => Some(DebWriter::new(
+        true => Some(ThreadedSink::spawn(DebWriter::new(
             deb_scratch.path(),
             codec(Format::Deb),
             options.source_date,
-        )?),
+        )?)),
         false => None,
     };
     let mut rpm = match options.formats.contains(&Format::Rpm) {
-        true => Some(RpmWriter::new(
+        true => Some(ThreadedSink::spawn(RpmWriter::new(
             rpm_scratch.path(),
             codec(Format::Rpm),
             options.source_date,
-        )?),
+        )?)),
         false => None,
     };
 
@@ -140,26 +140,53 @@ pub fn build(
         add_bytes(&mut sinks(&mut deb, &mut rpm), &entry, &bytes)?;
     }
 
+    // Both packages are assembled at once, each on its own thread.
+    let finish_one =
+        |format: Format, job: &dyn Fn(&TemplateContext, &mut PendingFile) -> Result<()>| {
+            let ctx = context.for_format(format);
+            let mut file =
+                PendingFile::create(&options.output, &package_file_name(format, &ctx), format)?;
+            job(&ctx, &mut file)?;
+            Ok::<_, anyhow::Error>(file)
+        };
+    let (deb_file, rpm_file) = std::thread::scope(|scope| {
+        let deb = deb.map(|sink| {
+            scope.spawn(|| {
+                let writer = sink.join()?;
+                let writer = std::cell::RefCell::new(Some(writer));
+                finish_one(Format::Deb, &|ctx, file| {
+                    finish_deb(
+                        writer.borrow_mut().take().expect("finished once"),
+                        &templates,
+                        ctx,
+                        file.writer(),
+                    )
+                })
+            })
+        });
+        let rpm = rpm.map(|sink| {
+            scope.spawn(|| {
+                let writer = sink.join()?;
+                let writer = std::cell::RefCell::new(Some(writer));
+                finish_one(Format::Rpm, &|ctx, file| {
+                    finish_rpm(
+                        writer.borrow_mut().take().expect("finished once"),
+                        &templates,
+                        ctx,
+                        file.writer(),
+                    )
+                })
+            })
+        });
+        let join = |h: std::thread::ScopedJoinHandle<'_, Result<PendingFile>>| {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("a package writer thread panicked"))?
+        };
+        (deb.map(join), rpm.map(join))
+    });
     let mut pending = Vec::new();
-    if let Some(deb) = deb {
-        let ctx = context.for_format(Format::Deb);
-        let mut file = PendingFile::create(
-            &options.output,
-            &package_file_name(Format::Deb, &ctx),
-            Format::Deb,
-        )?;
-        finish_deb(deb, &templates, &ctx, file.writer())?;
-        pending.push(file);
-    }
-    if let Some(rpm) = rpm {
-        let ctx = context.for_format(Format::Rpm);
-        let mut file = PendingFile::create(
-            &options.output,
-            &package_file_name(Format::Rpm, &ctx),
-            Format::Rpm,
-        )?;
-        finish_rpm(rpm, &templates, &ctx, file.writer())?;
-        pending.push(file);
+    for file in [deb_file, rpm_file].into_iter().flatten() {
+        pending.push(file?);
     }
     drop((deb_scratch, rpm_scratch));
     let built = pending
@@ -170,9 +197,12 @@ pub fn build(
     Ok(built)
 }
 
+type DebSink = ThreadedSink<DebWriter>;
+type RpmSink = ThreadedSink<RpmWriter>;
+
 fn sinks<'a>(
-    deb: &'a mut Option<DebWriter>,
-    rpm: &'a mut Option<RpmWriter>,
+    deb: &'a mut Option<DebSink>,
+    rpm: &'a mut Option<RpmSink>,
 ) -> Vec<&'a mut dyn EntrySink> {
     let mut sinks: Vec<&mut dyn EntrySink> = Vec::new();
     if let Some(d) = deb {

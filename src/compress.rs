@@ -28,6 +28,8 @@ impl Compression {
     pub const XZ_LEVEL: u32 = 6;
     /// Zstd level.
     pub const ZSTD_LEVEL: i32 = 3;
+    /// Uncompressed bytes per zstd job.
+    pub const ZSTD_JOB: u32 = 2 << 20;
     /// Uncompressed bytes per xz block (each thread compresses whole blocks; a fixed size
     /// keeps the output independent of the thread count and bounds memory).
     pub const XZ_BLOCK: u64 = 8 << 20;
@@ -82,6 +84,9 @@ impl Compression {
             Compression::Zstd => {
                 let mut encoder = zstd::Encoder::new(inner, Self::ZSTD_LEVEL)?;
                 encoder.multithread(threads as u32)?;
+                // Smaller jobs than zstd's default (4 x window) keep memory low; the output does
+                // not depend on the number of threads.
+                encoder.set_parameter(zstd::stream::raw::CParameter::JobSize(Self::ZSTD_JOB))?;
                 Encoder::Zstd(encoder)
             }
             Compression::None => Encoder::None(inner),

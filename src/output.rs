@@ -55,9 +55,6 @@ impl PendingFile {
             .into_inner()
             .map_err(|e| e.into_error())
             .with_context(|| format!("writing {}", self.final_path.display()))?;
-        temp.as_file()
-            .sync_all()
-            .with_context(|| format!("writing {}", self.final_path.display()))?;
         temp.persist(&self.final_path).with_context(|| {
             format!(
                 "renaming the finished package to {}",

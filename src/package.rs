@@ -2,8 +2,11 @@
 //! each format need to know about them. Nothing here knows about Mattermost.
 
 use std::io::Read;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
-use anyhow::Result;
+use anyhow::{Result, anyhow};
 
 /// The root user and group, owner of everything a package installs unless said otherwise.
 pub const ROOT: &str = "root";
@@ -115,6 +118,10 @@ pub trait EntrySink {
     fn begin(&mut self, entry: &Entry) -> Result<()>;
     /// Appends a chunk of the current file's bytes.
     fn data(&mut self, chunk: &[u8]) -> Result<()>;
+    /// Appends a chunk that other sinks share (no copy needed to keep it).
+    fn data_shared(&mut self, chunk: &Arc<[u8]>) -> Result<()> {
+        self.data(chunk)
+    }
     /// Ends the current entry.
     fn end(&mut self) -> Result<()>;
 }
@@ -129,15 +136,24 @@ pub fn add_entry(
         sink.begin(entry)?;
     }
     let mut remaining = entry.size();
-    let mut buf = vec![0u8; remaining.min(256 * 1024) as usize];
+    let mut buf = vec![0u8; remaining.min(CHUNK as u64) as usize];
     while remaining > 0 {
         let want = buf.len().min(remaining as usize);
-        let n = data.read(&mut buf[..want])?;
-        if n == 0 {
-            anyhow::bail!("{}: input ended {remaining} bytes early", entry.path);
+        let mut n = 0;
+        while n < want {
+            let got = data.read(&mut buf[n..want])?;
+            if got == 0 {
+                anyhow::bail!(
+                    "{}: input ended {} bytes early",
+                    entry.path,
+                    remaining - n as u64
+                );
+            }
+            n += got;
         }
+        let chunk: Arc<[u8]> = Arc::from(&buf[..n]);
         for sink in sinks.iter_mut() {
-            sink.data(&buf[..n])?;
+            sink.data_shared(&chunk)?;
         }
         remaining -= n as u64;
     }
@@ -151,4 +167,85 @@ pub fn add_entry(
 pub fn add_bytes(sinks: &mut [&mut dyn EntrySink], entry: &Entry, bytes: &[u8]) -> Result<()> {
     debug_assert_eq!(entry.size(), bytes.len() as u64);
     add_entry(sinks, entry, &mut &bytes[..])
+}
+
+/// Bytes per chunk handed to the sinks.
+pub const CHUNK: usize = 256 * 1024;
+/// Chunks that may wait for a threaded sink (bounds memory: 16 x 256 KiB per sink).
+const QUEUE: usize = 16;
+
+enum Msg {
+    Begin(Entry),
+    Data(Arc<[u8]>),
+    End,
+}
+
+/// Runs a sink on its own thread, so that several package writers work in parallel on one
+/// stream. Messages wait in a bounded queue.
+pub struct ThreadedSink<S: EntrySink + Send + 'static> {
+    tx: Option<SyncSender<Msg>>,
+    handle: Option<JoinHandle<Result<S>>>,
+}
+
+impl<S: EntrySink + Send + 'static> ThreadedSink<S> {
+    /// Moves `sink` to a new thread.
+    pub fn spawn(sink: S) -> Self {
+        let (tx, rx) = sync_channel(QUEUE);
+        let handle = std::thread::spawn(move || drive(sink, rx));
+        ThreadedSink {
+            tx: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// Waits for the thread to apply everything sent and returns the sink, or its first error.
+    pub fn join(mut self) -> Result<S> {
+        self.tx = None;
+        let handle = self.handle.take().expect("joined once");
+        handle
+            .join()
+            .map_err(|_| anyhow!("a package writer thread panicked"))?
+    }
+
+    fn send(&mut self, msg: Msg) -> Result<()> {
+        let tx = self.tx.as_ref().expect("not joined");
+        if tx.send(msg).is_ok() {
+            return Ok(());
+        }
+        // The thread stopped on an error: report that error.
+        self.tx = None;
+        match self.handle.take().map(|h| h.join()) {
+            Some(Ok(Err(err))) => Err(err),
+            _ => Err(anyhow!("a package writer thread stopped")),
+        }
+    }
+}
+
+fn drive<S: EntrySink>(mut sink: S, rx: Receiver<Msg>) -> Result<S> {
+    for msg in rx {
+        match msg {
+            Msg::Begin(entry) => sink.begin(&entry)?,
+            Msg::Data(chunk) => sink.data(&chunk)?,
+            Msg::End => sink.end()?,
+        }
+    }
+    Ok(sink)
+}
+
+impl<S: EntrySink + Send + 'static> EntrySink for ThreadedSink<S> {
+    fn begin(&mut self, entry: &Entry) -> Result<()> {
+        self.send(Msg::Begin(entry.clone()))
+    }
+
+    fn data(&mut self, chunk: &[u8]) -> Result<()> {
+        self.send(Msg::Data(Arc::from(chunk)))
+    }
+
+    fn data_shared(&mut self, chunk: &Arc<[u8]>) -> Result<()> {
+        self.send(Msg::Data(chunk.clone()))
+    }
+
+    fn end(&mut self) -> Result<()> {
+        self.send(Msg::End)
+    }
 }
