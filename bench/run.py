@@ -206,7 +206,8 @@ def main():
         results = {name: [] for name, _ in tools}
         for _ in range(args.runs):
             for name, cmd in tools:
-                shutil.rmtree(out, ignore_errors=True)
+                if name.startswith("mm-pkg"):
+                    shutil.rmtree(out, ignore_errors=True)
                 subprocess.run(["sync"])
                 results[name].append(measure(cmd))
         size = os.path.getsize(tarball)
