@@ -90,25 +90,25 @@ pub fn build(
             .compression
             .unwrap_or_else(|| default_compression(format))
     };
-    // Each writer stages its compressed payload in a scratch file beside the outputs.
-    let deb_scratch = scratch_file(&options.output)?;
-    let rpm_scratch = scratch_file(&options.output)?;
-    let mut deb = match options.formats.contains(&Format::Deb) {
-        true => Some(ThreadedSink::spawn(DebWriter::new(
-            deb_scratch.path(),
-            codec(Format::Deb),
-            options.source_date,
-        )?)),
-        false => None,
-    };
-    let mut rpm = match options.formats.contains(&Format::Rpm) {
-        true => Some(ThreadedSink::spawn(RpmWriter::new(
-            rpm_scratch.path(),
-            codec(Format::Rpm),
-            options.source_date,
-        )?)),
-        false => None,
-    };
+    // Each writer stages its compressed payload in a scratch file beside the outputs (its
+    // open handle keeps the bytes; the name goes when the scratch file is dropped).
+    let wants = |format| options.formats.contains(&format);
+    let deb_scratch = wants(Format::Deb)
+        .then(|| scratch_file(&options.output))
+        .transpose()?;
+    let rpm_scratch = wants(Format::Rpm)
+        .then(|| scratch_file(&options.output))
+        .transpose()?;
+    let mut deb = deb_scratch
+        .as_ref()
+        .map(|s| DebWriter::new(s.path(), codec(Format::Deb), options.source_date))
+        .transpose()?
+        .map(ThreadedSink::spawn);
+    let mut rpm = rpm_scratch
+        .as_ref()
+        .map(|s| RpmWriter::new(s.path(), codec(Format::Rpm), options.source_date))
+        .transpose()?
+        .map(ThreadedSink::spawn);
 
     let mut licenses = LicenseFinder::new(release.edition);
     read_release(input, |entry, data| {
@@ -141,40 +141,19 @@ pub fn build(
     }
 
     // Both packages are assembled at once, each on its own thread.
-    let finish_one =
-        |format: Format, job: &dyn Fn(&TemplateContext, &mut PendingFile) -> Result<()>| {
-            let ctx = context.for_format(format);
-            let mut file =
-                PendingFile::create(&options.output, &package_file_name(format, &ctx), format)?;
-            job(&ctx, &mut file)?;
-            Ok::<_, anyhow::Error>(file)
-        };
     let (deb_file, rpm_file) = std::thread::scope(|scope| {
+        let (context, templates) = (&context, &templates);
         let deb = deb.map(|sink| {
-            scope.spawn(|| {
-                let writer = sink.join()?;
-                let writer = std::cell::RefCell::new(Some(writer));
-                finish_one(Format::Deb, &|ctx, file| {
-                    finish_deb(
-                        writer.borrow_mut().take().expect("finished once"),
-                        &templates,
-                        ctx,
-                        file.writer(),
-                    )
+            scope.spawn(move || {
+                assemble(Format::Deb, context, &options.output, |ctx, out| {
+                    finish_deb(sink.join()?, templates, ctx, out)
                 })
             })
         });
         let rpm = rpm.map(|sink| {
-            scope.spawn(|| {
-                let writer = sink.join()?;
-                let writer = std::cell::RefCell::new(Some(writer));
-                finish_one(Format::Rpm, &|ctx, file| {
-                    finish_rpm(
-                        writer.borrow_mut().take().expect("finished once"),
-                        &templates,
-                        ctx,
-                        file.writer(),
-                    )
+            scope.spawn(move || {
+                assemble(Format::Rpm, context, &options.output, |ctx, out| {
+                    finish_rpm(sink.join()?, templates, ctx, out)
                 })
             })
         });
@@ -214,12 +193,25 @@ fn sinks<'a>(
     sinks
 }
 
+/// Writes `format`'s package under a temporary name in `output` with `job`.
+fn assemble(
+    format: Format,
+    context: &TemplateContext,
+    output: &Path,
+    job: impl FnOnce(&TemplateContext, &mut dyn Write) -> Result<()>,
+) -> Result<PendingFile> {
+    let ctx = context.for_format(format);
+    let mut file = PendingFile::create(output, &package_file_name(format, &ctx), format)?;
+    job(&ctx, file.writer())?;
+    Ok(file)
+}
+
 /// Adds Debian's documentation files and writes the `.deb`.
 fn finish_deb(
     mut deb: DebWriter,
     templates: &Templates,
     ctx: &TemplateContext,
-    out: &mut impl Write,
+    out: &mut dyn Write,
 ) -> Result<()> {
     let doc = format!("/usr/share/doc/{}", ctx.package);
     deb.add_file(
@@ -247,7 +239,7 @@ fn finish_deb(
         control: templates.render("control", ctx)?,
         scripts,
     };
-    deb.finish(&control, out)
+    deb.finish(&control, &mut *out)
 }
 
 /// Writes the `.rpm`.
@@ -255,7 +247,7 @@ fn finish_rpm(
     rpm: RpmWriter,
     templates: &Templates,
     ctx: &TemplateContext,
-    out: &mut impl Write,
+    out: &mut dyn Write,
 ) -> Result<()> {
     let spec = SpecHeader::parse(&templates.render("mattermost.spec", ctx)?)?;
     let script = |name| templates.render(name, ctx).map(Some);
@@ -272,7 +264,7 @@ fn finish_rpm(
         },
         license_text: ctx.license_text.clone(),
     };
-    rpm.finish(&meta, out)
+    rpm.finish(&meta, &mut *out)
 }
 
 /// gzip at maximum compression with no name or time stamp (what dh_compress does).

@@ -44,7 +44,7 @@ impl PendingFile {
     }
 
     /// The writer to fill.
-    pub fn writer(&mut self) -> &mut impl Write {
+    pub fn writer(&mut self) -> &mut dyn Write {
         &mut self.file
     }
 
@@ -77,6 +77,17 @@ pub fn scratch_file(dir: &Path) -> Result<NamedTempFile> {
         .suffix(".tmp")
         .tempfile_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))
+}
+
+/// Opens `path` (an existing scratch file) for writing and reading back, truncated.
+pub fn open_scratch(path: &Path) -> Result<std::fs::File> {
+    std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .with_context(|| format!("opening scratch file {}", path.display()))
 }
 
 /// Writes `SHA256SUMS` for `packages` into `dir` (atomically, in `sha256sum` format).

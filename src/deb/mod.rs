@@ -43,13 +43,7 @@ pub struct DebWriter {
 impl DebWriter {
     /// A writer that stages its compressed data tar in `scratch` (a file it truncates).
     pub fn new(scratch: &Path, compression: Compression, mtime: u64) -> Result<Self> {
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(scratch)
-            .with_context(|| format!("creating {}", scratch.display()))?;
+        let file = crate::output::open_scratch(scratch)?;
         let data = TarWriter::new(compression.encoder(BufWriter::new(file))?);
         let mut writer = DebWriter {
             data,
@@ -77,7 +71,7 @@ impl DebWriter {
     }
 
     /// Completes the data tar and writes the whole package to `out`.
-    pub fn finish(self, control: &ControlFiles, out: &mut impl Write) -> Result<()> {
+    pub fn finish(self, control: &ControlFiles, out: &mut (impl Write + ?Sized)) -> Result<()> {
         let encoder = self.data.finish()?;
         let mut file = encoder
             .finish()

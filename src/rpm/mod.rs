@@ -108,13 +108,7 @@ impl RpmWriter {
     /// A writer that stages the compressed payload in `scratch` (a file it truncates); every
     /// time stamp is `mtime`.
     pub fn new(scratch: &Path, compression: Compression, mtime: u64) -> Result<Self> {
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(scratch)
-            .with_context(|| format!("creating {}", scratch.display()))?;
+        let file = crate::output::open_scratch(scratch)?;
         let compressed = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
         let payload = CpioWriter::new(HashingWriter::new(compression.encoder(compressed)?));
         Ok(RpmWriter {
@@ -133,7 +127,7 @@ impl RpmWriter {
     }
 
     /// Adds the licence file, builds the header and writes the package to `out`.
-    pub fn finish(mut self, meta: &RpmMeta, out: &mut impl Write) -> Result<()> {
+    pub fn finish(mut self, meta: &RpmMeta, out: &mut (impl Write + ?Sized)) -> Result<()> {
         let spec = &meta.spec;
         let license_dir = format!("/usr/share/licenses/{}", spec.name);
         self.begin(&Entry::dir(&license_dir, 0o755))?;
