@@ -9,7 +9,8 @@ use std::path::Path;
 use std::process::Command;
 
 use common::fixture::{Spec, default_config};
-use common::{build, chroot, chroot_ok, copy_into, debian_root, have, run};
+use common::lifecycle::{Format, ok};
+use common::{build, chroot_ok, copy_into, debian_root, have};
 
 /// Owner, group and octal mode of `path` inside `root`.
 fn stat(root: &Path, path: &str) -> String {
@@ -216,22 +217,13 @@ fn rpm_installs_into_debian_12_with_rpm_root() {
     let Some(root) = debian_root() else { return };
     let root = root.path();
     let built = build(&Spec::new("9.11.90"), &["--format", "rpm"]);
-    run(Command::new("rpm").arg("--root").arg(root).arg("--initdb"));
-    // The Debian root has no RPM database of its dependencies (shadow-utils, setcap):
-    // they are present as Debian packages, so --nodeps.
-    let out = Command::new("rpm")
-        .arg("--root")
-        .arg(root)
-        .args(["-i", "--nodeps"])
-        .arg(built.rpm.as_ref().unwrap())
-        .output()
-        .unwrap();
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    // The Debian root's own packages are not in its RPM database, so the helpers pass
+    // --nodeps (shadow-utils and setcap are present as Debian packages).
+    Format::Rpm.prepare(root);
+    let log = ok(
+        Format::Rpm.install(root, built.rpm.as_ref().unwrap()),
+        "rpm -U",
     );
-    assert!(out.status.success(), "rpm -i failed:\n{log}");
     assert!(
         log.contains("the service is enabled but not started"),
         "next steps are printed:\n{log}"
@@ -251,23 +243,11 @@ fn rpm_installs_into_debian_12_with_rpm_root() {
 
     let config = root.join("opt/mattermost-daten/config/config.json");
     fs::write(&config, "{\"edited\": true}\n").unwrap();
-    let erase = Command::new("rpm")
-        .arg("--root")
-        .arg(root)
-        .args(["-e", "mattermost"])
-        .output()
-        .unwrap();
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&erase.stdout),
-        String::from_utf8_lossy(&erase.stderr)
-    );
-    assert!(erase.status.success(), "rpm -e failed:\n{log}");
+    let log = ok(Format::Rpm.purge(root, "mattermost"), "rpm -e");
     assert!(
         log.contains("/opt/mattermost-daten (config, data, logs, plugins) remains"),
         "{log}"
     );
     assert!(!root.join("opt/mattermost/bin/mattermost").exists());
     assert_eq!(fs::read_to_string(&config).unwrap(), "{\"edited\": true}\n");
-    let _ = chroot(root, &["true"]);
 }
