@@ -486,3 +486,50 @@ fn a_tampered_cache_entry_is_verified_again_and_replaced() {
     assert_eq!(fs::read(&cached).unwrap(), bytes);
     let _ = Command::new("true").status();
 }
+
+#[test]
+fn a_local_tarball_is_verified_by_the_signature_beside_it() {
+    let m = Mirror::new();
+    let spec = Spec::new("9.11.90");
+    let tarball = write_release(&m.dir.path().join("local"), &spec);
+    let bytes = fs::read(&tarball).unwrap();
+    let sig = tarball.with_file_name(format!("{}.sig", spec.tarball_name()));
+    let local = |out: &str| {
+        let mut cmd = mm_pkg();
+        cmd.args([
+            "build",
+            "9.11.90",
+            "--format",
+            "deb",
+            "--offline",
+            "--tarball",
+        ])
+        .arg(&tarball)
+        .arg("--keyring")
+        .arg(m.dir.path().join("test.asc"))
+        .arg("--cache-dir")
+        .arg(m.cache())
+        .arg("-o")
+        .arg(m.out(out));
+        output(&mut cmd)
+    };
+
+    fs::write(&sig, release_key().sign(&bytes)).unwrap();
+    let log = ok(local("good"));
+    assert!(
+        log.contains("signed by") && !log.contains("UNVERIFIED"),
+        "{log}"
+    );
+
+    fs::write(&sig, release_key().sign(b"something else")).unwrap();
+    let err = fails(local("bad"));
+    assert!(err.contains("BAD signature"), "{err}");
+    assert!(packages_in(&m.out("bad")).is_empty());
+
+    fs::remove_file(&sig).unwrap();
+    let log = ok(local("none"));
+    assert!(
+        log.contains("UNVERIFIED"),
+        "an unverifiable input is built with a warning: {log}"
+    );
+}
