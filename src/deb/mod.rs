@@ -41,10 +41,16 @@ pub struct DebWriter {
 }
 
 impl DebWriter {
-    /// A writer that stages its compressed data tar in `scratch` (a file it truncates).
-    pub fn new(scratch: &Path, compression: Compression, mtime: u64) -> Result<Self> {
+    /// A writer that stages its compressed data tar in `scratch` (a file it truncates),
+    /// compressing on `threads` threads.
+    pub fn new(
+        scratch: &Path,
+        compression: Compression,
+        threads: usize,
+        mtime: u64,
+    ) -> Result<Self> {
         let file = crate::output::open_scratch(scratch)?;
-        let data = TarWriter::new(compression.encoder(BufWriter::new(file))?);
+        let data = TarWriter::new(compression.encoder(BufWriter::new(file), threads)?);
         let mut writer = DebWriter {
             data,
             data_path: scratch.to_path_buf(),
@@ -224,7 +230,7 @@ fn control_tar(
     compression: Compression,
     mtime: u64,
 ) -> Result<Vec<u8>> {
-    let mut tar = TarWriter::new(compression.encoder(Vec::new())?);
+    let mut tar = TarWriter::new(compression.encoder(Vec::new(), 1)?);
     fn member(name: &str, kind: ::tar::EntryType, mode: u32, size: u64, mtime: u64) -> Member<'_> {
         Member {
             name,
