@@ -93,7 +93,6 @@ pub fn build(
     // Each writer stages its compressed payload in a scratch file beside the outputs (its
     // open handle keeps the bytes; the name goes when the scratch file is dropped).
     let wants = |format| options.formats.contains(&format);
-    let writers = options.formats.len();
     let deb_scratch = wants(Format::Deb)
         .then(|| scratch_file(&options.output))
         .transpose()?;
@@ -102,18 +101,12 @@ pub fn build(
         .transpose()?;
     let mut deb = deb_scratch
         .as_ref()
-        .map(|s| {
-            let c = codec(Format::Deb);
-            DebWriter::new(s.path(), c, c.threads(writers), options.source_date)
-        })
+        .map(|s| DebWriter::new(s.path(), codec(Format::Deb), options.source_date))
         .transpose()?
         .map(ThreadedSink::spawn);
     let mut rpm = rpm_scratch
         .as_ref()
-        .map(|s| {
-            let c = codec(Format::Rpm);
-            RpmWriter::new(s.path(), c, c.threads(writers), options.source_date)
-        })
+        .map(|s| RpmWriter::new(s.path(), codec(Format::Rpm), options.source_date))
         .transpose()?
         .map(ThreadedSink::spawn);
 

@@ -64,21 +64,10 @@ impl Compression {
         }
     }
 
-    /// Threads one encoder should use when `writers` encoders run at once: every core for
-    /// gzip and zstd (small state), a share of the cores for xz, whose preset 6 needs about
-    /// 94 MiB per thread.
-    pub fn threads(self, writers: usize) -> usize {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        match self {
-            Compression::Xz => (cores / writers.max(1)).max(1),
-            _ => cores,
-        }
-    }
-
-    /// Wraps `inner` in an encoder for this codec compressing on `threads` threads. The output
-    /// does not depend on the number of threads.
-    pub fn encoder<W: Write>(self, inner: W, threads: usize) -> Result<Encoder<W>> {
-        let threads = threads.max(1);
+    /// Wraps `inner` in an encoder for this codec that compresses on every core. The output
+    /// does not depend on the number of cores.
+    pub fn encoder<W: Write>(self, inner: W) -> Result<Encoder<W>> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(match self {
             Compression::Gzip => {
                 Encoder::Gzip(ParGzEncoder::new(inner, Self::GZIP_LEVEL, threads)?)

@@ -41,16 +41,10 @@ pub struct DebWriter {
 }
 
 impl DebWriter {
-    /// A writer that stages its compressed data tar in `scratch` (a file it truncates),
-    /// compressing on `threads` threads.
-    pub fn new(
-        scratch: &Path,
-        compression: Compression,
-        threads: usize,
-        mtime: u64,
-    ) -> Result<Self> {
+    /// A writer that stages its compressed data tar in `scratch` (a file it truncates).
+    pub fn new(scratch: &Path, compression: Compression, mtime: u64) -> Result<Self> {
         let file = crate::output::open_scratch(scratch)?;
-        let data = TarWriter::new(compression.encoder(BufWriter::new(file), threads)?);
+        let data = TarWriter::new(compression.encoder(BufWriter::new(file))?);
         let mut writer = DebWriter {
             data,
             data_path: scratch.to_path_buf(),
@@ -230,7 +224,7 @@ fn control_tar(
     compression: Compression,
     mtime: u64,
 ) -> Result<Vec<u8>> {
-    let mut tar = TarWriter::new(compression.encoder(Vec::new(), 1)?);
+    let mut tar = TarWriter::new(compression.encoder(Vec::new())?);
     fn member(name: &str, kind: ::tar::EntryType, mode: u32, size: u64, mtime: u64) -> Member<'_> {
         Member {
             name,

@@ -105,19 +105,12 @@ pub struct RpmWriter {
 }
 
 impl RpmWriter {
-    /// A writer that stages the compressed payload in `scratch` (a file it truncates),
-    /// compressing on `threads` threads; every time stamp is `mtime`.
-    pub fn new(
-        scratch: &Path,
-        compression: Compression,
-        threads: usize,
-        mtime: u64,
-    ) -> Result<Self> {
+    /// A writer that stages the compressed payload in `scratch` (a file it truncates); every
+    /// time stamp is `mtime`.
+    pub fn new(scratch: &Path, compression: Compression, mtime: u64) -> Result<Self> {
         let file = crate::output::open_scratch(scratch)?;
         let compressed = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
-        let payload = CpioWriter::new(HashingWriter::new(
-            compression.encoder(compressed, threads)?,
-        ));
+        let payload = CpioWriter::new(HashingWriter::new(compression.encoder(compressed)?));
         Ok(RpmWriter {
             payload: Some(payload),
             scratch: scratch.to_path_buf(),
