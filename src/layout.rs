@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use anyhow::{Result, bail};
 use serde::Serialize;
 
-use crate::package::{Content, Entry};
+use crate::package::{Content, Entry, missing_parents};
 use crate::release::archive::{EntryKind, ReleaseEntry};
 
 /// Where the program files go.
@@ -179,16 +179,7 @@ impl Layout {
         if !path.starts_with(PREFIX) {
             return; // system directories belong to the distribution
         }
-        let mut missing = Vec::new();
-        let mut current = path;
-        while let Some((parent, _)) = current.rsplit_once('/') {
-            if parent.len() < PREFIX.len() || self.emitted.contains(parent) {
-                break;
-            }
-            missing.push(parent.to_string());
-            current = parent;
-        }
-        for dir in missing.into_iter().rev() {
+        for dir in missing_parents(path, PREFIX.len(), |p| self.emitted.contains(p)) {
             self.emitted.insert(dir.clone());
             out.push(Entry::dir(dir, 0o755));
         }

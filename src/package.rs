@@ -109,6 +109,23 @@ impl Entry {
     }
 }
 
+/// The ancestors of `path` that `known` does not know yet, shallowest first, stopping at the
+/// first known one (and never going above the first `floor` bytes of the path). Both the
+/// layout (its own directories) and the .deb writer (every directory, as dpkg wants) use it.
+pub fn missing_parents(path: &str, floor: usize, known: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut missing = Vec::new();
+    let mut current = path;
+    while let Some((parent, _)) = current.rsplit_once('/') {
+        if parent.len() < floor || known(parent) {
+            break;
+        }
+        missing.push(parent.to_string());
+        current = parent;
+    }
+    missing.reverse();
+    missing
+}
+
 /// A package writer fed one entry at a time.
 ///
 /// For a [`Content::File`] entry exactly `size` bytes follow through [`EntrySink::data`]

@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use md5::{Digest, Md5};
 
 use crate::compress::{Compression, Encoder};
-use crate::package::{Content, Entry, EntrySink, ROOT};
+use crate::package::{Content, Entry, EntrySink, ROOT, missing_parents};
 use tar::{Member, TarWriter};
 
 /// What goes into `control.tar` besides `md5sums`.
@@ -130,16 +130,7 @@ impl DebWriter {
 
     /// Emits every missing parent directory of `path` (dpkg wants one entry per directory).
     fn parents(&mut self, path: &str) -> Result<()> {
-        let mut missing = Vec::new();
-        let mut current = path;
-        while let Some((parent, _)) = current.rsplit_once('/') {
-            if self.dirs.contains(parent) {
-                break;
-            }
-            missing.push(parent.to_string());
-            current = parent;
-        }
-        for dir in missing.into_iter().rev() {
+        for dir in missing_parents(path, 0, |p| self.dirs.contains(p)) {
             let name = format!(".{dir}/");
             self.data
                 .begin(&self.member(&name, ::tar::EntryType::Directory, 0o755, 0, None))?;

@@ -109,12 +109,7 @@ impl Packages {
             .arg(&templates)
             .arg("--output")
             .arg(&dir));
-        let ext = format.as_str();
-        fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| p.extension().is_some_and(|x| x == ext))
-            .unwrap()
+        super::package_in(&dir, format.as_str()).expect("the built package")
     }
 }
 

@@ -92,6 +92,14 @@ pub struct Built {
     pub rpm: Option<PathBuf>,
 }
 
+/// The package file with extension `ext` (`deb`, `rpm`) in `dir`, if any.
+pub fn package_in(dir: &Path, ext: &str) -> Option<PathBuf> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == ext))
+}
+
 /// Writes the release of `spec` and runs `mm-pkg build --tarball` on it with `args`.
 pub fn build(spec: &fixture::Spec, args: &[&str]) -> Built {
     let dir = tempfile::tempdir().unwrap();
@@ -110,14 +118,8 @@ pub fn build(spec: &fixture::Spec, args: &[&str]) -> Built {
     .arg(&out)
     .args(args);
     run(&mut cmd);
-    let find = |ext: &str| {
-        fs::read_dir(&out)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| p.extension().is_some_and(|x| x == ext))
-    };
-    let deb = find("deb");
-    let rpm = find("rpm");
+    let deb = package_in(&out, "deb");
+    let rpm = package_in(&out, "rpm");
     Built {
         dir,
         tarball,
