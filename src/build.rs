@@ -13,7 +13,7 @@ use crate::deb::{ControlFiles, DebWriter};
 use crate::layout::Layout;
 use crate::output::{BuiltPackage, PendingFile, scratch_file, write_sha256sums};
 use crate::package::{EntrySink, ThreadedSink, add_bytes, add_entry};
-use crate::release::archive::read_release;
+use crate::release::archive::{Expected, read_release};
 use crate::release::{Edition, Release};
 use crate::rpm::spec::SpecHeader;
 use crate::rpm::{RpmMeta, RpmWriter, Scriptlets};
@@ -36,6 +36,17 @@ pub struct BuildOptions {
     pub maintainer: String,
     /// Time stamp for every file and date in the packages (SOURCE_DATE_EPOCH).
     pub source_date: u64,
+    /// Refuse a release whose `bin/mattermost` does not contain the version being built.
+    pub strict: bool,
+}
+
+/// What a build wrote, and what it learnt about the release.
+#[derive(Debug)]
+pub struct BuildReport {
+    /// The packages, under their final names.
+    pub packages: Vec<BuiltPackage>,
+    /// `bin/mattermost` contains the version string being packaged (see README).
+    pub version_in_server: bool,
 }
 
 /// Default codec of each format (see README: the fastest one every supported release reads).
@@ -68,6 +79,15 @@ pub fn build(
     tarball: &Path,
     options: &BuildOptions,
 ) -> Result<Vec<BuiltPackage>> {
+    build_with_report(release, tarball, options).map(|report| report.packages)
+}
+
+/// [`build`], also saying what was learnt about the release.
+pub fn build_with_report(
+    release: &Release,
+    tarball: &Path,
+    options: &BuildOptions,
+) -> Result<BuildReport> {
     if options.formats.is_empty() {
         bail!("no package format requested");
     }
@@ -111,7 +131,12 @@ pub fn build(
         .map(ThreadedSink::spawn);
 
     let mut licenses = LicenseFinder::new(release.edition);
-    read_release(input, |entry, data| {
+    let expected = Expected {
+        version: release.version.to_string(),
+        arch: release.arch,
+        require_version: options.strict,
+    };
+    let summary = read_release(input, &expected, |entry, data| {
         let mut sinks = sinks(&mut deb, &mut rpm);
         let mut mapped = layout.map(entry)?;
         let Some(last) = mapped.pop() else {
@@ -120,11 +145,12 @@ pub fn build(
         for parent in &mapped {
             add_bytes(&mut sinks, parent, &[])?;
         }
+        licenses.refuse_other_edition(&entry.path)?;
         if licenses.wants(&entry.path) {
             let mut text = Vec::new();
             data.read_to_end(&mut text)?;
             add_bytes(&mut sinks, &last, &text)?;
-            licenses.found(&entry.path, text);
+            licenses.found(text);
             Ok(())
         } else {
             add_entry(&mut sinks, &last, data)
@@ -173,7 +199,10 @@ pub fn build(
         .map(PendingFile::keep)
         .collect::<Result<Vec<_>>>()?;
     write_sha256sums(&options.output, &built)?;
-    Ok(built)
+    Ok(BuildReport {
+        packages: built,
+        version_in_server: summary.version_in_server,
+    })
 }
 
 type DebSink = ThreadedSink<DebWriter>;
@@ -274,42 +303,66 @@ fn gzip_best(bytes: &[u8]) -> Result<Vec<u8>> {
     Ok(gz.finish()?)
 }
 
-/// Picks the edition's licence file out of the release stream.
+/// Picks the edition's licence file out of the release stream, and refuses a release of the
+/// other edition (an enterprise tarball must not be published under the MIT licence).
 struct LicenseFinder {
-    candidates: &'static [&'static str],
-    found: Vec<(usize, Vec<u8>)>,
+    edition: Edition,
+    text: Option<Vec<u8>>,
+}
+
+/// The licence file upstream ships with `edition` (server/build/release.mk).
+fn license_file(edition: Edition) -> &'static str {
+    match edition {
+        Edition::Enterprise => "ENTERPRISE-EDITION-LICENSE.txt",
+        Edition::Team => "MIT-COMPILED-LICENSE.md",
+    }
 }
 
 impl LicenseFinder {
     fn new(edition: Edition) -> Self {
-        let candidates: &'static [&'static str] = match edition {
-            Edition::Enterprise => &["ENTERPRISE-EDITION-LICENSE.txt", "LICENSE.txt"],
-            Edition::Team => &["LICENSE.txt"],
-        };
         LicenseFinder {
-            candidates,
-            found: Vec::new(),
+            edition,
+            text: None,
         }
+    }
+
+    fn other(&self) -> Edition {
+        match self.edition {
+            Edition::Enterprise => Edition::Team,
+            Edition::Team => Edition::Enterprise,
+        }
+    }
+
+    /// Fails when `path` is the other edition's licence file.
+    fn refuse_other_edition(&self, path: &str) -> Result<()> {
+        let other = self.other();
+        if path == license_file(other) {
+            bail!(
+                "this is a {other} edition release (it ships {path}), not {}: build it with \
+                 --edition {other}",
+                self.edition
+            );
+        }
+        Ok(())
     }
 
     fn wants(&self, path: &str) -> bool {
-        self.candidates.contains(&path)
+        path == license_file(self.edition)
     }
 
-    fn found(&mut self, path: &str, text: Vec<u8>) {
-        if let Some(rank) = self.candidates.iter().position(|c| *c == path) {
-            self.found.push((rank, text));
-        }
+    fn found(&mut self, text: Vec<u8>) {
+        self.text = Some(text);
     }
 
-    /// The most specific licence found.
+    /// The licence text.
     fn take(&mut self) -> Result<String> {
-        self.found.sort_by_key(|(rank, _)| *rank);
-        match self.found.first() {
-            Some((_, text)) => Ok(String::from_utf8_lossy(text).into_owned()),
+        match self.text.take() {
+            Some(text) => Ok(String::from_utf8_lossy(&text).into_owned()),
             None => bail!(
-                "the release has no licence file ({}); cannot write the package's copyright",
-                self.candidates.join(" or ")
+                "the release has no {} (upstream's {} edition licence file); cannot write the \
+                 package's copyright",
+                license_file(self.edition),
+                self.edition
             ),
         }
     }

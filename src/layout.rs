@@ -229,12 +229,71 @@ fn install_path(release_path: &str) -> String {
     if release_path.is_empty() {
         return PREFIX.to_string();
     }
+    format!("{PREFIX}/{}", install_relative(release_path))
+}
+
+/// [`install_path`] relative to [`PREFIX`] (`config/config.json` is installed at
+/// `defaults/config/config.json`); empty for the release's top directory.
+pub fn install_relative(release_path: &str) -> String {
     let first = release_path.split('/').next().unwrap_or_default();
     if LINKED_DIRS.contains(&first) {
-        format!("{DEFAULTS_DIR}/{release_path}")
+        format!("{}/{release_path}", below_prefix(DEFAULTS_DIR))
     } else {
-        format!("{PREFIX}/{release_path}")
+        release_path.to_string()
     }
+}
+
+/// The linked directories a release may ship, as plain directories only: their content is
+/// kept in [`DEFAULTS_DIR`] and seeds the data directory. Upstream ships `config/` and
+/// `logs/`; the other linked directories (`data`, `plugins`) must not appear in a release.
+pub const RELEASE_DEFAULT_DIRS: [&str; 2] = ["config", "logs"];
+
+/// What the packaging makes of a path below [`PREFIX`] that a release must never ship.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reserved {
+    /// A symlink into [`DATA_DIR`] ([`LINKED_DIRS`]).
+    DataLink,
+    /// [`CLIENT_PLUGINS`], a directory the service account owns.
+    ServiceDir,
+    /// [`DEFAULTS_DIR`], where release files of linked directories are kept.
+    Defaults,
+    /// [`VERSION_FILE`], the marker of a packaged install.
+    Marker,
+}
+
+impl Reserved {
+    /// What the path is, for error messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Reserved::DataLink => "a link the packaging makes into the data directory",
+            Reserved::ServiceDir => {
+                "the webapp plugin directory, which the packaging creates for the service account"
+            }
+            Reserved::Defaults => "the packaging's directory of default config and logs",
+            Reserved::Marker => "the packaging's marker of the installed version",
+        }
+    }
+}
+
+/// Every path below [`PREFIX`] (relative to it) that the packaging owns, with what it is.
+/// Release entries may not take over any of them or anything below them (the release's
+/// plain `config/` and `logs/` directories are installed below [`DEFAULTS_DIR`] instead).
+pub fn reserved_paths() -> Vec<(&'static str, Reserved)> {
+    let mut out: Vec<(&'static str, Reserved)> = LINKED_DIRS
+        .iter()
+        .map(|d| (*d, Reserved::DataLink))
+        .collect();
+    out.push((below_prefix(CLIENT_PLUGINS), Reserved::ServiceDir));
+    out.push((below_prefix(DEFAULTS_DIR), Reserved::Defaults));
+    out.push((below_prefix(VERSION_FILE), Reserved::Marker));
+    out
+}
+
+/// `path` (a constant below [`PREFIX`]) relative to [`PREFIX`].
+fn below_prefix(path: &'static str) -> &'static str {
+    path.strip_prefix(PREFIX)
+        .and_then(|p| p.strip_prefix('/'))
+        .expect("a path below PREFIX")
 }
 
 /// Files the server rewrites when SiteURL has a subpath (upstream's
@@ -278,6 +337,37 @@ mod tests {
             install_path("configuration.txt"),
             "/opt/mattermost/configuration.txt"
         );
+    }
+
+    #[test]
+    fn reserved_paths_are_everything_the_packaging_adds_below_the_prefix() {
+        let reserved: Vec<_> = reserved_paths().into_iter().map(|(p, _)| p).collect();
+        assert_eq!(
+            reserved,
+            [
+                "config",
+                "data",
+                "logs",
+                "plugins",
+                "client/plugins",
+                "defaults",
+                "mm-pkg-version"
+            ]
+        );
+        let mut layout = Layout::new();
+        for (entry, _) in layout.finish("1.0.0", "", "") {
+            if let Some(rel) = entry.path.strip_prefix(&format!("{PREFIX}/")) {
+                // Each path is reserved, below a reserved path, or a parent of one.
+                assert!(
+                    reserved.iter().any(|r| rel == *r
+                        || rel.starts_with(&format!("{r}/"))
+                        || r.starts_with(&format!("{rel}/"))),
+                    "{rel} is added by the layout but not reserved"
+                );
+            }
+        }
+        assert_eq!(install_relative("logs/x"), "defaults/logs/x");
+        assert_eq!(install_relative("bin/x"), "bin/x");
     }
 
     #[test]

@@ -7,9 +7,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
-use mm_pkg::build::{BuildOptions, build};
+use mm_pkg::build::{BuildOptions, build_with_report};
 use mm_pkg::compress::Compression;
 use mm_pkg::context::Format;
+use mm_pkg::release::archive::version_missing;
 use mm_pkg::release::catalog::Catalog;
 use mm_pkg::release::download::{Checks, Downloader, default_cache_dir, verify_local};
 use mm_pkg::release::http::Http;
@@ -134,6 +135,10 @@ struct BuildArgs {
     /// Print the result as one JSON object.
     #[arg(long)]
     json: bool,
+    /// Refuse a release whose bin/mattermost does not contain the version being built
+    /// (otherwise a loud warning).
+    #[arg(long)]
+    strict: bool,
 }
 
 fn main() -> ExitCode {
@@ -339,8 +344,16 @@ fn run_build(args: BuildArgs) -> Result<()> {
         templates: args.templates.clone(),
         maintainer: args.maintainer.clone(),
         source_date: source_date_epoch()?,
+        strict: args.strict,
     };
-    let built = build(&release, &tarball, &options)?;
+    let report = build_with_report(&release, &tarball, &options)?;
+    if !report.version_in_server {
+        eprintln!(
+            "mm-pkg: WARNING: {} (pass --strict to refuse such a release)",
+            version_missing(&release.version.to_string())
+        );
+    }
+    let built = report.packages;
     if args.json {
         let json = serde_json::json!({
             "version": release.version.to_string(),
@@ -350,6 +363,7 @@ fn run_build(args: BuildArgs) -> Result<()> {
             "tarball_sha256": verified.as_ref().map(|v| v.sha256.clone()),
             "signed_by": verified.as_ref().and_then(|v| v.signed_by.clone()),
             "packages": built,
+            "version_in_server_binary": report.version_in_server,
             "sha256sums": args.output.join("SHA256SUMS"),
         });
         println!("{}", serde_json::to_string_pretty(&json)?);

@@ -1,5 +1,7 @@
-//! A release that could escape its directory, carries special files, is not gzip, is cut
-//! short or is not a server release is refused with one line naming the problem, and
+//! A release that could escape its directory (directly or through its own links), take over
+//! a path the packaging owns, reach the admin's data through the data-directory links,
+//! carries names, special or sparse files that dpkg and rpm cannot install, is not gzip, is
+//! cut short or is not a server release is refused with one line naming the problem, and
 //! nothing is written to the output directory.
 
 mod common;
@@ -26,6 +28,48 @@ fn expected_message(h: Hostile) -> &'static str {
         Hostile::NotGzip => "is not a gzip file",
         Hostile::Truncated => "truncated or corrupt",
         Hostile::NoServer => "has no bin/mattermost",
+        Hostile::LinkChainEscape => {
+            "`mattermost/esc` is a symbolic link to `client/static/top/../../etc`, which leaves the release"
+        }
+        Hostile::EntryBelowLink => {
+            "`mattermost/esc/cron.d/x` is below `mattermost/esc`, a symbolic link of the release"
+        }
+        Hostile::LinkToLiveConfig | Hostile::HardlinkToLiveConfig => {
+            "`mattermost/bin/cfg` is a link to `../config/config.json`, which resolves into `mattermost/config`, a link the packaging makes into the data directory"
+        }
+        Hostile::LinkIntoClientPlugins => {
+            "`mattermost/bin/helper` is a link to `../client/plugins/x/run`, which resolves into `mattermost/client/plugins`"
+        }
+        Hostile::ClientPluginsTakeover => {
+            "`mattermost/client/plugins` takes over `mattermost/client/plugins`, the webapp plugin directory"
+        }
+        Hostile::VersionFileTakeover => {
+            "`mattermost/mm-pkg-version` takes over `mattermost/mm-pkg-version`, the packaging's marker"
+        }
+        Hostile::DefaultsTakeover => {
+            "`mattermost/defaults/config/config.json` is inside `mattermost/defaults`, the packaging's directory"
+        }
+        Hostile::LogsNotDir => "`mattermost/logs` is not a plain directory",
+        Hostile::PluginsContent => {
+            "`mattermost/plugins/evil/server/dist/plugin-linux-amd64` is inside `mattermost/plugins`, a link the packaging makes into the data directory"
+        }
+        Hostile::DataDir => "`mattermost/data` takes over `mattermost/data`",
+        Hostile::LinkLoop => {
+            "`mattermost/x` is a symbolic link to `y` that does not resolve within 40 links (a loop)"
+        }
+        Hostile::ControlCharName => {
+            "`mattermost/client/a\\nb.js` has a control character in its name"
+        }
+        Hostile::LongComponent => "has a name component of 256 bytes",
+        Hostile::FileThenDir => {
+            "`mattermost/client/x/y` is below `mattermost/client/x`, which is a file (a file and a directory at the same path)"
+        }
+        Hostile::DirThenFile => {
+            "`mattermost/client/y` is a file where the release has a directory (a file and a directory at the same path)"
+        }
+        Hostile::PaxSparse => "is a sparse file (PAX format)",
+        Hostile::GnuSparse => "`mattermost/bin/sparse` is a sparse file (GNU format)",
+        Hostile::PaxGlobalHeader => "has a PAX global header",
     }
 }
 

@@ -3,8 +3,13 @@
 //! Upstream's tarball: a top `mattermost/` directory (listed twice), `bin/mattermost` and
 //! `bin/mmctl` (static Go executables), `config/config.json` (0600), `client/` (the webapp,
 //! with `root.html`, `manifest.json`, CSS and JS), `logs/`, `prepackaged_plugins/*.tar.gz`
-//! with `.sig` files, `i18n/`, `templates/`, licence files. The executables here are real
-//! statically linked, unstripped ELF files compiled with `gcc -static`.
+//! with `.sig` files (amd64 only), `i18n/`, `templates/`, `fonts/`, `NOTICE.txt`,
+//! `README.md`, `manifest.txt` and the edition's licence file: `ENTERPRISE-EDITION-LICENSE.txt`
+//! and `config/cloud_defaults.json` for enterprise, `MIT-COMPILED-LICENSE.md` for team
+//! (server/build/release.mk in mattermost/mattermost). On amd64 the executables are real
+//! statically linked, unstripped ELF files compiled with `gcc -static`; on arm64 minimal
+//! aarch64 ELF headers. `bin/mattermost` embeds upstream's list of versions, current first
+//! (server/public/model/version.go).
 
 #![allow(dead_code)]
 
@@ -37,11 +42,50 @@ pub enum Hostile {
     Truncated,
     /// No `bin/mattermost`.
     NoServer,
+    /// `esc -> client/static/top/../../etc`, then `client/static/top -> ../..`: each link
+    /// alone stays inside, the chain leaves.
+    LinkChainEscape,
+    /// `esc -> client`, then a file `esc/cron.d/x` placed through the link.
+    EntryBelowLink,
+    /// `bin/cfg -> ../config/config.json`: after install, the admin's live config.
+    LinkToLiveConfig,
+    /// A hard link `bin/cfg` to `config/config.json`.
+    HardlinkToLiveConfig,
+    /// `bin/helper -> ../client/plugins/x/run`: into the service account's directory.
+    LinkIntoClientPlugins,
+    /// `client/plugins` as a link of the release.
+    ClientPluginsTakeover,
+    /// The release ships `mm-pkg-version`.
+    VersionFileTakeover,
+    /// The release ships `defaults/config/config.json`.
+    DefaultsTakeover,
+    /// `logs` as a link instead of a directory.
+    LogsNotDir,
+    /// Content in `plugins/` (would seed the admin's plugin directory).
+    PluginsContent,
+    /// A `data/` directory.
+    DataDir,
+    /// `x -> y`, `y -> x`.
+    LinkLoop,
+    /// A newline in a name.
+    ControlCharName,
+    /// A name component of 256 bytes.
+    LongComponent,
+    /// A file `client/x`, then `client/x/y`.
+    FileThenDir,
+    /// A directory `client/y/`, then a file `client/y`.
+    DirThenFile,
+    /// A sparse file in PAX format (GNU tar 1.0 sparse).
+    PaxSparse,
+    /// A sparse file in the old GNU format (type `S`).
+    GnuSparse,
+    /// A PAX global header.
+    PaxGlobalHeader,
 }
 
 impl Hostile {
     /// Every variant.
-    pub const ALL: [Hostile; 9] = [
+    pub const ALL: [Hostile; 28] = [
         Hostile::AbsolutePath,
         Hostile::DotDot,
         Hostile::SymlinkOutside,
@@ -51,6 +95,25 @@ impl Hostile {
         Hostile::NotGzip,
         Hostile::Truncated,
         Hostile::NoServer,
+        Hostile::LinkChainEscape,
+        Hostile::EntryBelowLink,
+        Hostile::LinkToLiveConfig,
+        Hostile::HardlinkToLiveConfig,
+        Hostile::LinkIntoClientPlugins,
+        Hostile::ClientPluginsTakeover,
+        Hostile::VersionFileTakeover,
+        Hostile::DefaultsTakeover,
+        Hostile::LogsNotDir,
+        Hostile::PluginsContent,
+        Hostile::DataDir,
+        Hostile::LinkLoop,
+        Hostile::ControlCharName,
+        Hostile::LongComponent,
+        Hostile::FileThenDir,
+        Hostile::DirThenFile,
+        Hostile::PaxSparse,
+        Hostile::GnuSparse,
+        Hostile::PaxGlobalHeader,
     ];
 }
 
@@ -67,6 +130,13 @@ pub struct Spec {
     pub extra_files: Vec<(String, Vec<u8>)>,
     /// A way to break the release.
     pub hostile: Option<Hostile>,
+    /// `amd64` or `arm64`: the machine of the executables and the tarball's name.
+    pub arch: String,
+    /// The version `bin/mattermost` lists as its own (default: [`Spec::version`]); another
+    /// one makes a release built for another version (a replay).
+    pub server_version: Option<String>,
+    /// Empty files added below `client/filler/` (for releases with absurd entry counts).
+    pub filler_files: usize,
 }
 
 impl Spec {
@@ -78,6 +148,17 @@ impl Spec {
             pad: 0,
             extra_files: Vec::new(),
             hostile: None,
+            arch: "amd64".to_string(),
+            server_version: None,
+            filler_files: 0,
+        }
+    }
+
+    /// The same release for `arch` (`amd64`, `arm64`).
+    pub fn for_arch(self, arch: &str) -> Self {
+        Spec {
+            arch: arch.to_string(),
+            ..self
         }
     }
 
@@ -92,8 +173,68 @@ impl Spec {
     /// Upstream's tarball name for this spec.
     pub fn tarball_name(&self) -> String {
         let edition = if self.edition == "team" { "team-" } else { "" };
-        format!("mattermost-{edition}{}-linux-amd64.tar.gz", self.version)
+        format!(
+            "mattermost-{edition}{}-linux-{}.tar.gz",
+            self.version, self.arch
+        )
     }
+}
+
+/// A minimal 64-bit little-endian ELF executable header (with one empty `PT_LOAD` program
+/// header) for `arch` (`amd64` or `arm64`): what the build checks, not something to run.
+pub fn minimal_elf(arch: &str) -> Vec<u8> {
+    let machine: u16 = match arch {
+        "amd64" => 62,
+        "arm64" => 183,
+        other => panic!("no ELF machine for {other}"),
+    };
+    let mut h = vec![0u8; 64 + 56];
+    h[..4].copy_from_slice(b"\x7fELF");
+    h[4] = 2; // ELFCLASS64
+    h[5] = 1; // little endian
+    h[6] = 1; // EV_CURRENT
+    h[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    h[18..20].copy_from_slice(&machine.to_le_bytes());
+    h[20..24].copy_from_slice(&1u32.to_le_bytes());
+    h[24..32].copy_from_slice(&0x400078u64.to_le_bytes()); // e_entry
+    h[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+    h[52..54].copy_from_slice(&64u16.to_le_bytes()); // e_ehsize
+    h[54..56].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
+    h[56..58].copy_from_slice(&1u16.to_le_bytes()); // e_phnum
+    h[64..68].copy_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+    h[68..72].copy_from_slice(&5u32.to_le_bytes()); // PF_R | PF_X
+    h
+}
+
+/// The minor releases upstream's version list names below the current line, newest first
+/// (server/public/model/version.go, abridged below 7.0).
+const UPSTREAM_MINORS: &[&str] = &[
+    "11.4.0", "11.3.0", "11.2.0", "11.1.0", "11.0.0", "10.12.0", "10.11.0", "10.10.0", "10.9.0",
+    "10.8.0", "10.7.0", "10.6.0", "10.5.0", "10.4.0", "10.3.0", "10.2.0", "10.1.0", "10.0.0",
+    "9.11.0", "9.10.0", "9.9.0", "9.8.0", "9.7.0", "9.6.0", "9.5.0", "9.4.0", "9.3.0", "9.2.0",
+    "9.1.0", "9.0.0", "8.1.0", "8.0.0", "7.11.0", "7.10.0", "7.9.0", "7.8.0", "7.0.0", "6.0.0",
+    "5.0.0", "4.0.0", "3.0.0", "2.0.0", "1.0.0", "0.7.1", "0.7.0", "0.6.0", "0.5.0",
+];
+
+fn numbers(version: &str) -> (u64, u64, u64) {
+    let mut it = version.split('.').map(|p| p.parse::<u64>().unwrap());
+    (it.next().unwrap(), it.next().unwrap(), it.next().unwrap())
+}
+
+/// The version list a server binary of `version` embeds, as Go lays out string literals
+/// (back to back, no separator): `version`, its line's earlier patch releases, then the
+/// older minor releases.
+pub fn embedded_versions(version: &str) -> Vec<u8> {
+    let (major, minor, patch) = numbers(version);
+    let mut list = vec![version.to_string()];
+    list.extend((0..patch).rev().map(|p| format!("{major}.{minor}.{p}")));
+    list.extend(
+        UPSTREAM_MINORS
+            .iter()
+            .filter(|v| numbers(v) < (major, minor, 0))
+            .map(|v| v.to_string()),
+    );
+    list.concat().into_bytes()
 }
 
 /// A static, unstripped ELF executable, compiled once per test process.
@@ -136,11 +277,11 @@ fn header(path: &str, kind: tar::EntryType, mode: u32, size: u64) -> tar::Header
     h
 }
 
-struct Tar {
-    builder: tar::Builder<Vec<u8>>,
+struct Tar<W: Write> {
+    builder: tar::Builder<W>,
 }
 
-impl Tar {
+impl<W: Write> Tar<W> {
     fn dir(&mut self, path: &str) {
         let h = header(path, tar::EntryType::Directory, 0o755, 0);
         self.builder.append(&h, &[][..]).unwrap();
@@ -163,13 +304,56 @@ impl Tar {
         let h = header(path, kind, 0o644, 0);
         self.builder.append(&h, &[][..]).unwrap();
     }
+
+    /// A file whose name may be longer than the header holds (a GNU long-name entry).
+    fn long_file(&mut self, path: &str, bytes: &[u8]) {
+        let mut h = header("x", tar::EntryType::Regular, 0o644, bytes.len() as u64);
+        self.builder.append_data(&mut h, path, bytes).unwrap();
+    }
+
+    /// A PAX extended header of `kind` (`x` local, `g` global) holding `records`.
+    fn pax(&mut self, name: &str, kind: tar::EntryType, records: &[(&str, &str)]) {
+        let mut data = Vec::new();
+        for (key, value) in records {
+            let body = format!(" {key}={value}\n");
+            let mut len = body.len() + 1;
+            while format!("{len}{body}").len() != len {
+                len += 1;
+            }
+            data.extend_from_slice(format!("{len}{body}").as_bytes());
+        }
+        let mut h = tar::Header::new_ustar();
+        h.set_path(name).unwrap();
+        h.set_entry_type(kind);
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        self.builder.append(&h, &data[..]).unwrap();
+    }
+
+    /// An old-style GNU sparse file (type `S`): `data` at offset 0 of a file of `real` bytes.
+    fn gnu_sparse(&mut self, path: &str, data: &[u8], real: u64) {
+        let mut h = header(path, tar::EntryType::GNUSparse, 0o644, data.len() as u64);
+        let gnu = h.as_gnu_mut().unwrap();
+        octal(&mut gnu.sparse[0].offset, 0);
+        octal(&mut gnu.sparse[0].numbytes, data.len() as u64);
+        // The map ends with an empty block at the real end of the file.
+        octal(&mut gnu.sparse[1].offset, real);
+        octal(&mut gnu.sparse[1].numbytes, 0);
+        octal(&mut gnu.realsize, real);
+        h.set_cksum();
+        self.builder.append(&h, data).unwrap();
+    }
+}
+
+fn octal(field: &mut [u8], value: u64) {
+    let text = format!("{value:0width$o}\0", width = field.len() - 1);
+    field.copy_from_slice(text.as_bytes());
 }
 
 /// A small valid `.tar.gz` standing in for a prepackaged plugin bundle.
 fn plugin_bundle(id: &str) -> Vec<u8> {
-    let mut t = Tar {
-        builder: tar::Builder::new(Vec::new()),
-    };
+    let mut t = gz_tar();
     t.dir(&format!("{id}/"));
     t.file(
         &format!("{id}/plugin.json"),
@@ -181,14 +365,13 @@ fn plugin_bundle(id: &str) -> Vec<u8> {
         0o755,
         static_elf(),
     );
-    let tar = t.builder.into_inner().unwrap();
-    gzip(&tar)
+    t.builder.into_inner().unwrap().finish().unwrap()
 }
 
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(bytes).unwrap();
-    gz.finish().unwrap()
+fn gz_tar() -> Tar<GzEncoder<Vec<u8>>> {
+    Tar {
+        builder: tar::Builder::new(GzEncoder::new(Vec::new(), flate2::Compression::fast())),
+    }
 }
 
 /// The default config upstream ships (trimmed).
@@ -202,17 +385,22 @@ pub fn default_config(version: &str) -> String {
 
 /// Writes the release tarball described by `spec` into `dir` and returns its path.
 pub fn write_release(dir: &Path, spec: &Spec) -> PathBuf {
-    let mut t = Tar {
-        builder: tar::Builder::new(Vec::new()),
+    let mut t = gz_tar();
+    let mut exe = match spec.arch.as_str() {
+        "amd64" => static_elf().to_vec(),
+        other => minimal_elf(other),
     };
-    let mut exe = static_elf().to_vec();
     exe.resize(exe.len() + spec.pad, 0);
     let v = &spec.version;
 
     t.dir("mattermost/");
     t.dir("mattermost/bin/");
     if spec.hostile != Some(Hostile::NoServer) {
-        t.file("mattermost/bin/mattermost", 0o755, &exe);
+        let mut server = exe.clone();
+        server.extend_from_slice(&embedded_versions(
+            spec.server_version.as_deref().unwrap_or(v),
+        ));
+        t.file("mattermost/bin/mattermost", 0o755, &server);
     }
     let mut mmctl = exe.clone();
     mmctl.extend_from_slice(b"mmctl");
@@ -263,15 +451,25 @@ pub fn write_release(dir: &Path, spec: &Spec) -> PathBuf {
         0o644,
         b".hljs { color: #333; }\n",
     );
-    t.dir("mattermost/prepackaged_plugins/");
-    for id in ["com.mattermost.calls", "playbooks"] {
-        let name = format!("mattermost/prepackaged_plugins/{id}-1.0.0-linux-amd64.tar.gz");
-        t.file(&name, 0o644, &plugin_bundle(id));
+    if spec.edition != "team" {
         t.file(
-            &format!("{name}.sig"),
+            "mattermost/config/cloud_defaults.json",
             0o644,
-            format!("\u{89}\u{1}signature of {id}").as_bytes(),
+            b"{\n  \"ServiceSettings\": {}\n}\n",
         );
+    }
+    if spec.arch == "amd64" {
+        // Upstream prepackages plugins in the linux-amd64 tarball only.
+        t.dir("mattermost/prepackaged_plugins/");
+        for id in ["com.mattermost.calls", "playbooks"] {
+            let name = format!("mattermost/prepackaged_plugins/{id}-1.0.0-linux-amd64.tar.gz");
+            t.file(&name, 0o644, &plugin_bundle(id));
+            t.file(
+                &format!("{name}.sig"),
+                0o644,
+                format!("\u{89}\u{1}signature of {id}").as_bytes(),
+            );
+        }
     }
     t.dir("mattermost/i18n/");
     t.file(
@@ -292,15 +490,15 @@ pub fn write_release(dir: &Path, spec: &Spec) -> PathBuf {
         b"\0\x01\0\0synthetic font",
     );
     if spec.edition == "team" {
-        t.file("mattermost/LICENSE.txt", 0o644, b"Mattermost Team Edition\n\nThe MIT License (MIT)\n\nPermission is hereby granted, free of charge, to any person obtaining a copy.\n");
+        t.file("mattermost/MIT-COMPILED-LICENSE.md", 0o644, b"Mattermost Team Edition\n\nThe MIT License (MIT)\n\nPermission is hereby granted, free of charge, to any person obtaining a copy.\n");
     } else {
         t.file("mattermost/ENTERPRISE-EDITION-LICENSE.txt", 0o644, b"Mattermost Enterprise Edition License\n\nCopyright (c) 2015-present Mattermost, Inc.\n\nUse of this software requires a valid subscription.\n");
-        t.file(
-            "mattermost/LICENSE.txt",
-            0o644,
-            b"See ENTERPRISE-EDITION-LICENSE.txt.\n",
-        );
     }
+    t.file(
+        "mattermost/manifest.txt",
+        0o644,
+        format!("mattermost {v}\n").as_bytes(),
+    );
     t.file(
         "mattermost/NOTICE.txt",
         0o644,
@@ -313,6 +511,9 @@ pub fn write_release(dir: &Path, spec: &Spec) -> PathBuf {
     );
     for (path, bytes) in &spec.extra_files {
         t.file(&format!("mattermost/{path}"), 0o644, bytes);
+    }
+    for i in 0..spec.filler_files {
+        t.file(&format!("mattermost/client/filler/{i:07}"), 0o644, b"");
     }
     // Upstream lists the top directory a second time.
     t.dir("mattermost/");
@@ -330,9 +531,93 @@ pub fn write_release(dir: &Path, spec: &Spec) -> PathBuf {
         }
         Some(Hostile::Device) => t.special("mattermost/bin/sda", tar::EntryType::Block),
         Some(Hostile::Fifo) => t.special("mattermost/logs/pipe", tar::EntryType::Fifo),
+        Some(Hostile::LinkChainEscape) => {
+            // The link that makes the chain leave comes last.
+            let link = tar::EntryType::Symlink;
+            t.link("mattermost/esc", link, "client/static/top/../../etc");
+            t.link("mattermost/client/static/top", link, "../..");
+        }
+        Some(Hostile::EntryBelowLink) => {
+            t.link("mattermost/esc", tar::EntryType::Symlink, "client");
+            t.file("mattermost/esc/cron.d/x", 0o644, b"* * * * * root true\n");
+        }
+        Some(Hostile::LinkToLiveConfig) => t.link(
+            "mattermost/bin/cfg",
+            tar::EntryType::Symlink,
+            "../config/config.json",
+        ),
+        Some(Hostile::HardlinkToLiveConfig) => t.link(
+            "mattermost/bin/cfg",
+            tar::EntryType::Link,
+            "mattermost/config/config.json",
+        ),
+        Some(Hostile::LinkIntoClientPlugins) => t.link(
+            "mattermost/bin/helper",
+            tar::EntryType::Symlink,
+            "../client/plugins/x/run",
+        ),
+        Some(Hostile::ClientPluginsTakeover) => t.link(
+            "mattermost/client/plugins",
+            tar::EntryType::Symlink,
+            "../i18n",
+        ),
+        Some(Hostile::VersionFileTakeover) => {
+            t.file("mattermost/mm-pkg-version", 0o644, b"0.0.1\n")
+        }
+        Some(Hostile::DefaultsTakeover) => {
+            t.file("mattermost/defaults/config/config.json", 0o644, b"{}\n")
+        }
+        Some(Hostile::LogsNotDir) => t.link("mattermost/logs", tar::EntryType::Symlink, "bin"),
+        Some(Hostile::PluginsContent) => t.file(
+            "mattermost/plugins/evil/server/dist/plugin-linux-amd64",
+            0o755,
+            b"\x7fELF",
+        ),
+        Some(Hostile::DataDir) => t.dir("mattermost/data/"),
+        Some(Hostile::LinkLoop) => {
+            t.link("mattermost/x", tar::EntryType::Symlink, "y");
+            t.link("mattermost/y", tar::EntryType::Symlink, "x");
+        }
+        Some(Hostile::ControlCharName) => t.file("mattermost/client/a\nb.js", 0o644, b"x\n"),
+        Some(Hostile::LongComponent) => {
+            t.long_file(&format!("mattermost/client/{}", "a".repeat(256)), b"x\n")
+        }
+        Some(Hostile::FileThenDir) => {
+            t.file("mattermost/client/x", 0o644, b"x\n");
+            t.file("mattermost/client/x/y", 0o644, b"y\n");
+        }
+        Some(Hostile::DirThenFile) => {
+            t.dir("mattermost/client/y/");
+            t.file("mattermost/client/y", 0o644, b"y\n");
+        }
+        Some(Hostile::PaxSparse) => {
+            // What GNU tar --sparse --format=pax writes (sparse format 1.0): the real name
+            // is in the PAX header, the member is named GNUSparseFile.N and starts with the
+            // sparse map.
+            t.pax(
+                "mattermost/bin/PaxHeaders/sparse",
+                tar::EntryType::XHeader,
+                &[
+                    ("GNU.sparse.major", "1"),
+                    ("GNU.sparse.minor", "0"),
+                    ("GNU.sparse.name", "mattermost/bin/sparse"),
+                    ("GNU.sparse.realsize", "1048576"),
+                ],
+            );
+            let mut data = b"1\n0\n5\n".to_vec();
+            data.resize(512, 0);
+            data.extend_from_slice(b"hello");
+            t.file("mattermost/bin/GNUSparseFile.0/sparse", 0o644, &data);
+        }
+        Some(Hostile::GnuSparse) => t.gnu_sparse("mattermost/bin/sparse", b"hello", 1 << 20),
+        Some(Hostile::PaxGlobalHeader) => t.pax(
+            "pax_global_header",
+            tar::EntryType::XGlobalHeader,
+            &[("comment", "0123456789abcdef")],
+        ),
         _ => {}
     }
-    let mut bytes = gzip(&t.builder.into_inner().unwrap());
+    let mut bytes = t.builder.into_inner().unwrap().finish().unwrap();
     match spec.hostile {
         Some(Hostile::NotGzip) => bytes = b"PK\x03\x04 this is a zip, not a tarball".to_vec(),
         Some(Hostile::Truncated) => bytes.truncate(bytes.len() * 2 / 3),

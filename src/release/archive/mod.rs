@@ -2,15 +2,30 @@
 //!
 //! The tarball is decompressed exactly once and never extracted: each entry is handed to a
 //! visitor together with a reader for its bytes. Everything a hostile or broken archive could
-//! do to the packages is refused here, with the offending entry named.
+//! do to the packages is refused here, with the offending entry named: names ([`names`]),
+//! where entries land once installed and where links lead ([`tree`]), and what the server
+//! binary is ([`server`]). Checks that need the whole release (a later link changes where an
+//! earlier one leads) run after the last entry, before the build may succeed.
+
+pub mod names;
+pub mod server;
+pub mod tree;
 
 use std::io::{self, BufRead, BufReader, Read};
 
 use anyhow::{Context, Result, anyhow, bail};
 use flate2::read::MultiGzDecoder;
 
+use crate::release::Arch;
+use names::{check_symlink, check_text, display_path, relative_link, release_path, shown};
+use server::{Inspect, SERVER_PATH, ServerCheck};
+use tree::Tree;
+
 /// The directory every upstream release tarball keeps its files under.
 pub const TOP_DIR: &str = "mattermost";
+/// Most archive members a release may have (real releases have around ten thousand); more
+/// is refused before it can cost memory.
+pub const MAX_ENTRIES: u64 = tree::MAX_PATHS as u64;
 
 /// What kind of filesystem object an entry is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +62,17 @@ impl ReleaseEntry {
     }
 }
 
+/// What the release must be, besides well formed.
+#[derive(Debug, Clone)]
+pub struct Expected {
+    /// The version being packaged, looked for in `bin/mattermost`.
+    pub version: String,
+    /// The architecture `bin/mattermost` must be built for.
+    pub arch: Arch,
+    /// Refuse the release when `bin/mattermost` does not contain [`Expected::version`].
+    pub require_version: bool,
+}
+
 /// What was seen while reading a release.
 #[derive(Debug, Default, Clone)]
 pub struct ReadSummary {
@@ -54,15 +80,18 @@ pub struct ReadSummary {
     pub entries: u64,
     /// Sum of regular file sizes.
     pub file_bytes: u64,
+    /// `bin/mattermost` contains the requested version string.
+    pub version_in_server: bool,
 }
 
 /// Decompresses `input` (a gzip-compressed tar) once and hands every entry to `visit`.
 ///
 /// `visit` receives the entry and a reader of exactly the entry's bytes (empty for
 /// directories and links); it need not read them all. Fails on the first entry that could
-/// escape the release, on special files, on a stream that is not gzip or ends early, and
-/// when the release lacks `bin/mattermost`.
-pub fn read_release<R, F>(input: R, mut visit: F) -> Result<ReadSummary>
+/// escape the release or take over a path the packaging owns, on names no package manager
+/// can install, on special and sparse files, on a stream that is not gzip or ends early,
+/// and when the release lacks a `bin/mattermost` for `expected.arch`.
+pub fn read_release<R, F>(input: R, expected: &Expected, mut visit: F) -> Result<ReadSummary>
 where
     R: Read,
     F: FnMut(&ReleaseEntry, &mut dyn Read) -> Result<()>,
@@ -74,27 +103,56 @@ where
     }
     let mut archive = tar::Archive::new(MultiGzDecoder::new(buffered));
     let mut summary = ReadSummary::default();
+    let mut tree = Tree::new();
+    let mut server = ServerCheck::new(&expected.version);
     let mut has_server = false;
     for item in archive.entries().map_err(corrupt)? {
         let mut entry = item.map_err(corrupt)?;
-        let checked = check_entry(&entry)?;
         summary.entries += 1;
+        if summary.entries > MAX_ENTRIES {
+            bail!(
+                "the release has more than {MAX_ENTRIES} entries; real releases have far fewer, \
+                 and mm-pkg refuses more to bound its memory"
+            );
+        }
+        let (checked, hard_link_to) = check_entry(&mut entry)?;
+        tree.insert(&checked, hard_link_to.as_deref())?;
+        let label = || format!("release entry `{}`", display_path(&checked.path));
         if let EntryKind::File { size } = checked.kind {
             summary.file_bytes += size;
-            has_server |= checked.path == "bin/mattermost";
+            if checked.path == SERVER_PATH {
+                has_server = true;
+                let mut inspect = Inspect::new(Labelled(&mut entry), &mut server);
+                visit(&checked, &mut inspect).with_context(label)?;
+                io::copy(&mut inspect, &mut io::sink()).map_err(corrupt)?;
+                continue;
+            }
         }
-        visit(&checked, &mut Labelled(&mut entry))
-            .with_context(|| format!("release entry `{}`", display_path(&checked.path)))?;
+        visit(&checked, &mut Labelled(&mut entry)).with_context(label)?;
         // Drain what the visitor left so the stream stays aligned (and CRC-checked).
         io::copy(&mut entry, &mut io::sink()).map_err(corrupt)?;
     }
     // The tar end marker can come before the gzip trailer: read to the real end so that a
     // truncated or corrupted stream is noticed.
     io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(corrupt)?;
+    tree.check_links()?;
     if !has_server {
         bail!("the release has no bin/mattermost: this is not a Mattermost server release");
     }
+    server.check_arch(expected.arch)?;
+    summary.version_in_server = server.version_found();
+    if expected.require_version && !summary.version_in_server {
+        bail!("{}", version_missing(&expected.version));
+    }
     Ok(summary)
+}
+
+/// Says that `bin/mattermost` does not contain `version` and what that likely means.
+pub fn version_missing(version: &str) -> String {
+    format!(
+        "bin/mattermost does not contain the version string `{version}`: upstream's binary \
+         lists its own version, so this tarball was most likely built for another (older) release"
+    )
 }
 
 fn corrupt(err: io::Error) -> anyhow::Error {
@@ -115,25 +173,44 @@ impl<R: Read> Read for Labelled<'_, R> {
     }
 }
 
-fn display_path(path: &str) -> String {
-    if path.is_empty() {
-        format!("{TOP_DIR}/")
-    } else {
-        format!("{TOP_DIR}/{path}")
-    }
-}
-
-fn check_entry<R: Read>(entry: &tar::Entry<R>) -> Result<ReleaseEntry> {
+/// Checks one archive member by itself; returns it and, for a hard link, the release path
+/// it names.
+fn check_entry<R: Read>(entry: &mut tar::Entry<R>) -> Result<(ReleaseEntry, Option<String>)> {
     let raw = String::from_utf8(entry.path_bytes().into_owned()).map_err(|e| {
         anyhow!(
             "release entry `{}` has a name that is not UTF-8",
-            String::from_utf8_lossy(e.as_bytes())
+            shown(&String::from_utf8_lossy(e.as_bytes()))
         )
     })?;
+    let entry_type = entry.header().entry_type();
+    if entry_type == tar::EntryType::XGlobalHeader {
+        bail!(
+            "the release tarball has a PAX global header (`{}`), which upstream's tarballs never \
+             have; mm-pkg does not apply archive-wide attributes",
+            shown(&raw)
+        );
+    }
+    check_text(&raw, &raw, "name")?;
+    if entry_type == tar::EntryType::GNUSparse {
+        bail!(
+            "release entry `{raw}` is a sparse file (GNU format); mm-pkg does not package sparse files"
+        );
+    }
+    if let Some(pax) = entry.pax_extensions().map_err(corrupt)? {
+        for ext in pax {
+            let key = ext.map_err(corrupt)?.key_bytes().to_vec();
+            if key.starts_with(b"GNU.sparse.") {
+                bail!(
+                    "release entry `{raw}` is a sparse file (PAX format); mm-pkg does not package sparse files"
+                );
+            }
+        }
+    }
     let path = release_path(&raw)?;
     let header = entry.header();
     let mode = header.mode().map_err(corrupt)? & 0o7777;
-    let kind = match header.entry_type() {
+    let mut hard_link_to = None;
+    let kind = match entry_type {
         tar::EntryType::Directory => EntryKind::Dir,
         tar::EntryType::Regular | tar::EntryType::Continuous => {
             EntryKind::File { size: entry.size() }
@@ -150,24 +227,26 @@ fn check_entry<R: Read>(entry: &tar::Entry<R>) -> Result<ReleaseEntry> {
             let target_path = release_path(&target).map_err(|_| {
                 anyhow!("release entry `{raw}` is a hard link to `{target}`, outside the release")
             })?;
-            EntryKind::Symlink {
-                target: relative_link(&path, &target_path),
-            }
+            let link = relative_link(&path, &target_path);
+            hard_link_to = Some(target_path);
+            EntryKind::Symlink { target: link }
         }
         other => bail!(
             "release entry `{raw}` is a {} (only files, directories and links belong in a release)",
             describe_type(other)
         ),
     };
-    Ok(ReleaseEntry { path, kind, mode })
+    Ok((ReleaseEntry { path, kind, mode }, hard_link_to))
 }
 
 fn link_target<R: Read>(entry: &tar::Entry<R>, raw: &str) -> Result<String> {
     let target = entry
         .link_name_bytes()
         .ok_or_else(|| anyhow!("release entry `{raw}` is a link without a target"))?;
-    String::from_utf8(target.into_owned())
-        .map_err(|_| anyhow!("release entry `{raw}` has a link target that is not UTF-8"))
+    let target = String::from_utf8(target.into_owned())
+        .map_err(|_| anyhow!("release entry `{raw}` has a link target that is not UTF-8"))?;
+    check_text(raw, &target, "link target")?;
+    Ok(target)
 }
 
 fn describe_type(t: tar::EntryType) -> &'static str {
@@ -176,100 +255,5 @@ fn describe_type(t: tar::EntryType) -> &'static str {
         tar::EntryType::Block => "block device",
         tar::EntryType::Fifo => "fifo",
         _ => "special entry",
-    }
-}
-
-/// Turns an archive path into a path below the top directory, refusing escapes.
-fn release_path(raw: &str) -> Result<String> {
-    if raw.starts_with('/') {
-        bail!("release entry `{raw}` has an absolute path");
-    }
-    let mut parts = Vec::new();
-    for part in raw.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => bail!("release entry `{raw}` has a `..` component"),
-            _ => parts.push(part),
-        }
-    }
-    match parts.split_first() {
-        Some((&TOP_DIR, rest)) => Ok(rest.join("/")),
-        _ => bail!("release entry `{raw}` is outside the `{TOP_DIR}/` directory"),
-    }
-}
-
-/// Refuses a symbolic link whose target leaves the release.
-fn check_symlink(raw: &str, path: &str, target: &str) -> Result<()> {
-    if target.is_empty() {
-        bail!("release entry `{raw}` is a symbolic link with an empty target");
-    }
-    if target.starts_with('/') {
-        bail!(
-            "release entry `{raw}` is a symbolic link to the absolute path `{target}`, outside the release"
-        );
-    }
-    let mut resolved: Vec<&str> = path.split('/').collect();
-    resolved.pop(); // the link's own name
-    for part in target.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if resolved.pop().is_none() {
-                    bail!(
-                        "release entry `{raw}` is a symbolic link to `{target}`, outside the release"
-                    );
-                }
-            }
-            _ => resolved.push(part),
-        }
-    }
-    Ok(())
-}
-
-/// A relative path from the directory of `from` to `to` (both below the top directory).
-fn relative_link(from: &str, to: &str) -> String {
-    let from_dir: Vec<&str> = from.split('/').filter(|p| !p.is_empty()).collect();
-    let from_dir = &from_dir[..from_dir.len().saturating_sub(1)];
-    let to_parts: Vec<&str> = to.split('/').filter(|p| !p.is_empty()).collect();
-    let common = from_dir
-        .iter()
-        .zip(&to_parts)
-        .take_while(|(a, b)| a == b)
-        .count();
-    let mut out: Vec<&str> = vec![".."; from_dir.len() - common];
-    out.extend(&to_parts[common..]);
-    out.join("/")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_are_stripped_and_escapes_refused() {
-        assert_eq!(release_path("mattermost/").unwrap(), "");
-        assert_eq!(
-            release_path("./mattermost/bin/mattermost").unwrap(),
-            "bin/mattermost"
-        );
-        assert!(release_path("/etc/passwd").is_err());
-        assert!(release_path("mattermost/../x").is_err());
-        assert!(release_path("other/x").is_err());
-    }
-
-    #[test]
-    fn symlinks_must_stay_inside() {
-        assert!(check_symlink("x", "bin/a", "b").is_ok());
-        assert!(check_symlink("x", "bin/a", "../client/x").is_ok());
-        assert!(check_symlink("x", "bin/a", "../../etc").is_err());
-        assert!(check_symlink("x", "a", "..").is_err());
-        assert!(check_symlink("x", "bin/a", "/etc").is_err());
-    }
-
-    #[test]
-    fn hard_links_become_relative_symlinks() {
-        assert_eq!(relative_link("bin/b", "bin/a"), "a");
-        assert_eq!(relative_link("client/x/y", "bin/a"), "../../bin/a");
-        assert_eq!(relative_link("top", "bin/a"), "bin/a");
     }
 }

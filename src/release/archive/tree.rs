@@ -1,0 +1,353 @@
+//! The release as the installed filesystem will see it, to refuse what could escape it.
+//!
+//! Every entry is recorded at its installed place below the install prefix, next to the
+//! paths the packaging owns ([`crate::layout::reserved_paths`]). While the stream is read,
+//! each entry is checked against what came before it (nothing below a link or a file, no
+//! path twice, no packaging path taken over); once the whole release is known, every link is
+//! resolved through the release's own links, as the kernel will resolve it after install.
+
+use std::collections::HashMap;
+
+use anyhow::{Result, bail};
+
+use super::names::display_path;
+use super::{EntryKind, ReleaseEntry};
+use crate::layout::{RELEASE_DEFAULT_DIRS, Reserved, install_relative, reserved_paths};
+
+/// Most paths (entries and the directories they imply) a release may have. Real releases
+/// have around ten thousand; the bound keeps the memory of a build small whatever the input.
+pub const MAX_PATHS: usize = 200_000;
+/// Most bytes all those paths may take together.
+pub const MAX_PATH_BYTES: usize = 16 << 20;
+/// Most links followed while resolving one path (the kernel's `MAXSYMLINKS`).
+pub const MAX_LINK_STEPS: usize = 40;
+
+#[derive(Debug, Clone)]
+enum Node {
+    Dir,
+    File,
+    Link(Box<str>),
+    Reserved(Reserved),
+}
+
+impl Node {
+    fn describe(&self) -> &'static str {
+        match self {
+            Node::Dir => "a directory",
+            Node::File => "a file",
+            Node::Link(_) => "a link",
+            Node::Reserved(_) => "a packaging path",
+        }
+    }
+}
+
+/// Installed paths (relative to the install prefix) and what each is.
+#[derive(Debug)]
+pub struct Tree {
+    nodes: HashMap<Box<str>, Node>,
+    bytes: usize,
+    reserved: Vec<(&'static str, Reserved)>,
+}
+
+impl Default for Tree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Tree {
+    /// A tree holding only the paths the packaging owns.
+    pub fn new() -> Self {
+        let mut tree = Tree {
+            nodes: HashMap::new(),
+            bytes: 0,
+            reserved: reserved_paths(),
+        };
+        for (path, reserved) in tree.reserved.clone() {
+            for (i, _) in path.match_indices('/') {
+                tree.nodes.insert(path[..i].into(), Node::Dir);
+            }
+            tree.nodes.insert(path.into(), Node::Reserved(reserved));
+        }
+        tree
+    }
+
+    /// Records `entry`, refusing it when it would take over a packaging path, sit below a
+    /// link or a file, or repeat a path. `hard_link_to` is the release path a hard link
+    /// names, which must be a file listed before it.
+    pub fn insert(&mut self, entry: &ReleaseEntry, hard_link_to: Option<&str>) -> Result<()> {
+        let shown = display_path(&entry.path);
+        let is_link = matches!(entry.kind, EntryKind::Symlink { .. });
+        let first = entry.path.split('/').next().unwrap_or_default();
+        if entry.path.is_empty() && entry.kind != EntryKind::Dir {
+            bail!("release entry `{shown}` is not a directory: the release's top must be one");
+        }
+        let remapped = RELEASE_DEFAULT_DIRS.contains(&first);
+        if remapped && entry.path == first && entry.kind != EntryKind::Dir {
+            bail!(
+                "release entry `{shown}` is not a plain directory: the packaging makes `{first}` a \
+                 link into the data directory and takes only a plain `{first}/` from a release"
+            );
+        }
+        for (path, reserved) in &self.reserved {
+            if remapped && *path == first {
+                continue; // config/ and logs/ go to the defaults
+            }
+            if entry.path == *path {
+                bail!(
+                    "release entry `{shown}` takes over `{}`, {}",
+                    display_path(path),
+                    reserved.describe()
+                );
+            }
+            if entry.path.starts_with(path) && entry.path.as_bytes()[path.len()] == b'/' {
+                bail!(
+                    "release entry `{shown}` is inside `{}`, {}; a release must not ship it",
+                    display_path(path),
+                    reserved.describe()
+                );
+            }
+        }
+        if remapped && is_link {
+            bail!(
+                "release entry `{shown}` is a link inside `{first}/`, whose content seeds the \
+                 admin's data directory: links there are refused"
+            );
+        }
+        if let Some(target) = hard_link_to {
+            let target_rel = install_relative(target);
+            if !matches!(self.nodes.get(target_rel.as_str()), Some(Node::File)) {
+                bail!(
+                    "release entry `{shown}` is a hard link to `{}`, which is not a file listed before it",
+                    display_path(target)
+                );
+            }
+        }
+
+        let rel = install_relative(&entry.path);
+        for (i, _) in rel.match_indices('/') {
+            let parent = &rel[..i];
+            match self.nodes.get(parent) {
+                None => self.add(parent, Node::Dir)?,
+                Some(Node::Dir) => {}
+                Some(Node::Reserved(Reserved::Defaults)) => {} // only config/ and logs/ reach it
+                Some(Node::Reserved(r)) => bail!(
+                    "release entry `{shown}` is inside `{}`, {}; a release must not ship it",
+                    display_path(parent),
+                    r.describe()
+                ),
+                Some(Node::Link(_)) => bail!(
+                    "release entry `{shown}` is below `{}`, a symbolic link of the release \
+                     (entries must not be placed through links)",
+                    display_path(parent)
+                ),
+                Some(Node::File) => bail!(
+                    "release entry `{shown}` is below `{}`, which is a file (a file and a \
+                     directory at the same path)",
+                    display_path(parent)
+                ),
+            }
+        }
+        let node = match &entry.kind {
+            EntryKind::Dir => Node::Dir,
+            EntryKind::File { .. } => Node::File,
+            EntryKind::Symlink { target } => Node::Link(target.as_str().into()),
+        };
+        match (self.nodes.get(rel.as_str()), &node) {
+            (None, _) => self.add(&rel, node)?,
+            (Some(Node::Dir), Node::Dir) => {} // upstream lists its top directory twice
+            (Some(Node::Reserved(r)), _) => bail!(
+                "release entry `{shown}` takes over `{}`, {}",
+                display_path(&rel),
+                r.describe()
+            ),
+            (Some(Node::Dir), _) | (Some(_), Node::Dir) => bail!(
+                "release entry `{shown}` is {} where the release has {} (a file and a directory \
+                 at the same path)",
+                node.describe(),
+                self.nodes[rel.as_str()].describe()
+            ),
+            (Some(_), _) => bail!("the release lists `{shown}` twice"),
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, path: &str, node: Node) -> Result<()> {
+        self.bytes += path.len();
+        if self.nodes.len() >= MAX_PATHS || self.bytes > MAX_PATH_BYTES {
+            bail!(
+                "the release has more than {MAX_PATHS} paths or {} MiB of path names; real \
+                 releases have far fewer, and mm-pkg refuses more to bound its memory",
+                MAX_PATH_BYTES >> 20
+            );
+        }
+        self.nodes.insert(path.into(), node);
+        Ok(())
+    }
+
+    /// Resolves every link of the release through the release's links (chains, links to
+    /// links), as the installed filesystem will. Refuses a link that leaves the install
+    /// prefix, enters a path the packaging owns as a link into the data directory or as the
+    /// service account's directory, or needs more than [`MAX_LINK_STEPS`] links (a loop).
+    pub fn check_links(&self) -> Result<()> {
+        let mut links: Vec<(&str, &str)> = self
+            .nodes
+            .iter()
+            .filter_map(|(path, node)| match node {
+                Node::Link(target) => Some((&**path, &**target)),
+                _ => None,
+            })
+            .collect();
+        links.sort_unstable();
+        for (path, target) in links {
+            self.resolve(path, target)?;
+        }
+        Ok(())
+    }
+
+    fn resolve(&self, link: &str, target: &str) -> Result<()> {
+        let shown = display_path(link);
+        let mut dir: Vec<&str> = link.split('/').collect();
+        dir.pop(); // the link's own name
+        let mut pending: Vec<&str> = target.split('/').rev().collect();
+        let mut steps = 0;
+        while let Some(part) = pending.pop() {
+            match part {
+                "" | "." => {}
+                ".." => {
+                    if dir.pop().is_none() {
+                        bail!(
+                            "release entry `{shown}` is a symbolic link to `{target}`, which \
+                             leaves the release through the release's own links"
+                        );
+                    }
+                }
+                name => {
+                    dir.push(name);
+                    let here = dir.join("/");
+                    match self.nodes.get(here.as_str()) {
+                        Some(Node::Link(next)) => {
+                            steps += 1;
+                            if steps > MAX_LINK_STEPS {
+                                bail!(
+                                    "release entry `{shown}` is a symbolic link to `{target}` that \
+                                     does not resolve within {MAX_LINK_STEPS} links (a loop)"
+                                );
+                            }
+                            dir.pop();
+                            pending.extend(next.split('/').rev());
+                        }
+                        Some(Node::Reserved(r @ (Reserved::DataLink | Reserved::ServiceDir))) => {
+                            bail!(
+                                "release entry `{shown}` is a link to `{target}`, which resolves \
+                                 into `{}`, {}",
+                                display_path(&here),
+                                r.describe()
+                            )
+                        }
+                        // A missing path or a file is followed lexically: conservative, and
+                        // what the path would mean if it appeared later.
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str, kind: EntryKind) -> ReleaseEntry {
+        ReleaseEntry {
+            path: path.into(),
+            kind,
+            mode: 0o644,
+        }
+    }
+
+    fn link(path: &str, target: &str) -> ReleaseEntry {
+        entry(
+            path,
+            EntryKind::Symlink {
+                target: target.into(),
+            },
+        )
+    }
+
+    fn file(path: &str) -> ReleaseEntry {
+        entry(path, EntryKind::File { size: 1 })
+    }
+
+    fn refused(entries: &[ReleaseEntry]) -> String {
+        let mut tree = Tree::new();
+        for e in entries {
+            if let Err(err) = tree.insert(e, None) {
+                return err.to_string();
+            }
+        }
+        match tree.check_links() {
+            Err(err) => err.to_string(),
+            Ok(()) => panic!("accepted: {entries:?}"),
+        }
+    }
+
+    #[test]
+    fn chains_of_links_that_leave_are_refused_in_any_order() {
+        let top = link("client/static/top", "../..");
+        let esc = link("esc", "client/static/top/../../etc");
+        for order in [[top.clone(), esc.clone()], [esc, top]] {
+            assert!(refused(&order).contains("leaves the release"));
+        }
+    }
+
+    #[test]
+    fn links_that_stay_inside_are_accepted() {
+        let mut tree = Tree::new();
+        for e in [
+            file("bin/mattermost"),
+            link("client/static/top", "../.."),
+            link("bin/server", "mattermost"),
+            link("bin/again", "../client/static/top/bin/server"),
+            entry("config", EntryKind::Dir),
+            file("config/config.json"),
+        ] {
+            tree.insert(&e, None).unwrap();
+        }
+        tree.check_links().unwrap();
+    }
+
+    #[test]
+    fn loops_entries_below_links_and_conflicts_are_refused() {
+        assert!(refused(&[link("x", "y"), link("y", "x")]).contains("a loop"));
+        assert!(refused(&[link("x", "x")]).contains("a loop"));
+        assert!(refused(&[link("x", "client"), file("x/evil")]).contains("below `mattermost/x`"));
+        assert!(refused(&[file("a"), file("a/b")]).contains("a file and a directory"));
+        assert!(
+            refused(&[entry("a", EntryKind::Dir), file("a")]).contains("a file and a directory")
+        );
+        assert!(refused(&[file("a/b"), link("a", "b")]).contains("a file and a directory"));
+        assert!(refused(&[file("a"), file("a")]).contains("twice"));
+    }
+
+    #[test]
+    fn packaging_paths_are_never_taken_over_or_reached() {
+        assert!(refused(&[link("client/plugins", "../i18n")]).contains("takes over"));
+        assert!(refused(&[file("client/plugins/x/y")]).contains("webapp plugin directory"));
+        assert!(refused(&[file("mm-pkg-version")]).contains("takes over"));
+        assert!(refused(&[file("defaults/config/config.json")]).contains("inside"));
+        assert!(refused(&[file("plugins/evil/plugin.json")]).contains("data directory"));
+        assert!(refused(&[entry("data", EntryKind::Dir)]).contains("takes over"));
+        assert!(refused(&[link("logs", "bin")]).contains("plain directory"));
+        assert!(refused(&[link("config/x", "config.json")]).contains("inside `config/`"));
+        assert!(refused(&[link("bin/cfg", "../config/config.json")]).contains("resolves into"));
+        assert!(refused(&[link("bin/p", "../client/plugins/x")]).contains("resolves into"));
+        assert!(
+            refused(&[link("a", "client"), link("bin/p", "../a/plugins")])
+                .contains("resolves into")
+        );
+        assert!(refused(&[file("client")]).contains("a file and a directory"));
+    }
+}
