@@ -338,8 +338,12 @@ impl LicenseFinder {
         let other = self.other();
         if path == license_file(other) {
             bail!(
-                "this is a {other} edition release (it ships {path}), not {}: build it with \
+                "this is {} edition release (it ships {path}), not {}: build it with \
                  --edition {other}",
+                match other {
+                    Edition::Enterprise => "an enterprise",
+                    Edition::Team => "a team",
+                },
                 self.edition
             );
         }

@@ -137,6 +137,8 @@ pub struct Spec {
     pub server_version: Option<String>,
     /// Empty files added below `client/filler/` (for releases with absurd entry counts).
     pub filler_files: usize,
+    /// Length of each filler file's name (at least 7).
+    pub filler_name_len: usize,
 }
 
 impl Spec {
@@ -151,6 +153,7 @@ impl Spec {
             arch: "amd64".to_string(),
             server_version: None,
             filler_files: 0,
+            filler_name_len: 7,
         }
     }
 
@@ -513,7 +516,8 @@ pub fn write_release(dir: &Path, spec: &Spec) -> PathBuf {
         t.file(&format!("mattermost/{path}"), 0o644, bytes);
     }
     for i in 0..spec.filler_files {
-        t.file(&format!("mattermost/client/filler/{i:07}"), 0o644, b"");
+        let name = format!("{i:0width$}", width = spec.filler_name_len);
+        t.long_file(&format!("mattermost/client/filler/{name}"), b"");
     }
     // Upstream lists the top directory a second time.
     t.dir("mattermost/");

@@ -23,8 +23,8 @@ use tree::Tree;
 
 /// The directory every upstream release tarball keeps its files under.
 pub const TOP_DIR: &str = "mattermost";
-/// Most archive members a release may have (real releases have around ten thousand); more
-/// is refused before it can cost memory.
+/// Most archive members a release may have (real releases have a few thousand); more is
+/// refused before it can cost memory or time.
 pub const MAX_ENTRIES: u64 = tree::MAX_PATHS as u64;
 
 /// What kind of filesystem object an entry is.

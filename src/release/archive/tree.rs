@@ -15,10 +15,11 @@ use super::{EntryKind, ReleaseEntry};
 use crate::layout::{RELEASE_DEFAULT_DIRS, Reserved, install_relative, reserved_paths};
 
 /// Most paths (entries and the directories they imply) a release may have. Real releases
-/// have around ten thousand; the bound keeps the memory of a build small whatever the input.
-pub const MAX_PATHS: usize = 200_000;
-/// Most bytes all those paths may take together.
-pub const MAX_PATH_BYTES: usize = 16 << 20;
+/// have a few thousand; the bound keeps a build of both formats within 128 MiB whatever the
+/// input (the package writers keep a record of every path).
+pub const MAX_PATHS: usize = 50_000;
+/// Most bytes all those paths may take together (80 bytes each on average).
+pub const MAX_PATH_BYTES: usize = 4 << 20;
 /// Most links followed while resolving one path (the kernel's `MAXSYMLINKS`).
 pub const MAX_LINK_STEPS: usize = 40;
 
@@ -176,8 +177,9 @@ impl Tree {
         self.bytes += path.len();
         if self.nodes.len() >= MAX_PATHS || self.bytes > MAX_PATH_BYTES {
             bail!(
-                "the release has more than {MAX_PATHS} paths or {} MiB of path names; real \
-                 releases have far fewer, and mm-pkg refuses more to bound its memory",
+                "the release has more than {MAX_PATHS} paths (entries and the directories \
+                 they imply) or {} MiB of path names; real releases have far fewer, and mm-pkg \
+                 refuses more to bound its memory",
                 MAX_PATH_BYTES >> 20
             );
         }

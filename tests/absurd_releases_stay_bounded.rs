@@ -1,0 +1,86 @@
+//! A release with an absurd number of entries cannot make a build take unbounded memory:
+//! up to the documented limits (50,000 paths, 4 MiB of names) the build stays within 128 MiB, and a release of a million
+//! entries is refused with one clear line, also within 128 MiB.
+
+mod common;
+
+use std::fs::{self, File};
+use std::path::Path;
+use std::process::Command;
+
+use common::fixture::{Spec, write_release};
+use common::mm_pkg;
+
+/// Peak memory the build may use.
+const MAX_RSS_KIB: i64 = 128 * 1024;
+
+/// Runs `cmd` to its end; returns whether it succeeded, its stderr and its peak RSS in KiB.
+// The child is reaped by wait4 (which std does not offer), not by Child::wait.
+#[allow(clippy::zombie_processes)]
+fn run_measured(cmd: &mut Command, dir: &Path) -> (bool, String, i64) {
+    let err_path = dir.join("stderr");
+    let child = cmd
+        .stdout(File::create(dir.join("stdout")).unwrap())
+        .stderr(File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value, and wait4 reaps our own child exactly once.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t, "wait4 failed");
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    (ok, fs::read_to_string(err_path).unwrap(), usage.ru_maxrss)
+}
+
+fn build(spec: &Spec, dir: &Path) -> (bool, String, i64) {
+    let tarball = write_release(&dir.join("release"), spec);
+    run_measured(
+        mm_pkg()
+            .args(["build", &spec.version, "--tarball"])
+            .arg(&tarball)
+            .arg("--output")
+            .arg(dir.join("dist")),
+        dir,
+    )
+}
+
+#[test]
+fn million_entry_release_is_refused_within_128_mib() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = Spec {
+        filler_files: 1_000_000,
+        ..Spec::new("9.11.90")
+    };
+    let (ok, stderr, rss) = build(&spec, dir.path());
+    eprintln!("peak RSS refusing {} entries: {rss} KiB", spec.filler_files);
+    assert!(!ok, "a million entries were accepted");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("the release has more than 50000 paths"),
+        "{stderr}"
+    );
+    assert!(rss <= MAX_RSS_KIB, "peak RSS {rss} KiB");
+    assert!(
+        fs::read_dir(dir.path().join("dist"))
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(true),
+        "packages left behind"
+    );
+}
+
+#[test]
+fn release_just_below_the_limit_builds_within_128_mib() {
+    let dir = tempfile::tempdir().unwrap();
+    // Just below both limits: 50,000 paths and 4 MiB of names (80 bytes a path).
+    let spec = Spec {
+        filler_files: 49_900,
+        filler_name_len: 80 - "client/filler/".len(),
+        ..Spec::new("9.11.90")
+    };
+    let (ok, stderr, rss) = build(&spec, dir.path());
+    assert!(ok, "{stderr}");
+    eprintln!("peak RSS building {} entries: {rss} KiB", spec.filler_files);
+    assert!(rss <= MAX_RSS_KIB, "peak RSS {rss} KiB");
+}
