@@ -139,6 +139,9 @@ pub struct Spec {
     pub filler_files: usize,
     /// Length of each filler file's name (at least 7).
     pub filler_name_len: usize,
+    /// Extra links `(path below mattermost/, target, hard)`: a hard link's target is an
+    /// archive path (`mattermost/...`), a symlink's is relative to its directory.
+    pub extra_links: Vec<(String, String, bool)>,
 }
 
 impl Spec {
@@ -154,6 +157,7 @@ impl Spec {
             server_version: None,
             filler_files: 0,
             filler_name_len: 7,
+            extra_links: Vec::new(),
         }
     }
 
@@ -514,6 +518,14 @@ pub fn write_release(dir: &Path, spec: &Spec) -> PathBuf {
     );
     for (path, bytes) in &spec.extra_files {
         t.file(&format!("mattermost/{path}"), 0o644, bytes);
+    }
+    for (path, target, hard) in &spec.extra_links {
+        let kind = if *hard {
+            tar::EntryType::Link
+        } else {
+            tar::EntryType::Symlink
+        };
+        t.link(&format!("mattermost/{path}"), kind, target);
     }
     for i in 0..spec.filler_files {
         let name = format!("{i:0width$}", width = spec.filler_name_len);
