@@ -1,6 +1,7 @@
 //! A release with an absurd number of entries cannot make a build take unbounded memory:
 //! up to the documented limits (50,000 paths, 4 MiB of names) the build stays within 128 MiB, and a release of a million
-//! entries is refused with one clear line, also within 128 MiB.
+//! entries, or one extension header of 200 MiB, is refused with one clear line, also within
+//! 128 MiB.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::fs::{self, File};
 use std::path::Path;
 use std::process::Command;
 
-use common::fixture::{Spec, write_release};
+use common::fixture::{Hostile, Spec, write_release};
 use common::mm_pkg;
 
 /// Peak memory the build may use.
@@ -82,5 +83,23 @@ fn release_just_below_the_limit_builds_within_128_mib() {
     let (ok, stderr, rss) = build(&spec, dir.path());
     assert!(ok, "{stderr}");
     eprintln!("peak RSS building {} entries: {rss} KiB", spec.filler_files);
+    assert!(rss <= MAX_RSS_KIB, "peak RSS {rss} KiB");
+}
+
+#[test]
+fn huge_extension_header_is_refused_within_128_mib() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = Spec {
+        hostile: Some(Hostile::HugePaxHeader),
+        ..Spec::new("9.11.90")
+    };
+    let (ok, stderr, rss) = build(&spec, dir.path());
+    eprintln!("peak RSS refusing a 200 MiB PAX header: {rss} KiB");
+    assert!(!ok, "a 200 MiB PAX header was accepted");
+    assert!(
+        stderr.contains("has a PAX extended header of 209715")
+            && stderr.contains("bytes (at most 65536 are read)"),
+        "{stderr}"
+    );
     assert!(rss <= MAX_RSS_KIB, "peak RSS {rss} KiB");
 }

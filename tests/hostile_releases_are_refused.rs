@@ -70,6 +70,7 @@ fn expected_message(h: Hostile) -> &'static str {
         Hostile::PaxSparse => "is a sparse file (PAX format)",
         Hostile::GnuSparse => "`mattermost/bin/sparse` is a sparse file (GNU format)",
         Hostile::PaxGlobalHeader => "has a PAX global header",
+        Hostile::HugePaxHeader => "has a PAX extended header of",
     }
 }
 

@@ -14,7 +14,7 @@
 #![allow(dead_code)]
 
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -81,10 +81,13 @@ pub enum Hostile {
     GnuSparse,
     /// A PAX global header.
     PaxGlobalHeader,
+    /// A PAX extended header of 200 MiB before an entry (not in [`Hostile::ALL`]: costly
+    /// to write; see absurd_releases_stay_bounded).
+    HugePaxHeader,
 }
 
 impl Hostile {
-    /// Every variant.
+    /// Every variant cheap enough to try in one loop.
     pub const ALL: [Hostile; 28] = [
         Hostile::AbsolutePath,
         Hostile::DotDot,
@@ -626,6 +629,27 @@ pub fn write_release(dir: &Path, spec: &Spec) -> PathBuf {
             t.file("mattermost/bin/GNUSparseFile.0/sparse", 0o644, &data);
         }
         Some(Hostile::GnuSparse) => t.gnu_sparse("mattermost/bin/sparse", b"hello", 1 << 20),
+        Some(Hostile::HugePaxHeader) => {
+            // Streamed, so that writing it costs the test no memory (the tests measure the
+            // peak memory of mm-pkg, which a child inherits from its parent at exec).
+            let value_len: u64 = 200 << 20;
+            let body_len = " comment=".len() as u64 + value_len + 1;
+            let mut len = body_len + 1;
+            while len.to_string().len() as u64 + body_len != len {
+                len += 1;
+            }
+            let mut h = tar::Header::new_ustar();
+            h.set_path("mattermost/PaxHeaders/big").unwrap();
+            h.set_entry_type(tar::EntryType::XHeader);
+            h.set_mode(0o644);
+            h.set_size(len);
+            h.set_cksum();
+            let record = std::io::Cursor::new(format!("{len} comment="))
+                .chain(std::io::repeat(b'a').take(value_len))
+                .chain(&b"\n"[..]);
+            t.builder.append(&h, record).unwrap();
+            t.file("mattermost/big", 0o644, b"x\n");
+        }
         Some(Hostile::PaxGlobalHeader) => t.pax(
             "pax_global_header",
             tar::EntryType::XGlobalHeader,

@@ -7,6 +7,7 @@
 //! binary is ([`server`]). Checks that need the whole release (a later link changes where an
 //! earlier one leads) run after the last entry, before the build may succeed.
 
+pub mod members;
 pub mod names;
 pub mod server;
 pub mod tree;
@@ -17,6 +18,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use flate2::read::MultiGzDecoder;
 
 use crate::release::Arch;
+use members::{Names, Pending};
 use names::{check_symlink, check_text, display_path, relative_link, release_path, shown};
 use server::{Inspect, SERVER_PATH, ServerCheck};
 use tree::Tree;
@@ -106,8 +108,19 @@ where
     let mut tree = Tree::new();
     let mut server = ServerCheck::new(&expected.version);
     let mut has_server = false;
-    for item in archive.entries().map_err(corrupt)? {
+    let mut pending = Pending::default();
+    for item in archive.entries().map_err(corrupt)?.raw(true) {
         let mut entry = item.map_err(corrupt)?;
+        if entry.header().entry_type() == tar::EntryType::XGlobalHeader {
+            bail!(
+                "the release tarball has a PAX global header, which upstream's tarballs never \
+                 have; mm-pkg does not apply archive-wide attributes"
+            );
+        }
+        // At most one of each kind of extension header precedes a member.
+        if pending.absorb(&mut entry)? {
+            continue;
+        }
         summary.entries += 1;
         if summary.entries > MAX_ENTRIES {
             bail!(
@@ -115,7 +128,8 @@ where
                  and mm-pkg refuses more to bound its memory"
             );
         }
-        let (checked, hard_link_to) = check_entry(&mut entry)?;
+        let names = pending.names(&entry)?;
+        let (checked, hard_link_to) = check_entry(&entry, names)?;
         tree.insert(&checked, hard_link_to.as_deref())?;
         let label = || format!("release entry `{}`", display_path(&checked.path));
         if let EntryKind::File { size } = checked.kind {
@@ -135,6 +149,7 @@ where
     // The tar end marker can come before the gzip trailer: read to the real end so that a
     // truncated or corrupted stream is noticed.
     io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(corrupt)?;
+    pending.finish()?;
     tree.check_links()?;
     if !has_server {
         bail!("the release has no bin/mattermost: this is not a Mattermost server release");
@@ -175,36 +190,22 @@ impl<R: Read> Read for Labelled<'_, R> {
 
 /// Checks one archive member by itself; returns it and, for a hard link, the release path
 /// it names.
-fn check_entry<R: Read>(entry: &mut tar::Entry<R>) -> Result<(ReleaseEntry, Option<String>)> {
-    let raw = String::from_utf8(entry.path_bytes().into_owned()).map_err(|e| {
+fn check_entry<R: Read>(
+    entry: &tar::Entry<R>,
+    names: Names,
+) -> Result<(ReleaseEntry, Option<String>)> {
+    let raw = String::from_utf8(names.path).map_err(|e| {
         anyhow!(
             "release entry `{}` has a name that is not UTF-8",
             shown(&String::from_utf8_lossy(e.as_bytes()))
         )
     })?;
-    let entry_type = entry.header().entry_type();
-    if entry_type == tar::EntryType::XGlobalHeader {
-        bail!(
-            "the release tarball has a PAX global header (`{}`), which upstream's tarballs never \
-             have; mm-pkg does not apply archive-wide attributes",
-            shown(&raw)
-        );
-    }
     check_text(&raw, &raw, "name")?;
+    let entry_type = entry.header().entry_type();
     if entry_type == tar::EntryType::GNUSparse {
         bail!(
             "release entry `{raw}` is a sparse file (GNU format); mm-pkg does not package sparse files"
         );
-    }
-    if let Some(pax) = entry.pax_extensions().map_err(corrupt)? {
-        for ext in pax {
-            let key = ext.map_err(corrupt)?.key_bytes().to_vec();
-            if key.starts_with(b"GNU.sparse.") {
-                bail!(
-                    "release entry `{raw}` is a sparse file (PAX format); mm-pkg does not package sparse files"
-                );
-            }
-        }
     }
     let path = release_path(&raw)?;
     let header = entry.header();
@@ -216,14 +217,14 @@ fn check_entry<R: Read>(entry: &mut tar::Entry<R>) -> Result<(ReleaseEntry, Opti
             EntryKind::File { size: entry.size() }
         }
         tar::EntryType::Symlink => {
-            let target = link_target(entry, &raw)?;
+            let target = link_target(names.link, &raw)?;
             check_symlink(&raw, &path, &target)?;
             EntryKind::Symlink { target }
         }
         tar::EntryType::Link => {
             // A hard link inside the release becomes a relative symbolic link: the packages
             // must not depend on the order in which a package manager creates files.
-            let target = link_target(entry, &raw)?;
+            let target = link_target(names.link, &raw)?;
             let target_path = release_path(&target).map_err(|_| {
                 anyhow!("release entry `{raw}` is a hard link to `{target}`, outside the release")
             })?;
@@ -239,11 +240,10 @@ fn check_entry<R: Read>(entry: &mut tar::Entry<R>) -> Result<(ReleaseEntry, Opti
     Ok((ReleaseEntry { path, kind, mode }, hard_link_to))
 }
 
-fn link_target<R: Read>(entry: &tar::Entry<R>, raw: &str) -> Result<String> {
-    let target = entry
-        .link_name_bytes()
-        .ok_or_else(|| anyhow!("release entry `{raw}` is a link without a target"))?;
-    let target = String::from_utf8(target.into_owned())
+fn link_target(target: Option<Vec<u8>>, raw: &str) -> Result<String> {
+    let target =
+        target.ok_or_else(|| anyhow!("release entry `{raw}` is a link without a target"))?;
+    let target = String::from_utf8(target)
         .map_err(|_| anyhow!("release entry `{raw}` has a link target that is not UTF-8"))?;
     check_text(raw, &target, "link target")?;
     Ok(target)
