@@ -14,111 +14,16 @@
 #![allow(dead_code)]
 
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
 use flate2::write::GzEncoder;
 
-/// How a release should be broken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hostile {
-    /// An entry with an absolute path.
-    AbsolutePath,
-    /// An entry with a `..` component.
-    DotDot,
-    /// A symlink pointing outside the release.
-    SymlinkOutside,
-    /// A hard link to a file outside the release.
-    HardlinkOutside,
-    /// A character device.
-    Device,
-    /// A fifo.
-    Fifo,
-    /// Not gzip at all.
-    NotGzip,
-    /// Cut off in the middle.
-    Truncated,
-    /// No `bin/mattermost`.
-    NoServer,
-    /// `esc -> client/static/top/../../etc`, then `client/static/top -> ../..`: each link
-    /// alone stays inside, the chain leaves.
-    LinkChainEscape,
-    /// `esc -> client`, then a file `esc/cron.d/x` placed through the link.
-    EntryBelowLink,
-    /// `bin/cfg -> ../config/config.json`: after install, the admin's live config.
-    LinkToLiveConfig,
-    /// A hard link `bin/cfg` to `config/config.json`.
-    HardlinkToLiveConfig,
-    /// `bin/helper -> ../client/plugins/x/run`: into the service account's directory.
-    LinkIntoClientPlugins,
-    /// `client/plugins` as a link of the release.
-    ClientPluginsTakeover,
-    /// The release ships `mm-pkg-version`.
-    VersionFileTakeover,
-    /// The release ships `defaults/config/config.json`.
-    DefaultsTakeover,
-    /// `logs` as a link instead of a directory.
-    LogsNotDir,
-    /// Content in `plugins/` (would seed the admin's plugin directory).
-    PluginsContent,
-    /// A `data/` directory.
-    DataDir,
-    /// `x -> y`, `y -> x`.
-    LinkLoop,
-    /// A newline in a name.
-    ControlCharName,
-    /// A name component of 256 bytes.
-    LongComponent,
-    /// A file `client/x`, then `client/x/y`.
-    FileThenDir,
-    /// A directory `client/y/`, then a file `client/y`.
-    DirThenFile,
-    /// A sparse file in PAX format (GNU tar 1.0 sparse).
-    PaxSparse,
-    /// A sparse file in the old GNU format (type `S`).
-    GnuSparse,
-    /// A PAX global header.
-    PaxGlobalHeader,
-    /// A PAX extended header of 200 MiB before an entry (not in [`Hostile::ALL`]: costly
-    /// to write; see absurd_releases_stay_bounded).
-    HugePaxHeader,
-}
+mod hostile;
 
-impl Hostile {
-    /// Every variant cheap enough to try in one loop.
-    pub const ALL: [Hostile; 28] = [
-        Hostile::AbsolutePath,
-        Hostile::DotDot,
-        Hostile::SymlinkOutside,
-        Hostile::HardlinkOutside,
-        Hostile::Device,
-        Hostile::Fifo,
-        Hostile::NotGzip,
-        Hostile::Truncated,
-        Hostile::NoServer,
-        Hostile::LinkChainEscape,
-        Hostile::EntryBelowLink,
-        Hostile::LinkToLiveConfig,
-        Hostile::HardlinkToLiveConfig,
-        Hostile::LinkIntoClientPlugins,
-        Hostile::ClientPluginsTakeover,
-        Hostile::VersionFileTakeover,
-        Hostile::DefaultsTakeover,
-        Hostile::LogsNotDir,
-        Hostile::PluginsContent,
-        Hostile::DataDir,
-        Hostile::LinkLoop,
-        Hostile::ControlCharName,
-        Hostile::LongComponent,
-        Hostile::FileThenDir,
-        Hostile::DirThenFile,
-        Hostile::PaxSparse,
-        Hostile::GnuSparse,
-        Hostile::PaxGlobalHeader,
-    ];
-}
+pub use hostile::Hostile;
 
 /// What to put in a synthetic release.
 #[derive(Debug, Clone)]
@@ -537,126 +442,7 @@ pub fn write_release(dir: &Path, spec: &Spec) -> PathBuf {
     // Upstream lists the top directory a second time.
     t.dir("mattermost/");
 
-    match spec.hostile {
-        Some(Hostile::AbsolutePath) => t.file("/etc/cron.d/evil", 0o644, b"* * * * * root true\n"),
-        Some(Hostile::DotDot) => t.file("mattermost/../../etc/evil", 0o644, b"x\n"),
-        Some(Hostile::SymlinkOutside) => t.link(
-            "mattermost/client/escape",
-            tar::EntryType::Symlink,
-            "../../../etc",
-        ),
-        Some(Hostile::HardlinkOutside) => {
-            t.link("mattermost/bin/shadow", tar::EntryType::Link, "etc/shadow")
-        }
-        Some(Hostile::Device) => t.special("mattermost/bin/sda", tar::EntryType::Block),
-        Some(Hostile::Fifo) => t.special("mattermost/logs/pipe", tar::EntryType::Fifo),
-        Some(Hostile::LinkChainEscape) => {
-            // The link that makes the chain leave comes last.
-            let link = tar::EntryType::Symlink;
-            t.link("mattermost/esc", link, "client/static/top/../../etc");
-            t.link("mattermost/client/static/top", link, "../..");
-        }
-        Some(Hostile::EntryBelowLink) => {
-            t.link("mattermost/esc", tar::EntryType::Symlink, "client");
-            t.file("mattermost/esc/cron.d/x", 0o644, b"* * * * * root true\n");
-        }
-        Some(Hostile::LinkToLiveConfig) => t.link(
-            "mattermost/bin/cfg",
-            tar::EntryType::Symlink,
-            "../config/config.json",
-        ),
-        Some(Hostile::HardlinkToLiveConfig) => t.link(
-            "mattermost/bin/cfg",
-            tar::EntryType::Link,
-            "mattermost/config/config.json",
-        ),
-        Some(Hostile::LinkIntoClientPlugins) => t.link(
-            "mattermost/bin/helper",
-            tar::EntryType::Symlink,
-            "../client/plugins/x/run",
-        ),
-        Some(Hostile::ClientPluginsTakeover) => t.link(
-            "mattermost/client/plugins",
-            tar::EntryType::Symlink,
-            "../i18n",
-        ),
-        Some(Hostile::VersionFileTakeover) => {
-            t.file("mattermost/mm-pkg-version", 0o644, b"0.0.1\n")
-        }
-        Some(Hostile::DefaultsTakeover) => {
-            t.file("mattermost/defaults/config/config.json", 0o644, b"{}\n")
-        }
-        Some(Hostile::LogsNotDir) => t.link("mattermost/logs", tar::EntryType::Symlink, "bin"),
-        Some(Hostile::PluginsContent) => t.file(
-            "mattermost/plugins/evil/server/dist/plugin-linux-amd64",
-            0o755,
-            b"\x7fELF",
-        ),
-        Some(Hostile::DataDir) => t.dir("mattermost/data/"),
-        Some(Hostile::LinkLoop) => {
-            t.link("mattermost/x", tar::EntryType::Symlink, "y");
-            t.link("mattermost/y", tar::EntryType::Symlink, "x");
-        }
-        Some(Hostile::ControlCharName) => t.file("mattermost/client/a\nb.js", 0o644, b"x\n"),
-        Some(Hostile::LongComponent) => {
-            t.long_file(&format!("mattermost/client/{}", "a".repeat(256)), b"x\n")
-        }
-        Some(Hostile::FileThenDir) => {
-            t.file("mattermost/client/x", 0o644, b"x\n");
-            t.file("mattermost/client/x/y", 0o644, b"y\n");
-        }
-        Some(Hostile::DirThenFile) => {
-            t.dir("mattermost/client/y/");
-            t.file("mattermost/client/y", 0o644, b"y\n");
-        }
-        Some(Hostile::PaxSparse) => {
-            // What GNU tar --sparse --format=pax writes (sparse format 1.0): the real name
-            // is in the PAX header, the member is named GNUSparseFile.N and starts with the
-            // sparse map.
-            t.pax(
-                "mattermost/bin/PaxHeaders/sparse",
-                tar::EntryType::XHeader,
-                &[
-                    ("GNU.sparse.major", "1"),
-                    ("GNU.sparse.minor", "0"),
-                    ("GNU.sparse.name", "mattermost/bin/sparse"),
-                    ("GNU.sparse.realsize", "1048576"),
-                ],
-            );
-            let mut data = b"1\n0\n5\n".to_vec();
-            data.resize(512, 0);
-            data.extend_from_slice(b"hello");
-            t.file("mattermost/bin/GNUSparseFile.0/sparse", 0o644, &data);
-        }
-        Some(Hostile::GnuSparse) => t.gnu_sparse("mattermost/bin/sparse", b"hello", 1 << 20),
-        Some(Hostile::HugePaxHeader) => {
-            // Streamed, so that writing it costs the test no memory (the tests measure the
-            // peak memory of mm-pkg, which a child inherits from its parent at exec).
-            let value_len: u64 = 200 << 20;
-            let body_len = " comment=".len() as u64 + value_len + 1;
-            let mut len = body_len + 1;
-            while len.to_string().len() as u64 + body_len != len {
-                len += 1;
-            }
-            let mut h = tar::Header::new_ustar();
-            h.set_path("mattermost/PaxHeaders/big").unwrap();
-            h.set_entry_type(tar::EntryType::XHeader);
-            h.set_mode(0o644);
-            h.set_size(len);
-            h.set_cksum();
-            let record = std::io::Cursor::new(format!("{len} comment="))
-                .chain(std::io::repeat(b'a').take(value_len))
-                .chain(&b"\n"[..]);
-            t.builder.append(&h, record).unwrap();
-            t.file("mattermost/big", 0o644, b"x\n");
-        }
-        Some(Hostile::PaxGlobalHeader) => t.pax(
-            "pax_global_header",
-            tar::EntryType::XGlobalHeader,
-            &[("comment", "0123456789abcdef")],
-        ),
-        _ => {}
-    }
+    hostile::append(&mut t, spec.hostile);
     let mut bytes = t.builder.into_inner().unwrap().finish().unwrap();
     match spec.hostile {
         Some(Hostile::NotGzip) => bytes = b"PK\x03\x04 this is a zip, not a tarball".to_vec(),
