@@ -47,20 +47,28 @@ pub fn check_text(raw: &str, text: &str, what: &str) -> Result<()> {
     let limit = MAX_PATH - crate::layout::DEFAULTS_DIR.len();
     if text.len() > limit {
         bail!(
-            "release entry `{}` has a {what} of {} bytes; installed paths are limited to {MAX_PATH} bytes",
-            shown(raw),
+            "release entry `{}...` has a {what} of {} bytes; installed paths are limited to {MAX_PATH} bytes",
+            shown(prefix(raw, 80)),
             text.len()
         );
     }
     if let Some(long) = text.split('/').find(|c| c.len() > MAX_COMPONENT) {
         bail!(
             "release entry `{}` has a {what} component of {} bytes (`{}...`); file names are limited to {MAX_COMPONENT} bytes",
-            shown(&raw[..raw.len().min(80)]),
+            shown(prefix(raw, 80)),
             long.len(),
-            &long[..long.char_indices().nth(20).map_or(long.len(), |(i, _)| i)]
+            prefix(long, 20)
         );
     }
     Ok(())
+}
+
+/// At most the first `chars` characters of `text`.
+fn prefix(text: &str, chars: usize) -> &str {
+    &text[..text
+        .char_indices()
+        .nth(chars)
+        .map_or(text.len(), |(i, _)| i)]
 }
 
 /// Turns an archive path into a path below the top directory, refusing escapes.
@@ -167,5 +175,10 @@ mod tests {
         assert!(check_text(&ok, &ok, "name").is_ok());
         let deep = "a/".repeat(2100);
         assert!(check_text("x", &deep, "name").is_err());
+        // Messages cut long names on character boundaries.
+        let wide = format!("mattermost/{}", "é".repeat(200));
+        assert!(check_text(&wide, &wide, "name").is_err());
+        let deep_wide = "é/".repeat(1500);
+        assert!(check_text(&deep_wide, &deep_wide, "name").is_err());
     }
 }
