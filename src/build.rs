@@ -13,7 +13,7 @@ use crate::deb::{ControlFiles, DebWriter};
 use crate::layout::Layout;
 use crate::output::{BuiltPackage, PendingFile, scratch_file, write_sha256sums};
 use crate::package::{EntrySink, ThreadedSink, add_bytes, add_entry};
-use crate::release::archive::{Expected, read_release};
+use crate::release::archive::{EntryKind, Expected, ReleaseEntry, read_release};
 use crate::release::{Edition, Release};
 use crate::rpm::spec::SpecHeader;
 use crate::rpm::{RpmMeta, RpmWriter, Scriptlets};
@@ -146,7 +146,7 @@ pub fn build_with_report(
             add_bytes(&mut sinks, parent, &[])?;
         }
         licenses.refuse_other_edition(&entry.path)?;
-        if licenses.wants(&entry.path) {
+        if licenses.wants(entry) {
             let mut text = Vec::new();
             data.read_to_end(&mut text)?;
             add_bytes(&mut sinks, &last, &text)?;
@@ -350,8 +350,9 @@ impl LicenseFinder {
         Ok(())
     }
 
-    fn wants(&self, path: &str) -> bool {
-        path == license_file(self.edition)
+    /// True for the edition's licence file (a regular file: a link names no text).
+    fn wants(&self, entry: &ReleaseEntry) -> bool {
+        entry.path == license_file(self.edition) && matches!(entry.kind, EntryKind::File { .. })
     }
 
     fn found(&mut self, text: Vec<u8>) {
