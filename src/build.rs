@@ -34,6 +34,8 @@ pub struct BuildOptions {
     pub templates: Option<PathBuf>,
     /// Maintainer / packager, `Name <email>`.
     pub maintainer: String,
+    /// RPM `Vendor:`; empty for none.
+    pub vendor: String,
     /// Time stamp for every file and date in the packages (SOURCE_DATE_EPOCH).
     pub source_date: u64,
 }
@@ -80,6 +82,7 @@ pub fn build(
         options.source_date,
         layout.template_data(),
     );
+    context.vendor = options.vendor.clone();
     let input = File::open(tarball)
         .with_context(|| format!("opening release tarball {}", tarball.display()))?;
     fs::create_dir_all(&options.output)
@@ -136,7 +139,14 @@ pub fn build(
     context.set_license_text(licenses.take()?);
     let unit = templates.render("mattermost.service", &context)?;
     let snapshot = templates.render("config-snapshot", &context)?;
-    for (entry, bytes) in layout.finish(&context.version, &unit, &snapshot) {
+    let generated = crate::layout::Generated {
+        version: &context.version,
+        full_version: &context.full_version,
+        package: &context.package,
+        unit: &unit,
+        snapshot_script: &snapshot,
+    };
+    for (entry, bytes) in layout.finish(&generated) {
         add_bytes(&mut sinks(&mut deb, &mut rpm), &entry, &bytes)?;
     }
 

@@ -34,7 +34,8 @@ fn assert_fresh_install(root: &Path, version: &str) {
     assert_eq!(stat(root, "/opt/mattermost"), "root:root 755 directory");
     assert_eq!(
         stat(root, "/opt/mattermost/bin/mattermost"),
-        "root:root 755 regular file"
+        "root:mattermost 750 regular file",
+        "only root and the service account may run the binary with its capability"
     );
     assert_eq!(
         stat(root, "/opt/mattermost/i18n/en.json"),

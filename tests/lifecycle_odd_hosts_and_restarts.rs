@@ -111,7 +111,7 @@ fn deb_failed_preinst_leaves_the_old_version_working() {
     assert!(root.join("opt/mattermost/client/only-in-90.js").exists());
     assert_eq!(
         fs::read_to_string(root.join("opt/mattermost/mm-pkg-version")).unwrap(),
-        "9.11.90\n"
+        "9.11.90\n9.11.90-1\nmattermost\n"
     );
     assert!(server_caps(root).contains("cap_net_bind_service=ep"));
     assert_unchanged(&data, &admin, "failed upgrade");
