@@ -232,6 +232,11 @@ fn migrate_real_directory(format: Format) {
         .collect();
     assert_eq!(aside.len(), 1, "old program files kept aside: {aside:?}");
     assert_eq!(
+        chroot_ok(root, &["stat", "-c", "%U:%G %a", "/opt/mattermost-daten"]).trim(),
+        "mattermost:mattermost 750",
+        "the same owner and mode as after a fresh install"
+    );
+    assert_eq!(
         fs::read_to_string(root.join("opt").join(&aside[0]).join("bin/mattermost")).unwrap(),
         "old binary"
     );
