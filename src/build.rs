@@ -139,12 +139,14 @@ pub fn build(
     context.set_license_text(licenses.take()?);
     let unit = templates.render("mattermost.service", &context)?;
     let snapshot = templates.render("config-snapshot", &context)?;
+    let mmctl = templates.render("mmctl", &context)?;
     let generated = crate::layout::Generated {
         version: &context.version,
         full_version: &context.full_version,
         package: &context.package,
         unit: &unit,
         snapshot_script: &snapshot,
+        mmctl_wrapper: &mmctl,
     };
     for (entry, bytes) in layout.finish(&generated) {
         add_bytes(&mut sinks(&mut deb, &mut rpm), &entry, &bytes)?;

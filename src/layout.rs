@@ -35,8 +35,13 @@ pub const SERVER_CAPABILITIES: &str = "cap_net_bind_service=ep";
 pub const SERVER_BINARY_MODE: u32 = 0o750;
 /// The admin CLI inside the release.
 pub const MMCTL: &str = "/opt/mattermost/bin/mmctl";
-/// The `mmctl` link on the PATH.
+/// The `mmctl` on the PATH: a wrapper that finds the server's local-mode socket.
 pub const MMCTL_LINK: &str = "/usr/bin/mmctl";
+/// The unit's `RuntimeDirectory=` below /run, owned by the service account.
+pub const RUNTIME_DIR: &str = "mattermost";
+/// The server's local-mode socket (`mmctl --local`), in [`RUNTIME_DIR`]: the server's
+/// default in /var/tmp is inside its private /tmp (`PrivateTmp=yes`).
+pub const LOCAL_SOCKET: &str = "/run/mattermost/mattermost_local.socket";
 /// systemd unit name.
 pub const UNIT: &str = "mattermost.service";
 /// Where the unit is installed.
@@ -118,7 +123,7 @@ impl Layout {
     }
 
     /// Entries the release does not ship, each with its bytes: the data-directory symlinks,
-    /// the webapp plugin directory, the unit and its pre-start script, the `mmctl` link, the
+    /// the webapp plugin directory, the unit and its pre-start script, the `mmctl` wrapper, the
     /// sysusers.d entry and the version file.
     pub fn finish(&mut self, generated: &Generated<'_>) -> Vec<(Entry, Vec<u8>)> {
         let mut out: Vec<(Entry, Vec<u8>)> = Vec::new();
@@ -152,7 +157,12 @@ impl Layout {
             Entry::file(VERSION_FILE, version_line.len() as u64, 0o644),
             version_line,
         );
-        add(self, Entry::symlink(MMCTL_LINK, MMCTL), Vec::new());
+        let mmctl = generated.mmctl_wrapper.as_bytes().to_vec();
+        add(
+            self,
+            Entry::file(MMCTL_LINK, mmctl.len() as u64, 0o755),
+            mmctl,
+        );
         let unit = generated.unit.as_bytes().to_vec();
         add(self, Entry::file(UNIT_PATH, unit.len() as u64, 0o644), unit);
         let sysusers = sysusers_text().into_bytes();
@@ -190,6 +200,9 @@ impl Layout {
             config_snapshots: CONFIG_SNAPSHOTS,
             config_snapshots_plus_one: CONFIG_SNAPSHOTS + 1,
             config_backups: CONFIG_BACKUPS,
+            mmctl: MMCTL,
+            runtime_dir: RUNTIME_DIR,
+            local_socket: LOCAL_SOCKET,
             server_binary_mode: format!("{SERVER_BINARY_MODE:04o}"),
             sysusers_file: SYSUSERS_FILE,
             sysusers_text: sysusers_text(),
@@ -246,6 +259,12 @@ pub struct LayoutData {
     pub server_owned_files: Vec<String>,
     /// [`CONFIG_BACKUPS`].
     pub config_backups: u32,
+    /// [`MMCTL`].
+    pub mmctl: &'static str,
+    /// [`RUNTIME_DIR`].
+    pub runtime_dir: &'static str,
+    /// [`LOCAL_SOCKET`].
+    pub local_socket: &'static str,
     /// [`SERVER_BINARY_MODE`] in octal, e.g. `0750`.
     pub server_binary_mode: String,
     /// [`SYSUSERS_FILE`].
@@ -267,6 +286,8 @@ pub struct Generated<'a> {
     pub unit: &'a str,
     /// The pre-start config copy script.
     pub snapshot_script: &'a str,
+    /// The `mmctl` wrapper.
+    pub mmctl_wrapper: &'a str,
 }
 
 /// The sysusers.d entry for the service account: its group, then the user in it, a system
