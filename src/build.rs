@@ -34,6 +34,8 @@ pub struct BuildOptions {
     pub templates: Option<PathBuf>,
     /// Maintainer / packager, `Name <email>`.
     pub maintainer: String,
+    /// RPM `Vendor:`; empty for none.
+    pub vendor: String,
     /// Time stamp for every file and date in the packages (SOURCE_DATE_EPOCH).
     pub source_date: u64,
     /// Refuse a release whose `bin/mattermost` does not contain the version being built.
@@ -100,6 +102,7 @@ pub fn build_with_report(
         options.source_date,
         layout.template_data(),
     );
+    context.vendor = options.vendor.clone();
     let input = File::open(tarball)
         .with_context(|| format!("opening release tarball {}", tarball.display()))?;
     fs::create_dir_all(&options.output)
@@ -162,7 +165,16 @@ pub fn build_with_report(
     context.set_license_text(licenses.take()?);
     let unit = templates.render("mattermost.service", &context)?;
     let snapshot = templates.render("config-snapshot", &context)?;
-    for (entry, bytes) in layout.finish(&context.version, &unit, &snapshot) {
+    let mmctl = templates.render("mmctl", &context)?;
+    let generated = crate::layout::Generated {
+        version: &context.version,
+        full_version: &context.full_version,
+        package: &context.package,
+        unit: &unit,
+        snapshot_script: &snapshot,
+        mmctl_wrapper: &mmctl,
+    };
+    for (entry, bytes) in layout.finish(&generated) {
         add_bytes(&mut sinks(&mut deb, &mut rpm), &entry, &bytes)?;
     }
 

@@ -51,6 +51,8 @@ pub struct TemplateContext {
     pub rpm_arch: &'static str,
     /// Maintainer / packager, `Name <email>`.
     pub maintainer: String,
+    /// RPM `Vendor:`; empty (no tag) unless `--vendor` names who built the package.
+    pub vendor: String,
     /// Upstream tarball file name.
     pub source_name: String,
     /// Version of mm-pkg.
@@ -113,6 +115,7 @@ impl TemplateContext {
             deb_arch: release.arch.as_str(),
             rpm_arch: release.arch.rpm_name(),
             maintainer: maintainer.into(),
+            vendor: String::new(),
             source_name: release.tarball_name(),
             tool_version: env!("CARGO_PKG_VERSION"),
             date_rfc2822: date.format("%a, %d %b %Y %H:%M:%S +0000").to_string(),
@@ -156,4 +159,16 @@ impl TemplateContext {
         c.rpm = format == Format::Rpm;
         c
     }
+}
+
+/// `value` as an RPM `Vendor:`: one line of printable text (empty for none), refused with the
+/// rule otherwise, since it ends up in the package header.
+pub fn checked_vendor(value: &str) -> anyhow::Result<String> {
+    if value.chars().any(char::is_control) {
+        anyhow::bail!(
+            "--vendor {value:?} holds a control character; give one line of text such as \
+             `Example Packagers`"
+        );
+    }
+    Ok(value.trim().to_string())
 }

@@ -29,21 +29,37 @@ pub const DEFAULTS_DIR: &str = "/opt/mattermost/defaults";
 pub const SERVER_BINARY: &str = "/opt/mattermost/bin/mattermost";
 /// The capability the server binary needs to bind ports below 1024.
 pub const SERVER_CAPABILITIES: &str = "cap_net_bind_service=ep";
+/// Mode of the server binary, owned by root and [`GROUP`]: with its capability, only root
+/// and the service account may run it (Debian applies it with dpkg-statoverride, RPM with
+/// the file's owner and mode).
+pub const SERVER_BINARY_MODE: u32 = 0o750;
 /// The admin CLI inside the release.
 pub const MMCTL: &str = "/opt/mattermost/bin/mmctl";
-/// The `mmctl` link on the PATH.
+/// The `mmctl` on the PATH: a wrapper that finds the server's local-mode socket.
 pub const MMCTL_LINK: &str = "/usr/bin/mmctl";
+/// The unit's `RuntimeDirectory=` below /run, owned by the service account.
+pub const RUNTIME_DIR: &str = "mattermost";
+/// The server's local-mode socket (`mmctl --local`), in [`RUNTIME_DIR`]: the server's
+/// default in /var/tmp is inside its private /tmp (`PrivateTmp=yes`).
+pub const LOCAL_SOCKET: &str = "/run/mattermost/mattermost_local.socket";
 /// systemd unit name.
 pub const UNIT: &str = "mattermost.service";
 /// Where the unit is installed.
 pub const UNIT_PATH: &str = "/usr/lib/systemd/system/mattermost.service";
-/// A file naming the installed upstream version, read by the next package's scripts to name
-/// the config backup they take before an upgrade.
+/// A file naming the installed upstream version, full package version and package name (one
+/// a line), read by the next package's scripts to name the config backup they take before an
+/// upgrade, and by the other edition's removal scripts to leave shared things alone.
 pub const VERSION_FILE: &str = "/opt/mattermost/mm-pkg-version";
+/// The package's own helper programs.
+pub const LIBEXEC_DIR: &str = "/usr/libexec/mattermost";
 /// Run before every start of the unit: keeps copies of config.json.
 pub const CONFIG_SNAPSHOT: &str = "/usr/libexec/mattermost/config-snapshot";
 /// How many pre-start copies of config.json are kept.
 pub const CONFIG_SNAPSHOTS: u32 = 5;
+/// How many pre-upgrade copies of config.json are kept.
+pub const CONFIG_BACKUPS: u32 = 10;
+/// The account as systemd-sysusers creates it (both formats ship it).
+pub const SYSUSERS_FILE: &str = "/usr/lib/sysusers.d/mattermost.conf";
 /// Where the server unpacks webapp plugin bundles; it must own this directory.
 pub const CLIENT_PLUGINS: &str = "/opt/mattermost/client/plugins";
 /// Release files that are documentation (RPM `%doc`).
@@ -98,6 +114,8 @@ impl Layout {
         mapped.doc = DOC_FILES.contains(&entry.path.as_str());
         if path == SERVER_BINARY {
             mapped.capabilities = Some(SERVER_CAPABILITIES.to_string());
+            mapped.mode = SERVER_BINARY_MODE;
+            mapped = mapped.owned_by(crate::package::ROOT, GROUP);
         }
         self.emitted.insert(path);
         out.push(mapped);
@@ -105,14 +123,9 @@ impl Layout {
     }
 
     /// Entries the release does not ship, each with its bytes: the data-directory symlinks,
-    /// the webapp plugin directory, the unit and its pre-start script, the `mmctl` link and
-    /// the version file.
-    pub fn finish(
-        &mut self,
-        version: &str,
-        unit: &str,
-        snapshot_script: &str,
-    ) -> Vec<(Entry, Vec<u8>)> {
+    /// the webapp plugin directory, the unit and its pre-start script, the `mmctl` wrapper, the
+    /// sysusers.d entry and the version file.
+    pub fn finish(&mut self, generated: &Generated<'_>) -> Vec<(Entry, Vec<u8>)> {
         let mut out: Vec<(Entry, Vec<u8>)> = Vec::new();
         let mut add = |layout: &mut Layout, entry: Entry, bytes: Vec<u8>| {
             if layout.emitted.insert(entry.path.clone()) {
@@ -134,16 +147,32 @@ impl Layout {
             Entry::dir(CLIENT_PLUGINS, 0o755).owned_by(USER, GROUP),
             Vec::new(),
         );
-        let version_line = format!("{version}\n").into_bytes();
+        let version_line = format!(
+            "{}\n{}\n{}\n",
+            generated.version, generated.full_version, generated.package
+        )
+        .into_bytes();
         add(
             self,
             Entry::file(VERSION_FILE, version_line.len() as u64, 0o644),
             version_line,
         );
-        add(self, Entry::symlink(MMCTL_LINK, MMCTL), Vec::new());
-        let unit = unit.as_bytes().to_vec();
+        let mmctl = generated.mmctl_wrapper.as_bytes().to_vec();
+        add(
+            self,
+            Entry::file(MMCTL_LINK, mmctl.len() as u64, 0o755),
+            mmctl,
+        );
+        let unit = generated.unit.as_bytes().to_vec();
         add(self, Entry::file(UNIT_PATH, unit.len() as u64, 0o644), unit);
-        let script = snapshot_script.as_bytes().to_vec();
+        let sysusers = sysusers_text().into_bytes();
+        add(
+            self,
+            Entry::file(SYSUSERS_FILE, sysusers.len() as u64, 0o644),
+            sysusers,
+        );
+        add(self, Entry::dir(LIBEXEC_DIR, 0o755), Vec::new());
+        let script = generated.snapshot_script.as_bytes().to_vec();
         add(
             self,
             Entry::file(CONFIG_SNAPSHOT, script.len() as u64, 0o755),
@@ -170,6 +199,13 @@ impl Layout {
             config_snapshot: CONFIG_SNAPSHOT,
             config_snapshots: CONFIG_SNAPSHOTS,
             config_snapshots_plus_one: CONFIG_SNAPSHOTS + 1,
+            config_backups: CONFIG_BACKUPS,
+            mmctl: MMCTL,
+            runtime_dir: RUNTIME_DIR,
+            local_socket: LOCAL_SOCKET,
+            server_binary_mode: format!("{SERVER_BINARY_MODE:04o}"),
+            sysusers_file: SYSUSERS_FILE,
+            sysusers_text: sysusers_text(),
             server_owned_files: self.rewritable.clone(),
         }
     }
@@ -221,6 +257,47 @@ pub struct LayoutData {
     pub config_snapshots_plus_one: u32,
     /// Files the server rewrites (subpath support), to be owned by [`USER`].
     pub server_owned_files: Vec<String>,
+    /// [`CONFIG_BACKUPS`].
+    pub config_backups: u32,
+    /// [`MMCTL`].
+    pub mmctl: &'static str,
+    /// [`RUNTIME_DIR`].
+    pub runtime_dir: &'static str,
+    /// [`LOCAL_SOCKET`].
+    pub local_socket: &'static str,
+    /// [`SERVER_BINARY_MODE`] in octal, e.g. `0750`.
+    pub server_binary_mode: String,
+    /// [`SYSUSERS_FILE`].
+    pub sysusers_file: &'static str,
+    /// The text of [`SYSUSERS_FILE`].
+    pub sysusers_text: String,
+}
+
+/// Texts rendered from templates and the package identity, for [`Layout::finish`].
+#[derive(Debug, Clone, Copy)]
+pub struct Generated<'a> {
+    /// Upstream version.
+    pub version: &'a str,
+    /// Full package version (`version-revision`).
+    pub full_version: &'a str,
+    /// Package name.
+    pub package: &'a str,
+    /// The systemd unit.
+    pub unit: &'a str,
+    /// The pre-start config copy script.
+    pub snapshot_script: &'a str,
+    /// The `mmctl` wrapper.
+    pub mmctl_wrapper: &'a str,
+}
+
+/// The sysusers.d entry for the service account: its group, then the user in it, a system
+/// account with the data directory as home and no login shell.
+pub fn sysusers_text() -> String {
+    format!(
+        "# The account {USER} runs the Mattermost server as (systemd-sysusers(8)).\n\
+         g {GROUP} -\n\
+         u {USER} -:{GROUP} \"Mattermost server\" {DATA_DIR} /usr/sbin/nologin\n"
+    )
 }
 
 /// Where a release path is installed: below [`PREFIX`], except that anything inside a

@@ -11,7 +11,6 @@ pub mod deb;
 pub mod layout;
 pub mod output;
 pub mod package;
-pub mod pargz;
 pub mod release;
 pub mod rpm;
 pub mod templates;

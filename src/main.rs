@@ -29,6 +29,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// Parsed once at start-up: the size of the build flags does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Resolve, download, verify and package one release.
     Build(BuildArgs),
@@ -132,6 +134,9 @@ struct BuildArgs {
         default_value = "mm-pkg <mm-pkg@example.org>"
     )]
     maintainer: String,
+    /// RPM `Vendor:` (who built the package); none by default, since Mattermost did not.
+    #[arg(long, default_value = "")]
+    vendor: String,
     /// Print the result as one JSON object.
     #[arg(long)]
     json: bool,
@@ -343,6 +348,7 @@ fn run_build(args: BuildArgs) -> Result<()> {
             .transpose()?,
         templates: args.templates.clone(),
         maintainer: args.maintainer.clone(),
+        vendor: mm_pkg::context::checked_vendor(&args.vendor)?,
         source_date: source_date_epoch()?,
         strict: args.strict,
     };

@@ -25,6 +25,7 @@ pub const DEFAULTS: &[(&str, &str)] = &[
         "config-snapshot",
         include_str!("../templates/config-snapshot"),
     ),
+    ("mmctl", include_str!("../templates/mmctl")),
     ("control", include_str!("../templates/deb/control")),
     (
         "changelog.Debian",

@@ -5,6 +5,7 @@
 mod common;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -34,7 +35,8 @@ fn assert_fresh_install(root: &Path, version: &str) {
     assert_eq!(stat(root, "/opt/mattermost"), "root:root 755 directory");
     assert_eq!(
         stat(root, "/opt/mattermost/bin/mattermost"),
-        "root:root 755 regular file"
+        "root:mattermost 750 regular file",
+        "only root and the service account may run the binary with its capability"
     );
     assert_eq!(
         stat(root, "/opt/mattermost/i18n/en.json"),
@@ -102,6 +104,45 @@ fn assert_fresh_install(root: &Path, version: &str) {
         mmctl.contains("synthetic"),
         "mmctl on the PATH runs: {mmctl}"
     );
+    assert_local_socket_is_shared(root, &unit);
+}
+
+/// `mmctl --local` reaches the server: the unit puts the local-mode socket in its
+/// RuntimeDirectory under /run (the default in /var/tmp is private to the service), and the
+/// `mmctl` on the PATH looks there unless told otherwise.
+fn assert_local_socket_is_shared(root: &Path, unit: &str) {
+    let socket = "/run/mattermost/mattermost_local.socket";
+    assert!(unit.contains("\nRuntimeDirectory=mattermost\n"), "{unit}");
+    assert!(
+        unit.contains(&format!(
+            "\nEnvironment=MM_SERVICESETTINGS_LOCALMODESOCKETLOCATION={socket}\n"
+        )),
+        "{unit}"
+    );
+    assert!(unit.contains("\nPrivateTmp=yes\n"));
+    let real = root.join("opt/mattermost/bin/mmctl");
+    let saved = real.with_extension("saved");
+    fs::rename(&real, &saved).unwrap(); // renamed back below: rpm -V sees the same file
+    fs::write(
+        &real,
+        "#!/bin/sh\necho \"socket=$MMCTL_LOCAL_SOCKET_PATH args=$*\"\n",
+    )
+    .unwrap();
+    fs::set_permissions(&real, fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(
+        chroot_ok(root, &["mmctl", "--local", "team", "list"]).trim(),
+        format!("socket={socket} args=--local team list")
+    );
+    assert_eq!(
+        chroot_ok(
+            root,
+            &["env", "MMCTL_LOCAL_SOCKET_PATH=/srv/other.socket", "mmctl"]
+        )
+        .trim(),
+        "socket=/srv/other.socket args=",
+        "the caller's choice wins"
+    );
+    fs::rename(&saved, &real).unwrap();
 }
 
 #[test]

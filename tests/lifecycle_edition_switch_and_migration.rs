@@ -68,6 +68,90 @@ fn edition_switch(format: Format) {
     );
 }
 
+/// The old edition's removal after a switch (Debian: purging it from config-files state;
+/// RPM: `dnf swap` erasing it after installing the new one) leaves what the new edition
+/// shares alone: the unit's enablement, the running service, client/plugins, the binary's
+/// permissions. The new edition prints no fresh-install text over an existing config.
+fn switch_then_clean_up(format: Format) {
+    let Some(root) = debian_root() else { return };
+    let root = root.path();
+    format.prepare(root);
+    install_service_stubs(root);
+    let pkgs = packages();
+    let data = root.join("opt/mattermost-daten");
+    ok(
+        format.install(root, &pkgs.path(Pkg::Old, format)),
+        "install enterprise",
+    );
+    act_like_an_admin(root);
+    let admin = checksums(&data);
+    set_service_active(root, true);
+    service_actions(root);
+    let bundle = root.join("opt/mattermost/client/plugins/com.example.poll/main.js");
+
+    let (install, cleanup) =
+        format.switch_then_clean_up(root, "mattermost", &pkgs.path(Pkg::Team, format));
+    let log = ok(install, "install team");
+    assert!(
+        !log.contains("enabled but not started"),
+        "no fresh-install text over an existing config:\n{log}"
+    );
+    ok(cleanup, "remove the old edition");
+    assert_eq!(
+        format.installed(root, "mattermost-team").as_deref(),
+        Some("9.11.91-1")
+    );
+    assert_eq!(format.installed(root, "mattermost"), None);
+    assert_unchanged(&data, &admin, "clean-up of the old edition");
+    assert!(bundle.exists(), "client/plugins of the new edition kept");
+    let actions = service_actions(root);
+    assert!(
+        !actions
+            .iter()
+            .any(|a| a.contains(" stop ") || a.contains(" disable ") || a.contains(" mask ")),
+        "the old edition's removal left the service alone: {actions:?}"
+    );
+    if format == Format::Deb {
+        // deb-systemd-helper's record that the admin's unit is enabled (`purge` deletes it,
+        // and with it the enablement on the next `systemctl preset`).
+        assert!(
+            root.join("var/lib/systemd/deb-systemd-helper-enabled/mattermost.service.dsh-also")
+                .exists(),
+            "the unit's enablement state is kept"
+        );
+    }
+    assert!(server_caps(root).contains("cap_net_bind_service=ep"));
+    let verify = format.verify(root, "mattermost-team");
+    assert!(
+        verify.status.success() && verify.stdout.is_empty(),
+        "verify of the new edition: {}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    assert_eq!(
+        chroot_ok(
+            root,
+            &["stat", "-c", "%U:%G %a", "/opt/mattermost/bin/mattermost"]
+        )
+        .trim(),
+        "root:mattermost 750"
+    );
+}
+
+#[test]
+fn deb_purging_the_old_edition_leaves_the_new_one_whole() {
+    if have("dpkg-deb") {
+        switch_then_clean_up(Format::Deb);
+    }
+}
+
+#[test]
+fn rpm_swap_erasing_the_old_edition_leaves_the_new_one_whole() {
+    if have("rpm") {
+        switch_then_clean_up(Format::Rpm);
+    }
+}
+
 #[test]
 fn deb_edition_switch_keeps_config_and_data() {
     if have("dpkg-deb") {
@@ -147,6 +231,11 @@ fn migrate_real_directory(format: Format) {
         .filter(|n| n.starts_with("mattermost.hand-made-"))
         .collect();
     assert_eq!(aside.len(), 1, "old program files kept aside: {aside:?}");
+    assert_eq!(
+        chroot_ok(root, &["stat", "-c", "%U:%G %a", "/opt/mattermost-daten"]).trim(),
+        "mattermost:mattermost 750",
+        "the same owner and mode as after a fresh install"
+    );
     assert_eq!(
         fs::read_to_string(root.join("opt").join(&aside[0]).join("bin/mattermost")).unwrap(),
         "old binary"

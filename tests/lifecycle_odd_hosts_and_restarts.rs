@@ -111,7 +111,7 @@ fn deb_failed_preinst_leaves_the_old_version_working() {
     assert!(root.join("opt/mattermost/client/only-in-90.js").exists());
     assert_eq!(
         fs::read_to_string(root.join("opt/mattermost/mm-pkg-version")).unwrap(),
-        "9.11.90\n"
+        "9.11.90\n9.11.90-1\nmattermost\n"
     );
     assert!(server_caps(root).contains("cap_net_bind_service=ep"));
     assert_unchanged(&data, &admin, "failed upgrade");
@@ -222,5 +222,79 @@ fn pre_start_copies_keep_the_admins_config() {
         "the last 5 copies are kept: {:?}",
         copies()
     );
+
+    // A crash loop: Restart=always starts it again and again with the same config.json.
+    // Only the first of those starts takes a copy, so the admin's versions stay.
+    let admins_versions = copies();
+    fs::write(&config, "{\"crashing\": true}\n").unwrap();
+    for _ in 0..6 {
+        let out = Command::new("chroot")
+            .args(["--userspec=mattermost:mattermost"])
+            .arg(root)
+            .arg(pre)
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    }
+    let now = copies();
+    assert_eq!(now.len(), 5, "{now:?}");
+    assert_eq!(
+        now[..4],
+        admins_versions[1..],
+        "a crash loop keeps the admin's last versions"
+    );
+    assert_eq!(
+        fs::read_to_string(config_dir.join(&now[4])).unwrap(),
+        "{\"crashing\": true}\n"
+    );
     let _ = chroot(root, &["true"]);
+}
+
+/// Backups taken before package upgrades carry the full package version they replace, and
+/// only the newest 10 are kept (by their time stamp); files of other names stay.
+#[test]
+fn upgrade_backups_keep_the_newest_ten() {
+    if !have("dpkg-deb") {
+        return;
+    }
+    let Some(root) = debian_root() else { return };
+    let root = root.path();
+    let pkgs = packages();
+    ok(
+        Format::Deb.install(root, &pkgs.path(Pkg::Old, Format::Deb)),
+        "install",
+    );
+    let config_dir = root.join("opt/mattermost-daten/config");
+    for n in 0..12 {
+        fs::write(
+            config_dir.join(format!(
+                "config.json.bak-9.11.80-1-202501{:02}T000000Z",
+                n + 1
+            )),
+            "old",
+        )
+        .unwrap();
+    }
+    fs::write(config_dir.join("config.json.bak-by-hand"), "mine").unwrap();
+    ok(
+        Format::Deb.install(root, &pkgs.path(Pkg::New, Format::Deb)),
+        "upgrade",
+    );
+    let backups = config_backups(root);
+    assert_eq!(backups.len(), 11, "{backups:?}");
+    assert!(backups.contains(&"config.json.bak-by-hand".to_string()));
+    assert!(
+        backups
+            .iter()
+            .any(|b| b.starts_with("config.json.bak-9.11.90-1-2")),
+        "{backups:?}"
+    );
+    for gone in ["01", "02", "03"] {
+        assert!(
+            !backups.contains(&format!("config.json.bak-9.11.80-1-202501{gone}T000000Z")),
+            "the oldest go first: {backups:?}"
+        );
+    }
+    assert!(backups.contains(&"config.json.bak-9.11.80-1-20250104T000000Z".to_string()));
 }

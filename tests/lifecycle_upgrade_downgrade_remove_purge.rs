@@ -40,7 +40,8 @@ fn matrix(format: Format) {
         Format::Deb => {
             "systemctl --root=/ --system --preset-mode=enable-only preset mattermost.service"
         }
-        Format::Rpm => "systemctl --no-reload enable mattermost.service",
+        // %post follows the presets, as %systemd_post does.
+        Format::Rpm => "systemctl --no-reload preset mattermost.service",
     };
     assert_eq!(actions, [enable], "fresh install enables only");
     assert!(server_caps(root).contains("cap_net_bind_service=ep"));
@@ -63,9 +64,10 @@ fn matrix(format: Format) {
     let backups = config_backups(root);
     assert_eq!(backups.len(), 1, "{backups:?}");
     assert!(
-        backups[0].starts_with("config.json.bak-9.11.90-"),
-        "{backups:?}"
+        backups[0].starts_with("config.json.bak-9.11.90-1-"),
+        "named after the full package version replaced: {backups:?}"
     );
+    assert!(!backups[0].contains("9.11.91"), "{backups:?}");
     assert_eq!(
         fs::read(data.join("config").join(&backups[0])).unwrap(),
         fs::read(&config).unwrap()
@@ -104,7 +106,7 @@ fn matrix(format: Format) {
     assert!(
         config_backups(root)
             .iter()
-            .any(|b| b.starts_with("config.json.bak-9.11.91-"))
+            .any(|b| b.starts_with("config.json.bak-9.11.91-1-"))
     );
     assert!(bundle.exists());
     assert!(server_caps(root).contains("cap_net_bind_service=ep"));

@@ -96,12 +96,16 @@ fn deb_and_rpm_install_the_same_layout() {
     let server = &deb["/opt/mattermost/bin/mattermost"];
     assert_eq!(
         (server.kind, server.mode, server.owner.as_str()),
-        ('-', 0o755, "root/root")
+        ('-', 0o750, "root/root"),
+        "the .deb stores it root-owned; postinst's dpkg-statoverride adds the group"
     );
     assert_eq!(deb["/opt/mattermost/bin"].mode, 0o755);
     assert_eq!(deb["/opt/mattermost/i18n/en.json"].mode, 0o644);
-    assert_eq!(rpm["/opt/mattermost/bin/mattermost"].mode, 0o755);
-    assert_eq!(rpm["/opt/mattermost/bin/mattermost"].owner, "root/root");
+    assert_eq!(rpm["/opt/mattermost/bin/mattermost"].mode, 0o750);
+    assert_eq!(
+        rpm["/opt/mattermost/bin/mattermost"].owner,
+        "root/mattermost"
+    );
 
     // The data directories are symlinks, and nothing upstream ships lands below them.
     for dir in ["config", "data", "logs", "plugins"] {
@@ -124,14 +128,14 @@ fn deb_and_rpm_install_the_same_layout() {
         "the data dir is made by scripts"
     );
 
-    // mmctl on the PATH, the unit in the systemd system directory.
+    // mmctl on the PATH (a wrapper), the unit in the systemd system directory.
     assert_eq!(
-        deb["/usr/bin/mmctl"].target.as_deref(),
-        Some("/opt/mattermost/bin/mmctl")
+        (deb["/usr/bin/mmctl"].kind, deb["/usr/bin/mmctl"].mode),
+        ('-', 0o755)
     );
     assert_eq!(
-        rpm["/usr/bin/mmctl"].target.as_deref(),
-        Some("/opt/mattermost/bin/mmctl")
+        (rpm["/usr/bin/mmctl"].kind, rpm["/usr/bin/mmctl"].mode),
+        ('-', 0o755)
     );
     assert!(deb.contains_key("/usr/lib/systemd/system/mattermost.service"));
     assert!(rpm.contains_key("/usr/lib/systemd/system/mattermost.service"));
@@ -210,8 +214,9 @@ fn deb_structure_control_and_md5sums() {
         "Package: mattermost\n",
         "Version: 9.11.90-1\n",
         "Architecture: amd64\n",
-        "Depends: adduser, libcap2-bin\n",
-        "Recommends: postgresql\n",
+        "Pre-Depends: adduser\n",
+        "Depends: libcap2-bin, ca-certificates\n",
+        "Suggests: postgresql\n",
         "Conflicts: mattermost-team\n",
         "Replaces: mattermost-team\n",
         "Provides: mattermost-team\n",
@@ -324,9 +329,25 @@ fn rpm_metadata_requires_scripts_and_digests() {
         .arg(rpm));
     let requires: BTreeSet<&str> = requires.lines().collect();
     assert!(requires.contains("pre shadow-utils"), "{requires:?}");
-    assert!(requires.contains("post /usr/sbin/setcap"), "{requires:?}");
+    for dep in [
+        "pre util-linux",
+        "post /usr/sbin/setcap",
+        "post systemd",
+        "post util-linux",
+        "preun systemd",
+        "postun systemd",
+        "manual ca-certificates",
+    ] {
+        assert!(requires.contains(dep), "{dep} not in {requires:?}");
+    }
     let recommends = run(Command::new("rpm").args(["-qp", "--recommends"]).arg(rpm));
-    assert!(recommends.lines().any(|l| l == "postgresql-server"));
+    assert!(recommends.trim().is_empty(), "{recommends}");
+    let suggests = run(Command::new("rpm").args(["-qp", "--suggests"]).arg(rpm));
+    assert!(suggests.lines().any(|l| l == "postgresql-server"));
+    let meta = run(Command::new("rpm")
+        .args(["-qp", "--qf", "%{VENDOR}|%{GROUP}|%{SOURCERPM}"])
+        .arg(rpm));
+    assert_eq!(meta, "(none)|(none)|mattermost-9.11.90-1.src.rpm");
     let changelog = run(Command::new("rpm").args(["-qp", "--changelog"]).arg(rpm));
     assert!(changelog.contains("9.11.90-1"));
     let licence = run(Command::new("rpm").args(["-qp", "--licensefiles"]).arg(rpm));

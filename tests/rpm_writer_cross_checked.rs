@@ -15,7 +15,15 @@ use sha2::{Digest, Sha256};
 #[test]
 fn rpm_crate_reads_back_every_field_and_digest() {
     for compression in ["zstd", "gzip", "xz"] {
-        let built = build(&Spec::new("9.11.90"), &["--compression", compression]);
+        let built = build(
+            &Spec::new("9.11.90"),
+            &[
+                "--compression",
+                compression,
+                "--vendor",
+                "Example Packagers",
+            ],
+        );
         let pkg = rpm::Package::open(built.rpm.as_ref().unwrap()).unwrap();
         let m = &pkg.metadata;
         assert_eq!(m.get_name().unwrap(), "mattermost");
@@ -33,7 +41,9 @@ fn rpm_crate_reads_back_every_field_and_digest() {
                 .starts_with("Mattermost is a self-hosted collaboration platform")
         );
         assert_eq!(m.get_url().unwrap(), "https://mattermost.com");
-        assert_eq!(m.get_vendor().unwrap(), "Mattermost, Inc.");
+        assert_eq!(m.get_vendor().unwrap(), "Example Packagers");
+        assert!(m.get_group().is_err(), "no deprecated Group:");
+        assert_eq!(m.get_source_rpm().unwrap(), "mattermost-9.11.90-1.src.rpm");
         assert_eq!(m.get_packager().unwrap(), "mm-pkg <mm-pkg@example.org>");
         assert_eq!(m.get_build_time().unwrap(), 1_764_000_000);
         assert_eq!(m.get_payload_compressor().unwrap().to_string(), compression);
@@ -64,7 +74,8 @@ fn rpm_crate_reads_back_every_field_and_digest() {
             );
         }
         assert_eq!(names(m.get_conflicts().unwrap()), ["mattermost-team"]);
-        assert_eq!(names(m.get_recommends().unwrap()), ["postgresql-server"]);
+        assert!(names(m.get_recommends().unwrap()).is_empty());
+        assert_eq!(names(m.get_suggests().unwrap()), ["postgresql-server"]);
         assert!(names(m.get_provides().unwrap()).contains(&"mattermost-team".to_string()));
         assert_eq!(m.get_changelog_entries().unwrap().len(), 1);
 

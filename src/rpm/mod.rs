@@ -204,7 +204,15 @@ impl RpmWriter {
             .set(tag::LICENSE, text(&spec.license))
             .set(tag::OS, text("linux"))
             .set(tag::ARCH, text(&meta.arch))
-            .set(tag::SOURCERPM, text("(none)"))
+            // rpm takes a header without SOURCERPM for a source package; rpmbuild names the
+            // source package it would have built from, as here.
+            .set(
+                tag::SOURCERPM,
+                text(&format!(
+                    "{}-{}-{}.src.rpm",
+                    spec.name, meta.version, meta.release
+                )),
+            )
             .set(
                 tag::RPMVERSION,
                 text(concat!("mm-pkg ", env!("CARGO_PKG_VERSION"))),

@@ -211,6 +211,33 @@ impl Format {
         }
     }
 
+    /// Replaces the installed edition `from` with `file` the other way round, as `dnf swap`
+    /// orders one transaction (RPM: install the new package first, then erase the old one)
+    /// and as `dpkg -i` then `dpkg --purge` of the old one in config-files state does on
+    /// Debian. Returns the output of the second step (the old package's removal).
+    pub fn switch_then_clean_up(self, root: &Path, from: &str, file: &Path) -> (Output, Output) {
+        match self {
+            Format::Deb => (self.install(root, file), self.purge(root, from)),
+            Format::Rpm => {
+                // One dnf transaction: the files shared with the package being erased are
+                // not conflicts there.
+                let install = Self::rpm(root, &["-i", "--replacefiles"], Some(file));
+                if !install.status.success() {
+                    return (install.clone(), install);
+                }
+                (install, Self::rpm(root, &["-e", from], None))
+            }
+        }
+    }
+
+    /// Output of `dpkg -V` / `rpm -V` for `name`.
+    pub fn verify(self, root: &Path, name: &str) -> Output {
+        match self {
+            Format::Deb => Self::dpkg(root, &["-V", name]),
+            Format::Rpm => Self::rpm(root, &["-V"], Some(Path::new(name))),
+        }
+    }
+
     /// The installed version of `name`, if any.
     pub fn installed(self, root: &Path, name: &str) -> Option<String> {
         let out = match self {

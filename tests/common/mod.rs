@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests: the fixture generator, running mm-pkg and the
-//! packaging tools, and Debian 12 roots to install into.
+//! packaging tools, and Debian roots (11, 12, 13) to install into.
 
 #![allow(dead_code)]
 
@@ -131,30 +131,49 @@ pub fn build(spec: &fixture::Spec, args: &[&str]) -> Built {
 
 static BASE_ROOT: Mutex<()> = Mutex::new(());
 
-/// A fresh Debian 12 root (debootstrap minbase plus libcap2-bin), copied from a base root
-/// cached under the target directory. `None` (skip) when root or debootstrap is missing.
+/// Packages every cached root gets besides debootstrap's minbase: the dependencies of the
+/// packages under test that minbase lacks.
+pub const ROOT_PACKAGES: &str = "libcap2-bin,ca-certificates";
+
+/// A fresh Debian 12 (bookworm) root; see [`debian_root_of`].
 pub fn debian_root() -> Option<tempfile::TempDir> {
+    debian_root_of("bookworm")
+}
+
+/// A fresh Debian root of `suite` (`bullseye`, `bookworm`, `trixie`): debootstrap minbase
+/// plus [`ROOT_PACKAGES`], debootstrapped once per suite into the target directory (each
+/// test binary waits for it under a lock file, so one run builds each root once) and copied
+/// per test. `None` (skip) when root or debootstrap is missing.
+pub fn debian_root_of(suite: &str) -> Option<tempfile::TempDir> {
     if !have_root() || !have("debootstrap") {
         return None;
     }
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bookworm-base");
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let base = tmp.join(format!("{suite}-root"));
     let done = base.with_extension("done");
     {
         let _guard = BASE_ROOT.lock().unwrap_or_else(|e| e.into_inner());
-        if !done.exists() {
+        // Test binaries run in parallel: a lock file shared between them.
+        let lock = fs::File::create(base.with_extension("lock")).unwrap();
+        lock.lock().unwrap();
+        if fs::read_to_string(&done).ok().as_deref() != Some(ROOT_PACKAGES) {
             let _ = fs::remove_dir_all(&base);
             let mirror = std::env::var("MM_PKG_DEBIAN_MIRROR")
                 .unwrap_or_else(|_| "http://deb.debian.org/debian".into());
             run(Command::new("debootstrap")
-                .args(["--variant=minbase", "--include=libcap2-bin", "bookworm"])
+                .args([
+                    "--variant=minbase",
+                    &format!("--include={ROOT_PACKAGES}"),
+                    suite,
+                ])
                 .arg(&base)
                 .arg(mirror));
-            fs::write(&done, "").unwrap();
+            fs::write(&done, ROOT_PACKAGES).unwrap();
         }
     }
     let root = tempfile::Builder::new()
-        .prefix("debian-root-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .prefix(&format!("{suite}-root-"))
+        .tempdir_in(tmp)
         .unwrap();
     run(Command::new("cp")
         .arg("-a")

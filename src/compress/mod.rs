@@ -6,7 +6,12 @@ use std::str::FromStr;
 
 use anyhow::{Result, bail};
 
-use crate::pargz::ParGzEncoder;
+pub mod blocks;
+pub mod gzip;
+pub mod xz;
+
+use gzip::ParGzEncoder;
+use xz::ParXzEncoder;
 
 /// A payload compression codec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,9 +35,6 @@ impl Compression {
     pub const ZSTD_LEVEL: i32 = 3;
     /// Uncompressed bytes per zstd job.
     pub const ZSTD_JOB: u32 = 2 << 20;
-    /// Uncompressed bytes per xz block (each thread compresses whole blocks; a fixed size
-    /// keeps the output independent of the thread count and bounds memory).
-    pub const XZ_BLOCK: u64 = 8 << 20;
 
     /// File name suffix used by dpkg for this codec (`.gz`, `.xz`, `.zst`, empty).
     pub fn deb_suffix(self) -> &'static str {
@@ -72,15 +74,7 @@ impl Compression {
             Compression::Gzip => {
                 Encoder::Gzip(ParGzEncoder::new(inner, Self::GZIP_LEVEL, threads)?)
             }
-            Compression::Xz => {
-                let stream = liblzma::stream::MtStreamBuilder::new()
-                    .threads(threads as u32)
-                    .preset(Self::XZ_LEVEL)
-                    .block_size(Self::XZ_BLOCK)
-                    .check(liblzma::stream::Check::Crc64)
-                    .encoder()?;
-                Encoder::Xz(liblzma::write::XzEncoder::new_stream(inner, stream))
-            }
+            Compression::Xz => Encoder::Xz(ParXzEncoder::new(inner, Self::XZ_LEVEL, threads)?),
             Compression::Zstd => {
                 let mut encoder = zstd::Encoder::new(inner, Self::ZSTD_LEVEL)?;
                 encoder.multithread(threads as u32)?;
@@ -123,7 +117,7 @@ pub enum Encoder<W: Write> {
     /// gzip.
     Gzip(ParGzEncoder<W>),
     /// xz.
-    Xz(liblzma::write::XzEncoder<W>),
+    Xz(ParXzEncoder<W>),
     /// zstd.
     Zstd(zstd::Encoder<'static, W>),
     /// Pass-through.

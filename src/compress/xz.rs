@@ -1,0 +1,262 @@
+//! Parallel xz: one standard .xz stream of independently compressed blocks, written by
+//! mm-pkg itself around liblzma's raw LZMA2 encoder, so that every xz reader (dpkg, rpm,
+//! `xz -d`) reads it and the output is the same whatever the number of threads.
+//!
+//! Input is cut into fixed-size blocks; a worker turns each into one xz block per run of
+//! segments (see [`runs`]): runs that look incompressible become LZMA2 uncompressed chunks
+//! (no encoder at all), the others are LZMA2-compressed. Encoders are memory-hungry (about
+//! 94 MiB each at preset 6), so all the xz encoders of the process share one set of
+//! [`Slots`], one per core: two package writers compressing at once use no more encoders
+//! than one would. Layout per the .xz file format 1.1.0: stream header, blocks (header with
+//! both sizes, data, padding, CRC32 check), index, stream footer.
+
+use std::io::{self, Write};
+use std::sync::OnceLock;
+
+use liblzma::stream::{Action, Filters, LzmaOptions, Status, Stream};
+
+use super::blocks::{BlockCodec, ParBlocks, Slots, runs};
+
+/// Bytes of input per block handed to a worker (and the largest LZMA2 dictionary used).
+pub const BLOCK: usize = 8 << 20;
+/// xz stream flags: check type CRC32.
+const FLAGS: [u8; 2] = [0x00, 0x01];
+/// LZMA2's filter id.
+const LZMA2_ID: u8 = 0x21;
+/// Largest LZMA2 uncompressed chunk.
+const RAW_CHUNK: usize = 64 * 1024;
+
+/// One slot per core for LZMA2 encoders, shared by every xz encoder in the process.
+fn encoder_slots() -> &'static Slots {
+    static SLOTS: OnceLock<Slots> = OnceLock::new();
+    SLOTS.get_or_init(|| Slots::new(std::thread::available_parallelism().map_or(1, |n| n.get())))
+}
+
+/// An xz encoder at `preset` compressing on up to `threads` worker threads.
+pub struct ParXzEncoder<W: Write> {
+    blocks: ParBlocks<W, Lzma2>,
+}
+
+impl<W: Write> ParXzEncoder<W> {
+    /// A new encoder writing to `out`.
+    pub fn new(out: W, preset: u32, threads: usize) -> io::Result<Self> {
+        LzmaOptions::new_preset(preset).map_err(io::Error::other)?; // a valid preset
+        let mut blocks = ParBlocks::new(out, Lzma2 { preset }, BLOCK, threads, threads);
+        let header = blocks.inner();
+        header.write_all(&[0xfd, b'7', b'z', b'X', b'Z', 0x00])?;
+        header.write_all(&FLAGS)?;
+        header.write_all(&crc32(&FLAGS).to_le_bytes())?;
+        Ok(ParXzEncoder { blocks })
+    }
+
+    /// Compresses what is left, writes the index and the stream footer and returns the
+    /// inner writer.
+    pub fn finish(self) -> io::Result<W> {
+        let (mut out, metas) = self.blocks.finish()?;
+        let records: Vec<(u64, u64)> = metas.into_iter().flatten().collect();
+        let mut index = vec![0x00];
+        varint(records.len() as u64, &mut index);
+        for (unpadded, uncompressed) in &records {
+            varint(*unpadded, &mut index);
+            varint(*uncompressed, &mut index);
+        }
+        pad4(&mut index);
+        let crc = crc32(&index);
+        index.extend_from_slice(&crc.to_le_bytes());
+        out.write_all(&index)?;
+        let mut footer = Vec::with_capacity(12);
+        footer.extend_from_slice(&((index.len() / 4 - 1) as u32).to_le_bytes());
+        footer.extend_from_slice(&FLAGS);
+        let crc = crc32(&footer);
+        out.write_all(&crc.to_le_bytes())?;
+        out.write_all(&footer)?;
+        out.write_all(b"YZ")?;
+        Ok(out)
+    }
+}
+
+impl<W: Write> Write for ParXzEncoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.blocks.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Encodes a worker's block as xz blocks; the meta is each xz block's index record
+/// (unpadded size, uncompressed size).
+struct Lzma2 {
+    preset: u32,
+}
+
+impl BlockCodec for Lzma2 {
+    type Meta = Vec<(u64, u64)>;
+
+    fn encode(&self, data: &[u8], _last: bool) -> io::Result<(Vec<u8>, Self::Meta)> {
+        let mut out = Vec::with_capacity(data.len() / 2 + 1024);
+        let mut records = Vec::new();
+        for (stored, bytes) in runs(data) {
+            let (lzma2, dict) = if stored {
+                (uncompressed_chunks(bytes), bytes.len())
+            } else {
+                encoder_slots().with(|| self.compress(bytes))?
+            };
+            records.push(write_block(&lzma2, dict, bytes, &mut out));
+        }
+        Ok((out, records))
+    }
+}
+
+impl Lzma2 {
+    /// LZMA2 data of `bytes` with a dictionary no larger than they are; returns the data and
+    /// the dictionary size used.
+    fn compress(&self, bytes: &[u8]) -> io::Result<(Vec<u8>, usize)> {
+        let mut options = LzmaOptions::new_preset(self.preset).map_err(io::Error::other)?;
+        let dict = dict_size_for(bytes.len());
+        options.dict_size(dict as u32);
+        let mut filters = Filters::new();
+        filters.lzma2(&options);
+        let mut stream = Stream::new_raw_encoder(&filters).map_err(io::Error::other)?;
+        let mut out = Vec::with_capacity(bytes.len() / 2 + 4096);
+        loop {
+            if out.capacity() - out.len() < 4096 {
+                out.reserve(out.capacity().max(64 * 1024));
+            }
+            let consumed = stream.total_in() as usize;
+            match stream
+                .process_vec(&bytes[consumed..], &mut out, Action::Finish)
+                .map_err(io::Error::other)?
+            {
+                Status::StreamEnd => return Ok((out, dict)),
+                _ => continue,
+            }
+        }
+    }
+}
+
+/// The smallest dictionary LZMA2 can describe that covers `len` bytes, at most [`BLOCK`] and
+/// at least liblzma's minimum of 4 KiB.
+fn dict_size_for(len: usize) -> usize {
+    let wanted = len.clamp(4096, BLOCK);
+    (0..=40)
+        .map(dict_from_prop)
+        .find(|&d| d >= wanted)
+        .unwrap_or(BLOCK)
+}
+
+/// The dictionary size LZMA2's property byte `prop` stands for.
+fn dict_from_prop(prop: u8) -> usize {
+    (2 | (prop as usize & 1)) << (prop / 2 + 11)
+}
+
+/// LZMA2's property byte for dictionary size `dict` (one [`dict_size_for`] returned).
+fn prop_for_dict(dict: usize) -> u8 {
+    (0..=40).find(|&p| dict_from_prop(p) >= dict).unwrap_or(40)
+}
+
+/// `bytes` as LZMA2 uncompressed chunks: the first resets the dictionary, then the end mark.
+fn uncompressed_chunks(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / RAW_CHUNK * 3 + 4);
+    for (i, chunk) in bytes.chunks(RAW_CHUNK).enumerate() {
+        out.push(if i == 0 { 0x01 } else { 0x02 });
+        out.extend_from_slice(&((chunk.len() - 1) as u16).to_be_bytes());
+        out.extend_from_slice(chunk);
+    }
+    out.push(0x00);
+    out
+}
+
+/// Appends one xz block holding `lzma2` (the LZMA2 data of `uncompressed`, made with a
+/// dictionary of `dict` bytes) to `out`; returns its index record.
+fn write_block(lzma2: &[u8], dict: usize, uncompressed: &[u8], out: &mut Vec<u8>) -> (u64, u64) {
+    let mut header = vec![0x00, 0xc0]; // size (filled in below); flags: both sizes, one filter
+    varint(lzma2.len() as u64, &mut header);
+    varint(uncompressed.len() as u64, &mut header);
+    header.extend_from_slice(&[LZMA2_ID, 0x01, prop_for_dict(dict)]);
+    while !header.len().is_multiple_of(4) {
+        header.push(0);
+    }
+    header[0] = ((header.len() + 4) / 4 - 1) as u8;
+    let crc = crc32(&header);
+    header.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(lzma2);
+    let start = out.len() - lzma2.len();
+    while !(out.len() - start).is_multiple_of(4) {
+        out.push(0);
+    }
+    out.extend_from_slice(&crc32(uncompressed).to_le_bytes());
+    let unpadded = header.len() + lzma2.len() + 4;
+    (unpadded as u64, uncompressed.len() as u64)
+}
+
+/// xz's variable-length integer.
+fn varint(mut n: u64, out: &mut Vec<u8>) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// Pads `buf` with zeros to a multiple of four bytes.
+fn pad4(buf: &mut Vec<u8>) {
+    while !buf.len().is_multiple_of(4) {
+        buf.push(0);
+    }
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    crc32fast::hash(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compress::blocks::SEGMENT;
+    use crate::compress::blocks::tests::{noise, text};
+    use std::io::Read;
+
+    fn roundtrip(input: &[u8], threads: usize) -> Vec<u8> {
+        let mut enc = ParXzEncoder::new(Vec::new(), 6, threads).unwrap();
+        for chunk in input.chunks(77_777) {
+            enc.write_all(chunk).unwrap();
+        }
+        let xz = enc.finish().unwrap();
+        let mut back = Vec::new();
+        liblzma::read::XzDecoder::new(&xz[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back.len(), input.len());
+        assert!(back == input);
+        xz
+    }
+
+    #[test]
+    fn stream_is_valid_and_independent_of_threads() {
+        let mut input = text(BLOCK + 5_000);
+        input.extend(noise(3 * SEGMENT + 17, 9));
+        input.extend(text(2 * SEGMENT));
+        let one = roundtrip(&input, 1);
+        assert_eq!(
+            one,
+            roundtrip(&input, 3),
+            "deterministic whatever the thread count"
+        );
+        assert!(one.len() < input.len() / 2 + 3 * SEGMENT);
+        roundtrip(&[], 2);
+        roundtrip(b"x", 1);
+        roundtrip(&noise(BLOCK, 2), 2);
+    }
+
+    #[test]
+    fn dictionary_sizes_are_describable() {
+        assert_eq!(dict_from_prop(22), 8 << 20);
+        assert_eq!(dict_size_for(BLOCK), BLOCK);
+        assert_eq!(prop_for_dict(8 << 20), 22);
+        assert!(dict_size_for(10_000) >= 10_000);
+        assert_eq!(dict_size_for(1), 4096);
+    }
+}
