@@ -432,7 +432,15 @@ mod tests {
             ]
         );
         let mut layout = Layout::new();
-        for (entry, _) in layout.finish("1.0.0", "", "") {
+        let generated = Generated {
+            version: "1.0.0",
+            full_version: "1.0.0-1",
+            package: "mattermost",
+            unit: "",
+            snapshot_script: "",
+            mmctl_wrapper: "",
+        };
+        for (entry, _) in layout.finish(&generated) {
             if let Some(rel) = entry.path.strip_prefix(&format!("{PREFIX}/")) {
                 // Each path is reserved, below a reserved path, or a parent of one.
                 assert!(
