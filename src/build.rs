@@ -1,6 +1,6 @@
 //! The build pipeline: one pass over the release feeds every requested package writer.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -17,7 +17,9 @@ use crate::release::archive::read_release;
 use crate::release::{Edition, Release};
 use crate::rpm::spec::SpecHeader;
 use crate::rpm::{RpmMeta, RpmWriter, Scriptlets};
+use crate::scratch::OutputDir;
 use crate::templates::Templates;
+use crate::validate;
 
 /// How to build.
 #[derive(Debug, Clone)]
@@ -26,8 +28,8 @@ pub struct BuildOptions {
     pub formats: Vec<Format>,
     /// Output directory (created if missing).
     pub output: PathBuf,
-    /// Packaging revision (`-1`).
-    pub revision: u32,
+    /// Packaging revision (`1`, `1~deb12u1`), checked by [`crate::validate::revision`].
+    pub revision: String,
     /// Payload compression; `None` picks each format's default.
     pub compression: Option<Compression>,
     /// Directory of template overrides.
@@ -75,15 +77,16 @@ pub fn build(
     let mut layout = Layout::new();
     let mut context = TemplateContext::new(
         release,
-        options.revision,
+        &options.revision,
         &options.maintainer,
         options.source_date,
         layout.template_data(),
     );
+    validate::template_data(&context)?;
     let input = File::open(tarball)
         .with_context(|| format!("opening release tarball {}", tarball.display()))?;
-    fs::create_dir_all(&options.output)
-        .with_context(|| format!("creating output directory {}", options.output.display()))?;
+    // Held to the end: no other build removes this one's temporary files meanwhile.
+    let _output_dir = OutputDir::open(&options.output)?;
 
     let codec = |format| {
         options
@@ -134,6 +137,7 @@ pub fn build(
 
     context.layout = layout.template_data();
     context.set_license_text(licenses.take()?);
+    validate::template_data(&context)?;
     let unit = templates.render("mattermost.service", &context)?;
     let snapshot = templates.render("config-snapshot", &context)?;
     for (entry, bytes) in layout.finish(&context.version, &unit, &snapshot) {
@@ -254,7 +258,7 @@ fn finish_rpm(
     let meta = RpmMeta {
         spec,
         version: ctx.package_version.clone(),
-        release: ctx.revision.to_string(),
+        release: ctx.revision.clone(),
         arch: ctx.rpm_arch.to_string(),
         scripts: Scriptlets {
             pre: script("rpm-pre")?,

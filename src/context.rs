@@ -37,8 +37,8 @@ pub struct TemplateContext {
     pub version: String,
     /// Upstream version as package managers sort it (`9.11.0~rc1`).
     pub package_version: String,
-    /// Packaging revision.
-    pub revision: u32,
+    /// Packaging revision (`1`, `1~deb12u1`; see [`crate::validate::revision`]).
+    pub revision: String,
     /// `package_version-revision`.
     pub full_version: String,
     /// `enterprise` or `team`.
@@ -83,7 +83,7 @@ impl TemplateContext {
     /// Context for `release` built at `source_date` (seconds since the epoch).
     pub fn new(
         release: &Release,
-        revision: u32,
+        revision: &str,
         maintainer: &str,
         source_date: u64,
         layout: LayoutData,
@@ -107,7 +107,7 @@ impl TemplateContext {
             version: release.version.to_string(),
             full_version: format!("{package_version}-{revision}"),
             package_version,
-            revision,
+            revision: revision.into(),
             edition: release.edition.as_str(),
             edition_title: title,
             deb_arch: release.arch.as_str(),

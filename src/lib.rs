@@ -14,4 +14,6 @@ pub mod package;
 pub mod pargz;
 pub mod release;
 pub mod rpm;
+pub mod scratch;
 pub mod templates;
+pub mod validate;

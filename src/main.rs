@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand};
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use mm_pkg::build::{BuildOptions, build};
 use mm_pkg::compress::Compression;
@@ -19,14 +19,20 @@ use mm_pkg::release::spec::{ACCEPTED_FORMS, VersionSpec};
 use mm_pkg::release::verify::Trust;
 use mm_pkg::release::{Arch, DEFAULT_MIRROR, Edition, Release};
 
+mod cli;
+
+use cli::failure::{self, Kind, tag};
+
 /// Build Debian and RPM packages of a Mattermost server release.
 #[derive(Parser)]
-#[command(name = "mm-pkg", version, about)]
+#[command(name = "mm-pkg", version, about, after_help = cli::EXIT_STATUS_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+// Parsed once per run: the size of the build variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Resolve, download, verify and package one release.
@@ -35,6 +41,22 @@ enum Command {
     Resolve(ResolveArgs),
     /// List the releases a spec matches, newest first.
     List(ListArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Write the man pages (mm-pkg.1, mm-pkg-build.1, ...) into a directory.
+    Man(ManArgs),
+}
+
+#[derive(Args)]
+struct CompletionsArgs {
+    /// The shell to complete for.
+    shell: clap_complete::Shell,
+}
+
+#[derive(Args)]
+struct ManArgs {
+    /// Directory to write the pages into (created if missing).
+    dir: PathBuf,
 }
 
 /// Where releases are found.
@@ -90,8 +112,14 @@ struct ListArgs {
 
 #[derive(Args)]
 struct BuildArgs {
-    #[arg(help = format!("Version spec: {ACCEPTED_FORMS}"))]
-    spec: String,
+    #[arg(
+        required_unless_present = "tarball",
+        help = format!(
+            "Version spec: {ACCEPTED_FORMS}. Optional with --tarball when the file has \
+             upstream's name (mattermost[-team]-X.Y.Z-linux-ARCH.tar.gz)"
+        )
+    )]
+    spec: Option<String>,
     #[command(flatten)]
     source: SourceArgs,
     /// Package formats, comma-separated.
@@ -115,9 +143,10 @@ struct BuildArgs {
     /// Check neither SHA-256 nor signature (deliberately patched releases).
     #[arg(long)]
     insecure_skip_verify: bool,
-    /// Packaging revision.
-    #[arg(long, default_value_t = 1)]
-    revision: u32,
+    /// Packaging revision, used verbatim (`1`, `1~deb12u1`, `0ubuntu1~22.04`, `2.el9`):
+    /// A-Z a-z 0-9 + . ~
+    #[arg(long, default_value = "1", value_parser = cli::revision)]
+    revision: String,
     /// Payload compression for both formats [default: gzip for .deb, zstd for .rpm].
     #[arg(long, value_parser = ["gzip", "xz", "zstd", "none"])]
     compression: Option<String>,
@@ -128,27 +157,46 @@ struct BuildArgs {
     #[arg(
         long,
         env = "MM_PKG_MAINTAINER",
-        default_value = "mm-pkg <mm-pkg@example.org>"
+        default_value = "mm-pkg <mm-pkg@example.org>",
+        value_parser = cli::maintainer
     )]
     maintainer: String,
     /// Print the result as one JSON object.
     #[arg(long)]
     json: bool,
+    /// Whether --edition / --arch were given (not defaulted): set after parsing.
+    #[arg(skip)]
+    given: cli::Given,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = match Cli::command().try_get_matches() {
+        Ok(matches) => matches,
+        Err(err) => return failure::report_clap(err),
+    };
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(err) => return failure::report_clap(err),
+    };
+    if let (Command::Build(args), Some(("build", m))) = (&mut cli.command, matches.subcommand()) {
+        args.given = cli::Given::from_matches(m);
+    }
+    let json = match &cli.command {
+        Command::Build(args) => args.json,
+        Command::Resolve(args) => args.json,
+        Command::List(args) => args.json,
+        _ => false,
+    };
     let result = match cli.command {
         Command::Build(args) => run_build(args),
         Command::Resolve(args) => run_resolve(args),
         Command::List(args) => run_list(args),
+        Command::Completions(args) => cli::generate::completions::<Cli>(args.shell),
+        Command::Man(args) => cli::generate::man_pages::<Cli>(&args.dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("mm-pkg: error: {err:#}");
-            ExitCode::FAILURE
-        }
+        Err(err) => failure::report(&err, failure::kind_of(&err), json),
     }
 }
 
@@ -194,9 +242,10 @@ impl Sources {
     }
 
     fn resolve(&self, spec: &str) -> Result<Resolved> {
-        let spec: VersionSpec = spec.parse()?;
+        let spec: VersionSpec = spec.parse().map_err(tag(Kind::Usage))?;
         self.discovery()
             .resolve(&spec, self.edition, self.arch, &self.mirror)
+            .map_err(tag(Kind::Resolve))
     }
 }
 
@@ -227,14 +276,19 @@ fn run_resolve(args: ResolveArgs) -> Result<()> {
 
 fn run_list(args: ListArgs) -> Result<()> {
     let sources = Sources::new(&args.source)?;
-    let spec: VersionSpec = args.spec.parse()?;
-    let list = sources.discovery().list(&spec, sources.edition)?;
+    let spec: VersionSpec = args.spec.parse().map_err(tag(Kind::Usage))?;
+    let list = sources
+        .discovery()
+        .list(&spec, sources.edition)
+        .map_err(tag(Kind::Resolve))?;
+    if list.is_empty() {
+        // The same with and without --json: nothing matching is a failure (exit status 1).
+        return Err(anyhow!("no {} release matches `{spec}`", sources.edition))
+            .map_err(tag(Kind::NoMatch));
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());
-    }
-    if list.is_empty() {
-        bail!("no {} release matches `{spec}`", sources.edition);
     }
     for c in list {
         let mut notes = Vec::new();
@@ -258,13 +312,35 @@ fn run_list(args: ListArgs) -> Result<()> {
 }
 
 fn run_build(args: BuildArgs) -> Result<()> {
-    let sources = Sources::new(&args.source)?;
-    let resolved = sources.resolve(&args.spec)?;
+    mm_pkg::scratch::remove_on_signals()?;
+    let mut sources = Sources::new(&args.source).map_err(tag(Kind::Usage))?;
+    let named = args
+        .tarball
+        .as_deref()
+        .and_then(cli::tarball::upstream_name);
+    let spec = match &args.tarball {
+        Some(tarball) => {
+            (sources.edition, sources.arch) = cli::tarball::edition_and_arch(
+                named.as_ref(),
+                (sources.edition, args.given.edition),
+                (sources.arch, args.given.arch),
+            )
+            .map_err(tag(Kind::Usage))?;
+            cli::tarball::spec_for(args.spec.as_deref(), named.as_ref(), tarball)
+                .map_err(tag(Kind::Usage))?
+        }
+        None => args.spec.clone().unwrap_or_default(),
+    };
+    let resolved = sources.resolve(&spec)?;
     let release = Release {
         version: resolved.version.parse()?,
         edition: sources.edition,
         arch: sources.arch,
     };
+    if let Some(tarball) = &args.tarball {
+        cli::tarball::check_version(&spec, &release.version, named.as_ref(), tarball)
+            .map_err(tag(Kind::Usage))?;
+    }
     let mut checks = Checks {
         sha256: Vec::new(),
         allow_unsigned: args.allow_unsigned,
@@ -277,7 +353,8 @@ fn run_build(args: BuildArgs) -> Result<()> {
     }
     if let Some(sha) = &args.sha256 {
         if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-            bail!("--sha256 {sha}: expected 64 hex digits");
+            return Err(anyhow!("--sha256 {sha}: expected 64 hex digits"))
+                .map_err(tag(Kind::Usage));
         }
         checks
             .sha256
@@ -291,7 +368,10 @@ fn run_build(args: BuildArgs) -> Result<()> {
     }
     let trust = Trust::new(&args.keyring)?;
     let (tarball, verified) = match &args.tarball {
-        Some(path) => (path.clone(), verify_local(path, &checks, &trust)?),
+        Some(path) => (
+            path.clone(),
+            verify_local(path, &checks, &trust).map_err(tag(Kind::Verify))?,
+        ),
         None => {
             let downloader = Downloader {
                 http: &sources.http,
@@ -299,7 +379,9 @@ fn run_build(args: BuildArgs) -> Result<()> {
                 offline: sources.mode == NetMode::Offline,
                 trust: &trust,
             };
-            let fetched = downloader.fetch(&release, &resolved.url, &checks)?;
+            let fetched = downloader
+                .fetch(&release, &resolved.url, &checks)
+                .map_err(tag(Kind::Fetch))?;
             (fetched.path, fetched.verified)
         }
     };
@@ -329,8 +411,8 @@ fn run_build(args: BuildArgs) -> Result<()> {
     }
     let options = BuildOptions {
         formats,
-        output: args.output.clone(),
-        revision: args.revision,
+        output: absolute(&args.output)?,
+        revision: args.revision.clone(),
         compression: args
             .compression
             .as_deref()
@@ -338,19 +420,24 @@ fn run_build(args: BuildArgs) -> Result<()> {
             .transpose()?,
         templates: args.templates.clone(),
         maintainer: args.maintainer.clone(),
-        source_date: source_date_epoch()?,
+        source_date: source_date_epoch().map_err(tag(Kind::Usage))?,
     };
-    let built = build(&release, &tarball, &options)?;
+    let built = build(&release, &tarball, &options).map_err(tag(Kind::Build))?;
     if args.json {
+        let tarball = absolute(&tarball)?;
         let json = serde_json::json!({
             "version": release.version.to_string(),
             "edition": release.edition,
             "arch": release.arch,
+            "tarball_sha256": match &verified {
+                Some(v) => v.sha256.clone(),
+                None => cli::sha256_of(&tarball)?,
+            },
+            "verified_by": cli::verified_by(&checks, verified.as_ref()),
             "tarball": tarball,
-            "tarball_sha256": verified.as_ref().map(|v| v.sha256.clone()),
             "signed_by": verified.as_ref().and_then(|v| v.signed_by.clone()),
             "packages": built,
-            "sha256sums": args.output.join("SHA256SUMS"),
+            "sha256sums": options.output.join("SHA256SUMS"),
         });
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
@@ -362,9 +449,14 @@ fn run_build(args: BuildArgs) -> Result<()> {
                 p.sha256
             );
         }
-        println!("wrote {}", args.output.join("SHA256SUMS").display());
+        println!("wrote {}", options.output.join("SHA256SUMS").display());
     }
     Ok(())
+}
+
+/// `path` made absolute (against the working directory), for `--json` consumers.
+fn absolute(path: &std::path::Path) -> Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))
 }
 
 /// `SOURCE_DATE_EPOCH` when set (reproducible builds), else now.

@@ -162,3 +162,90 @@ fn template_override_replaces_a_default_by_file_name() {
     );
     assert!(String::from_utf8_lossy(&result.stderr).contains("postinstt"));
 }
+
+/// Runs `mm-pkg build` of `tarball` into `out` under `umask`.
+fn build_with_umask(umask: &str, version: &str, tarball: &std::path::Path, out: &std::path::Path) {
+    run(std::process::Command::new("sh")
+        .args(["-c", &format!("umask {umask} && exec \"$@\""), "sh"])
+        .arg(env!("CARGO_BIN_EXE_mm-pkg"))
+        .args(["build", version, "--tarball"])
+        .arg(tarball)
+        .arg("--output")
+        .arg(out)
+        .env("SOURCE_DATE_EPOCH", "1764000000"));
+}
+
+#[test]
+fn packages_and_sums_honour_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let tarball = common::fixture::write_release(&dir.path().join("r"), &Spec::new("9.11.90"));
+    for (umask, mode) in [("022", 0o644), ("027", 0o640), ("077", 0o600)] {
+        let out = dir.path().join(format!("dist-{umask}"));
+        build_with_umask(umask, "9.11.90", &tarball, &out);
+        for item in fs::read_dir(&out).unwrap() {
+            let item = item.unwrap();
+            let actual = item.metadata().unwrap().permissions().mode() & 0o7777;
+            assert_eq!(
+                actual,
+                mode,
+                "{} under umask {umask}: {actual:o}",
+                item.path().display()
+            );
+        }
+    }
+}
+
+#[test]
+fn sha256sums_keeps_other_builds_in_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("dist");
+    let enterprise = common::fixture::write_release(&dir.path().join("e"), &Spec::new("9.11.90"));
+    let team = common::fixture::write_release(&dir.path().join("t"), &Spec::team("9.11.90"));
+    build_with_umask("022", "9.11.90", &enterprise, &out);
+    run(mm_pkg()
+        .args([
+            "build",
+            "9.11.90",
+            "--edition",
+            "team",
+            "--format",
+            "deb",
+            "--tarball",
+        ])
+        .arg(&team)
+        .arg("--output")
+        .arg(&out));
+    let names = |sums: &str| -> Vec<String> {
+        sums.lines()
+            .map(|l| l.split_once("  ").unwrap().1.to_string())
+            .collect()
+    };
+    let sums = fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    assert_eq!(
+        names(&sums),
+        [
+            "mattermost-9.11.90-1.x86_64.rpm",
+            "mattermost-team_9.11.90-1_amd64.deb",
+            "mattermost_9.11.90-1_amd64.deb",
+        ],
+        "{sums}"
+    );
+    for line in sums.lines() {
+        let (hash, name) = line.split_once("  ").unwrap();
+        assert_eq!(
+            hash,
+            hex::encode(Sha256::digest(fs::read(out.join(name)).unwrap()))
+        );
+    }
+    // A package removed from the directory is no longer listed by the next build.
+    fs::remove_file(out.join("mattermost-9.11.90-1.x86_64.rpm")).unwrap();
+    build_with_umask("022", "9.11.90", &enterprise, &out);
+    let sums = fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    assert_eq!(names(&sums).len(), 3, "{sums}");
+    assert!(sums.contains("mattermost-9.11.90-1.x86_64.rpm"));
+    fs::remove_file(out.join("mattermost-team_9.11.90-1_amd64.deb")).unwrap();
+    build_with_umask("022", "9.11.90", &enterprise, &out);
+    let sums = fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    assert!(!sums.contains("mattermost-team"), "{sums}");
+}
