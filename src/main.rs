@@ -170,7 +170,7 @@ struct BuildArgs {
 }
 
 fn main() -> ExitCode {
-    let matches = match Cli::command().try_get_matches() {
+    let matches = match command().try_get_matches() {
         Ok(matches) => matches,
         Err(err) => return failure::report_clap(err),
     };
@@ -191,13 +191,18 @@ fn main() -> ExitCode {
         Command::Build(args) => run_build(args),
         Command::Resolve(args) => run_resolve(args),
         Command::List(args) => run_list(args),
-        Command::Completions(args) => cli::generate::completions::<Cli>(args.shell),
-        Command::Man(args) => cli::generate::man_pages::<Cli>(&args.dir),
+        Command::Completions(args) => cli::generate::completions(command(), args.shell),
+        Command::Man(args) => cli::generate::man_pages(command(), &args.dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => failure::report(&err, failure::kind_of(&err), json),
     }
+}
+
+/// The clap definition of the command line, with the exit status on every `--help`.
+fn command() -> clap::Command {
+    Cli::command().mut_subcommands(|s| s.after_help(cli::EXIT_STATUS_HELP))
 }
 
 /// Everything discovery needs, built from the shared flags.

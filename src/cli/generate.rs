@@ -5,12 +5,10 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use clap::CommandFactory;
 use clap_complete::Shell;
 
-/// Writes the completion script for `shell` to stdout.
-pub fn completions<C: CommandFactory>(shell: Shell) -> Result<()> {
-    let mut command = C::command();
+/// Writes the completion script of `command` for `shell` to stdout.
+pub fn completions(mut command: clap::Command, shell: Shell) -> Result<()> {
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut command, "mm-pkg", &mut out);
     std::io::stdout()
@@ -18,11 +16,11 @@ pub fn completions<C: CommandFactory>(shell: Shell) -> Result<()> {
         .context("writing the completions to stdout")
 }
 
-/// Writes the man pages into `dir` (created if missing): `mm-pkg.1` and one
+/// Writes the man pages of `command` into `dir` (created if missing): `mm-pkg.1` and one
 /// `mm-pkg-<command>.1` per subcommand; prints their paths.
-pub fn man_pages<C: CommandFactory>(dir: &Path) -> Result<()> {
+pub fn man_pages(command: clap::Command, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    clap_mangen::generate_to(C::command(), dir)
+    clap_mangen::generate_to(command, dir)
         .with_context(|| format!("writing man pages into {}", dir.display()))?;
     let mut pages: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
