@@ -45,6 +45,19 @@ enum Command {
     Completions(CompletionsArgs),
     /// Write the man pages (mm-pkg.1, mm-pkg-build.1, ...) into a directory.
     Man(ManArgs),
+    /// Work with the package templates.
+    #[command(subcommand)]
+    Templates(TemplatesCommand),
+}
+
+#[derive(Subcommand)]
+enum TemplatesCommand {
+    /// Write every default template into DIR (deb/, rpm/, systemd/ and the shared files), a
+    /// starting point for --templates DIR; existing files are never replaced.
+    Export {
+        /// Directory to write into (created if missing).
+        dir: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -101,8 +114,11 @@ struct ResolveArgs {
 
 #[derive(Args)]
 struct ListArgs {
-    #[arg(default_value = "latest", help = format!("Version spec: {ACCEPTED_FORMS}"))]
-    spec: String,
+    #[arg(help = format!(
+        "Version spec: {ACCEPTED_FORMS}. A range lists its releases; latest and esr list \
+         the one release they pick; without SPEC every release is listed"
+    ))]
+    spec: Option<String>,
     #[command(flatten)]
     source: SourceArgs,
     /// Print a JSON array.
@@ -193,6 +209,12 @@ fn main() -> ExitCode {
         Command::List(args) => run_list(args),
         Command::Completions(args) => cli::generate::completions(command(), args.shell),
         Command::Man(args) => cli::generate::man_pages(command(), &args.dir),
+        Command::Templates(TemplatesCommand::Export { dir }) => mm_pkg::templates::export(&dir)
+            .map(|written| {
+                for path in written {
+                    println!("wrote {}", path.display());
+                }
+            }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -281,15 +303,32 @@ fn run_resolve(args: ResolveArgs) -> Result<()> {
 
 fn run_list(args: ListArgs) -> Result<()> {
     let sources = Sources::new(&args.source)?;
-    let spec: VersionSpec = args.spec.parse().map_err(tag(Kind::Usage))?;
-    let list = sources
+    let spec: Option<VersionSpec> = args
+        .spec
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(tag(Kind::Usage))?;
+    let mut list = sources
         .discovery()
-        .list(&spec, sources.edition)
+        .list(
+            spec.as_ref().unwrap_or(&VersionSpec::Latest),
+            sources.edition,
+        )
         .map_err(tag(Kind::Resolve))?;
+    // `latest` and `esr` name one release: list exactly what resolve and build pick.
+    match &spec {
+        Some(VersionSpec::Latest) => list.truncate(1),
+        Some(VersionSpec::Esr) => {
+            let picked = sources.resolve("esr")?.version;
+            list.retain(|c| c.version == picked);
+        }
+        _ => {}
+    }
     if list.is_empty() {
         // The same with and without --json: nothing matching is a failure (exit status 1).
-        return Err(anyhow!("no {} release matches `{spec}`", sources.edition))
-            .map_err(tag(Kind::NoMatch));
+        let what = spec.map_or("is known".to_string(), |s| format!("matches `{s}`"));
+        return Err(anyhow!("no {} release {what}", sources.edition)).map_err(tag(Kind::NoMatch));
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&list)?);

@@ -249,3 +249,94 @@ fn sha256sums_keeps_other_builds_in_the_directory() {
     let sums = fs::read_to_string(out.join("SHA256SUMS")).unwrap();
     assert!(!sums.contains("mattermost-team"), "{sums}");
 }
+
+#[test]
+fn exported_templates_build_identical_packages() {
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("tpl");
+    run(mm_pkg().args(["templates", "export"]).arg(&templates));
+    for file in [
+        "deb/control",
+        "rpm/rpm-post",
+        "systemd/mattermost.service",
+        "functions.sh",
+    ] {
+        assert!(templates.join(file).is_file(), "{file} not exported");
+    }
+    let spec = Spec::new("9.11.90");
+    let plain = build(&spec, &[]);
+    let exported = build(&spec, &["--templates", templates.to_str().unwrap()]);
+    for (a, b) in [(&plain.deb, &exported.deb), (&plain.rpm, &exported.rpm)] {
+        let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
+        assert!(
+            fs::read(a).unwrap() == fs::read(b).unwrap(),
+            "{} differs when built from the exported templates",
+            a.display()
+        );
+    }
+    // Exporting again never replaces the user's files.
+    let again = output(mm_pkg().args(["templates", "export"]).arg(&templates));
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("never replaced"));
+}
+
+#[test]
+fn templates_in_subdirectories_are_used_or_refused_never_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let tpl = dir.path().join("tpl");
+    fs::create_dir_all(tpl.join("deb")).unwrap();
+    let control = include_str!("../templates/deb/control").replace(
+        "Homepage: https://mattermost.com",
+        "Homepage: https://chat.example.org",
+    );
+    fs::write(tpl.join("deb/control"), control).unwrap();
+    let built = build(
+        &Spec::new("9.11.90"),
+        &["--format", "deb", "--templates", tpl.to_str().unwrap()],
+    );
+    let homepage = run(std::process::Command::new("dpkg-deb")
+        .arg("-f")
+        .arg(built.deb.as_ref().unwrap())
+        .arg("Homepage"));
+    assert_eq!(homepage.trim(), "https://chat.example.org");
+
+    let refuse = |setup: &dyn Fn(&std::path::Path), needle: &str| {
+        let tpl = tempfile::tempdir().unwrap();
+        setup(tpl.path());
+        let result = output(
+            mm_pkg()
+                .args(["build", "9.11.90", "--templates"])
+                .arg(tpl.path())
+                .arg("--tarball")
+                .arg(&built.tarball)
+                .arg("--output")
+                .arg(dir.path().join("refused")),
+        );
+        assert!(!result.status.success(), "{needle}: accepted");
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(stderr.contains(needle), "{needle}: {stderr}");
+    };
+    // A template in the other format's directory, an unknown subdirectory, one template twice.
+    refuse(
+        &|d| {
+            fs::create_dir_all(d.join("rpm")).unwrap();
+            fs::write(d.join("rpm/control"), "x").unwrap();
+        },
+        "rpm/control",
+    );
+    refuse(
+        &|d| {
+            fs::create_dir_all(d.join("debian")).unwrap();
+            fs::write(d.join("debian/control"), "x").unwrap();
+        },
+        "debian/",
+    );
+    refuse(
+        &|d| {
+            fs::create_dir_all(d.join("deb")).unwrap();
+            fs::write(d.join("deb/postinst"), "x").unwrap();
+            fs::write(d.join("postinst"), "y").unwrap();
+        },
+        "overridden twice",
+    );
+}

@@ -183,3 +183,40 @@ fn man_pages_render_with_man() {
         assert!(text.contains("--maintainer"), "{text}");
     }
 }
+
+#[test]
+fn list_filters_by_the_specs_range_and_agrees_with_resolve() {
+    let lines = |args: &[&str]| -> Vec<String> {
+        run(mm_pkg().arg("list").args(args).arg("--offline"))
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let resolved = |spec: &str| -> String {
+        let out = run(mm_pkg().args(["resolve", spec, "--offline", "--json"]));
+        let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+        json["version"].as_str().unwrap().to_string()
+    };
+    let every = lines(&[]);
+    assert!(every.len() > 20, "without SPEC every release: {every:?}");
+    let latest = lines(&["latest"]);
+    assert_eq!(latest.len(), 1, "{latest:?}");
+    assert!(latest[0].starts_with(&resolved("latest")));
+    let esr = lines(&["esr"]);
+    assert_eq!(esr.len(), 1, "{esr:?}");
+    assert!(esr[0].starts_with(&resolved("esr")) && esr[0].contains("ESR"));
+    let minor = lines(&["9.11"]);
+    assert!(!minor.is_empty() && minor.iter().all(|l| l.starts_with("9.11.")));
+    assert!(minor[0].starts_with(&resolved("9.11")));
+
+    let help = run(mm_pkg().args(["list", "--help"]));
+    assert!(
+        help.contains("Usage: mm-pkg list [OPTIONS] [SPEC]"),
+        "{help}"
+    );
+    let help = run(mm_pkg().args(["build", "--help"]));
+    assert!(
+        help.contains("Usage: mm-pkg build [OPTIONS] [SPEC]"),
+        "{help}"
+    );
+}
