@@ -180,15 +180,19 @@ struct BuildArgs {
     /// Print the result as one JSON object.
     #[arg(long)]
     json: bool,
+    /// TOML file of build flags by long name (`revision = "2"`, `format = ["deb"]`); flags
+    /// given on the command line win, unknown keys are an error.
+    #[arg(long, env = "MM_PKG_CONFIG")]
+    config: Option<PathBuf>,
     /// Whether --edition / --arch were given (not defaulted): set after parsing.
     #[arg(skip)]
     given: cli::Given,
 }
 
 fn main() -> ExitCode {
-    let matches = match command().try_get_matches() {
+    let matches = match cli::parse_command_line(command) {
         Ok(matches) => matches,
-        Err(err) => return failure::report_clap(err),
+        Err(code) => return code,
     };
     let mut cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,

@@ -3,6 +3,7 @@
 //! kind of failure ended a run and how it is reported, and the generated shell completions
 //! and man page.
 
+pub mod config;
 pub mod failure;
 pub mod generate;
 pub mod tarball;
@@ -86,6 +87,40 @@ impl Given {
         Given {
             edition: given("edition"),
             arch: given("arch"),
+        }
+    }
+}
+
+/// Parses the process's command line with `command` (built by `make`), adding the settings of
+/// `build --config FILE` for flags the command line left at their defaults. Errors are
+/// reported here; the `Err` is the exit status.
+pub fn parse_command_line(
+    make: impl Fn() -> clap::Command,
+) -> Result<clap::ArgMatches, std::process::ExitCode> {
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let matches = make()
+        .try_get_matches_from(&argv)
+        .map_err(failure::report_clap)?;
+    let Some(("build", build)) = matches.subcommand() else {
+        return Ok(matches);
+    };
+    let Some(file) = build.get_one::<std::path::PathBuf>("config") else {
+        return Ok(matches);
+    };
+    let command = make();
+    let build_command = command
+        .find_subcommand("build")
+        .expect("the build subcommand exists");
+    match config::arguments(file, build_command, build) {
+        Ok(extra) => {
+            argv.extend(extra);
+            make()
+                .try_get_matches_from(&argv)
+                .map_err(failure::report_clap)
+        }
+        Err(err) => {
+            let json = argv.iter().any(|a| a == "--json");
+            Err(failure::report(&err, failure::Kind::Usage, json))
         }
     }
 }
