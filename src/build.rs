@@ -13,6 +13,7 @@ use crate::deb::{ControlFiles, DebWriter};
 use crate::layout::Layout;
 use crate::output::{BuiltPackage, PendingFile, scratch_file, write_sha256sums};
 use crate::package::{EntrySink, ThreadedSink, add_bytes, add_entry};
+use crate::relations::ExtraRelations;
 use crate::release::archive::read_release;
 use crate::release::{Edition, Release};
 use crate::rpm::spec::SpecHeader;
@@ -38,6 +39,10 @@ pub struct BuildOptions {
     pub maintainer: String,
     /// Time stamp for every file and date in the packages (SOURCE_DATE_EPOCH).
     pub source_date: u64,
+    /// Debian changelog distribution (`unstable`).
+    pub distribution: String,
+    /// Extra relations for both formats.
+    pub relations: ExtraRelations,
 }
 
 /// Default codec of each format (see README: the fastest one every supported release reads).
@@ -82,6 +87,8 @@ pub fn build(
         options.source_date,
         layout.template_data(),
     );
+    context.distribution = options.distribution.clone();
+    context.relations = options.relations.clone();
     validate::template_data(&context)?;
     let input = File::open(tarball)
         .with_context(|| format!("opening release tarball {}", tarball.display()))?;
@@ -240,7 +247,9 @@ fn finish_deb(
         scripts.push((name.to_string(), templates.render(name, ctx)?));
     }
     let control = ControlFiles {
-        control: templates.render("control", ctx)?,
+        control: ctx
+            .relations
+            .add_to_control(&templates.render("control", ctx)?),
         scripts,
     };
     deb.finish(&control, &mut *out)
@@ -253,7 +262,10 @@ fn finish_rpm(
     ctx: &TemplateContext,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let spec = SpecHeader::parse(&templates.render("mattermost.spec", ctx)?)?;
+    let spec = SpecHeader::parse(
+        &ctx.relations
+            .add_to_spec(&templates.render("mattermost.spec", ctx)?),
+    )?;
     let script = |name| templates.render(name, ctx).map(Some);
     let meta = RpmMeta {
         spec,

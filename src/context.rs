@@ -4,6 +4,7 @@ use chrono::{DateTime, Datelike, Utc};
 use serde::Serialize;
 
 use crate::layout::LayoutData;
+use crate::relations::ExtraRelations;
 use crate::release::{Edition, Release};
 
 /// The package format a text is rendered for.
@@ -77,6 +78,10 @@ pub struct TemplateContext {
     pub rpm: bool,
     /// Paths, owners and modes.
     pub layout: LayoutData,
+    /// Debian changelog distribution (`--distribution`, default `unstable`).
+    pub distribution: String,
+    /// Relations from `--depends`, `--recommends`, `--suggests`, added to both formats.
+    pub relations: ExtraRelations,
 }
 
 impl TemplateContext {
@@ -126,6 +131,8 @@ impl TemplateContext {
             deb: true,
             rpm: false,
             layout,
+            distribution: "unstable".into(),
+            relations: ExtraRelations::default(),
         };
         context.set_license_text(String::new());
         context

@@ -12,6 +12,7 @@ pub mod layout;
 pub mod output;
 pub mod package;
 pub mod pargz;
+pub mod relations;
 pub mod release;
 pub mod rpm;
 pub mod scratch;

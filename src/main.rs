@@ -180,6 +180,18 @@ struct BuildArgs {
     /// Print the result as one JSON object.
     #[arg(long)]
     json: bool,
+    /// Add a dependency to both packages (`name` or `name (>= 1.2)`); repeatable.
+    #[arg(long, value_name = "RELATION", value_parser = cli::depends)]
+    depends: Vec<String>,
+    /// Add a recommendation to both packages (`name` or `name (>= 1.2)`); repeatable.
+    #[arg(long, value_name = "RELATION", value_parser = cli::recommends)]
+    recommends: Vec<String>,
+    /// Add a suggestion to both packages (`name` or `name (>= 1.2)`); repeatable.
+    #[arg(long, value_name = "RELATION", value_parser = cli::suggests)]
+    suggests: Vec<String>,
+    /// Distribution of the Debian changelog entry (`bookworm`, `UNRELEASED`).
+    #[arg(long, default_value = "unstable", value_parser = cli::distribution)]
+    distribution: String,
     /// TOML file of build flags by long name (`revision = "2"`, `format = ["deb"]`); flags
     /// given on the command line win, unknown keys are an error.
     #[arg(long, env = "MM_PKG_CONFIG")]
@@ -469,6 +481,9 @@ fn run_build(args: BuildArgs) -> Result<()> {
         templates: args.templates.clone(),
         maintainer: args.maintainer.clone(),
         source_date: source_date_epoch().map_err(tag(Kind::Usage))?,
+        distribution: args.distribution.clone(),
+        relations: cli::relations(&args.depends, &args.recommends, &args.suggests)
+            .map_err(tag(Kind::Usage))?,
     };
     let built = build(&release, &tarball, &options).map_err(tag(Kind::Build))?;
     if args.json {

@@ -12,6 +12,7 @@ use anyhow::{Result, bail};
 use serde_json::Value;
 
 use crate::context::TemplateContext;
+use crate::relations::{Op, Relation};
 
 /// Template data fields that hold several lines on purpose (the release's licence text,
 /// placed in the copyright file and the RPM header, never in a field or a script line).
@@ -92,6 +93,67 @@ pub fn revision(value: &str) -> Result<()> {
     Ok(())
 }
 
+/// The rule for `--depends`, `--recommends` and `--suggests`, quoted in their errors.
+pub const RELATION_RULE: &str = "a relation is a package name (a-z 0-9 + . -, starting with a \
+    letter or digit, at least 2 characters) optionally followed by one version constraint in \
+    Debian's spelling, e.g. `postgresql-client` or `postgresql-client (>= 15)` with << <= = \
+    >= >>, the version starting with a digit and made of A-Z a-z 0-9 . + ~ : -; alternatives \
+    (`a | b`) and lists are not accepted (repeat the flag)";
+
+/// Parses and checks one relation flag value against [`RELATION_RULE`]; `flag` names it in
+/// the error.
+pub fn relation(flag: &str, value: &str) -> Result<Relation> {
+    let refuse = || anyhow::anyhow!("{flag} {}: {RELATION_RULE}", quoted(value));
+    let (name, constraint) = match value.split_once('(') {
+        None => (value.trim(), None),
+        Some((name, rest)) => {
+            let inner = rest.strip_suffix(')').ok_or_else(refuse)?;
+            let (op, version) = inner.trim().split_once(' ').ok_or_else(refuse)?;
+            let op = Op::parse(op.trim()).ok_or_else(refuse)?;
+            let version = version.trim();
+            let version_ok = version.starts_with(|c: char| c.is_ascii_digit())
+                && version
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '~' | ':' | '-'));
+            if !version_ok {
+                return Err(refuse());
+            }
+            (name.trim(), Some((op, version.to_string())))
+        }
+    };
+    let name_ok = name.len() >= 2
+        && name.len() <= 128
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '+' | '.' | '-'));
+    if !name_ok {
+        return Err(refuse());
+    }
+    Ok(Relation {
+        name: name.to_string(),
+        constraint,
+    })
+}
+
+/// The rule for `--distribution`, quoted in its error.
+pub const DISTRIBUTION_RULE: &str = "a distribution is 1 to 64 characters from A-Z a-z 0-9 . + -, \
+    starting with a letter or digit, e.g. unstable, bookworm, bookworm-backports or UNRELEASED";
+
+/// Checks the Debian changelog distribution against [`DISTRIBUTION_RULE`].
+pub fn distribution(value: &str) -> Result<()> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '-'));
+    if !ok {
+        bail!("--distribution {}: {DISTRIBUTION_RULE}", quoted(value));
+    }
+    Ok(())
+}
+
 /// Checks a path that maintainer scripts name inside single quotes: an absolute path of
 /// characters that mean nothing to the shell (`A-Z a-z 0-9 / . _ - + @ , : = ~ %`).
 pub fn script_path(path: &str) -> Result<()> {
@@ -122,6 +184,16 @@ pub fn script_path(path: &str) -> Result<()> {
 pub fn template_data(context: &TemplateContext) -> Result<()> {
     maintainer(&context.maintainer)?;
     revision(&context.revision)?;
+    distribution(&context.distribution)?;
+    for (flag, list) in [
+        ("--depends", &context.relations.depends),
+        ("--recommends", &context.relations.recommends),
+        ("--suggests", &context.relations.suggests),
+    ] {
+        for r in list {
+            relation(flag, &r.deb())?;
+        }
+    }
     for (field, value) in [
         ("version", &context.version),
         ("package_version", &context.package_version),
@@ -253,6 +325,44 @@ mod tests {
         ] {
             let err = revision(bad).expect_err(bad).to_string();
             assert!(err.contains("A-Z a-z 0-9"), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn relations_take_a_name_and_one_debian_constraint() {
+        let r = relation("--depends", "postgresql-client (>= 15)").unwrap();
+        assert_eq!(r.deb(), "postgresql-client (>= 15)");
+        assert_eq!(r.rpm(), "postgresql-client >= 15");
+        assert_eq!(relation("--suggests", "nginx").unwrap().rpm(), "nginx");
+        assert_eq!(
+            relation("--depends", "xy (<< 1:2.0-1)").unwrap().rpm(),
+            "xy < 1:2.0-1"
+        );
+        for bad in [
+            "a",
+            "Foo",
+            "a | b",
+            "a, b",
+            "a (>= )",
+            "a (> 1)",
+            "a (>= 1",
+            "a\nObsoletes: b",
+            "a (>= 1)\nX: y",
+            "a (>= x1)",
+            "/usr/bin/x",
+        ] {
+            let err = relation("--depends", bad).expect_err(bad).to_string();
+            assert!(err.contains("a relation is"), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn distribution_is_one_suite_name() {
+        for ok in ["unstable", "bookworm-backports", "UNRELEASED", "jammy"] {
+            distribution(ok).unwrap();
+        }
+        for bad in ["", "a b", "x;", "-x", "unstable\nX: y", "a/b"] {
+            assert!(distribution(bad).is_err(), "{bad:?}");
         }
     }
 

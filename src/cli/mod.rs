@@ -124,3 +124,50 @@ pub fn parse_command_line(
         }
     }
 }
+
+fn relation_arg(flag: &str, value: &str) -> Result<String, String> {
+    mm_pkg::validate::relation(flag, value)
+        .map(|_| value.to_string())
+        .map_err(|e| format!("{e:#}"))
+}
+
+/// `--depends`, checked by [`mm_pkg::validate::relation`].
+pub fn depends(value: &str) -> Result<String, String> {
+    relation_arg("--depends", value)
+}
+
+/// `--recommends`, checked by [`mm_pkg::validate::relation`].
+pub fn recommends(value: &str) -> Result<String, String> {
+    relation_arg("--recommends", value)
+}
+
+/// `--suggests`, checked by [`mm_pkg::validate::relation`].
+pub fn suggests(value: &str) -> Result<String, String> {
+    relation_arg("--suggests", value)
+}
+
+/// `--distribution`, checked by [`mm_pkg::validate::distribution`].
+pub fn distribution(value: &str) -> Result<String, String> {
+    mm_pkg::validate::distribution(value)
+        .map(|()| value.to_string())
+        .map_err(|e| format!("{e:#}"))
+}
+
+/// The extra relations of `build`, parsed from the flags' (already checked) values.
+pub fn relations(
+    depends: &[String],
+    recommends: &[String],
+    suggests: &[String],
+) -> anyhow::Result<mm_pkg::relations::ExtraRelations> {
+    let parse = |flag: &str, values: &[String]| -> anyhow::Result<Vec<_>> {
+        values
+            .iter()
+            .map(|v| mm_pkg::validate::relation(flag, v))
+            .collect()
+    };
+    Ok(mm_pkg::relations::ExtraRelations {
+        depends: parse("--depends", depends)?,
+        recommends: parse("--recommends", recommends)?,
+        suggests: parse("--suggests", suggests)?,
+    })
+}
