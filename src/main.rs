@@ -525,10 +525,7 @@ fn absolute(path: &std::path::Path) -> Result<PathBuf> {
 /// `SOURCE_DATE_EPOCH` when set (reproducible builds), else now.
 fn source_date_epoch() -> Result<u64> {
     match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) if !v.is_empty() => v
-            .trim()
-            .parse()
-            .with_context(|| format!("SOURCE_DATE_EPOCH=`{v}` is not a number of seconds")),
+        Ok(v) if !v.is_empty() => mm_pkg::validate::source_date_epoch(&v),
         _ => Ok(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs()),
     }
 }

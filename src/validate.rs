@@ -154,6 +154,19 @@ pub fn distribution(value: &str) -> Result<()> {
     Ok(())
 }
 
+/// Parses `SOURCE_DATE_EPOCH`: whole seconds since 1970 that RPM's 32-bit time fields can
+/// hold (up to 4294967295, in 2106).
+pub fn source_date_epoch(value: &str) -> Result<u64> {
+    match value.trim().parse::<u64>() {
+        Ok(seconds) if seconds <= u64::from(u32::MAX) => Ok(seconds),
+        _ => bail!(
+            "SOURCE_DATE_EPOCH={}: expected whole seconds since 1970, at most 4294967295 (what \
+             RPM's time fields hold)",
+            quoted(value)
+        ),
+    }
+}
+
 /// Checks a path that maintainer scripts name inside single quotes: an absolute path of
 /// characters that mean nothing to the shell (`A-Z a-z 0-9 / . _ - + @ , : = ~ %`).
 pub fn script_path(path: &str) -> Result<()> {
@@ -353,6 +366,14 @@ mod tests {
         ] {
             let err = relation("--depends", bad).expect_err(bad).to_string();
             assert!(err.contains("a relation is"), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn source_date_epoch_fits_rpm_time_fields() {
+        assert_eq!(source_date_epoch("1764000000").unwrap(), 1_764_000_000);
+        for bad in ["-1", "1.5", "4294967296", "now", "1\n2"] {
+            assert!(source_date_epoch(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -186,3 +186,12 @@ fn revision_outside_both_formats_rules_is_refused_with_the_rule() {
         assert_eq!(result.status.code(), Some(2));
     }
 }
+
+#[test]
+fn source_date_epoch_outside_rpms_time_fields_is_refused() {
+    for value in ["4294967296", "99999999999", "-5", "yesterday"] {
+        let (result, dir) = try_build(&Spec::new("9.11.90"), &[], &[("SOURCE_DATE_EPOCH", value)]);
+        assert_refused(&result, dir.path(), "SOURCE_DATE_EPOCH");
+        assert_eq!(result.status.code(), Some(2), "{value}");
+    }
+}
