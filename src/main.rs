@@ -373,6 +373,8 @@ fn run_list(args: ListArgs) -> Result<()> {
 
 fn run_build(args: BuildArgs) -> Result<()> {
     mm_pkg::scratch::remove_on_signals()?;
+    // Checked before anything is downloaded or written.
+    let source_date = source_date_epoch().map_err(tag(Kind::Usage))?;
     let mut sources = Sources::new(&args.source).map_err(tag(Kind::Usage))?;
     let named = args
         .tarball
@@ -480,7 +482,7 @@ fn run_build(args: BuildArgs) -> Result<()> {
             .transpose()?,
         templates: args.templates.clone(),
         maintainer: args.maintainer.clone(),
-        source_date: source_date_epoch().map_err(tag(Kind::Usage))?,
+        source_date,
         distribution: args.distribution.clone(),
         relations: cli::relations(&args.depends, &args.recommends, &args.suggests)
             .map_err(tag(Kind::Usage))?,
