@@ -166,7 +166,8 @@ struct BuildArgs {
     /// Payload compression for both formats [default: gzip for .deb, zstd for .rpm].
     #[arg(long, value_parser = ["gzip", "xz", "zstd", "none"])]
     compression: Option<String>,
-    /// Directory of template overrides (files named like the templates in templates/).
+    /// Directory of template overrides: files named like a template, at the top or in the
+    /// layout `mm-pkg templates export` writes (deb/, rpm/, systemd/).
     #[arg(long)]
     templates: Option<PathBuf>,
     /// Maintainer and packager of the packages, `Name <email>`.
