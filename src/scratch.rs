@@ -38,18 +38,31 @@ impl OutputDir {
             .with_context(|| format!("creating output directory {}", path.display()))?;
         let lock = File::open(path)
             .with_context(|| format!("opening output directory {}", path.display()))?;
-        let locking = || format!("locking output directory {}", path.display());
+        // A file system without directory locks (some network file systems) still builds;
+        // only the removal of leftovers, which needs the lock, is skipped.
+        let unlocked = |e: std::io::Error| {
+            eprintln!(
+                "mm-pkg: warning: cannot lock output directory {} ({e}); builds into it at \
+                 the same time are not coordinated",
+                path.display()
+            );
+        };
         match lock.try_lock() {
             Ok(()) => {
                 remove_stale(path)?;
                 // Between unlock and lock_shared another build may clean up: we have
                 // created nothing yet, so it finds only stale files.
-                lock.unlock().with_context(locking)?;
+                if let Err(e) = lock.unlock().and_then(|()| lock.lock_shared()) {
+                    unlocked(e);
+                }
             }
-            Err(fs::TryLockError::WouldBlock) => {}
-            Err(fs::TryLockError::Error(e)) => return Err(e).with_context(locking),
+            Err(fs::TryLockError::WouldBlock) => {
+                if let Err(e) = lock.lock_shared() {
+                    unlocked(e);
+                }
+            }
+            Err(fs::TryLockError::Error(e)) => unlocked(e),
         }
-        lock.lock_shared().with_context(locking)?;
         Ok(OutputDir {
             path: path.to_path_buf(),
             _lock: lock,
