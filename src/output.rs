@@ -99,14 +99,15 @@ pub fn write_sha256sums(dir: &Path, packages: &[BuiltPackage]) -> Result<PathBuf
     let path = dir.join("SHA256SUMS");
     let _lock = lock_replaced_file(&path)?;
     let mut sums = BTreeMap::new();
-    let old = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    for line in old.lines() {
+    let old = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    for line in String::from_utf8_lossy(&old).lines() {
         let Some((hash, name)) = line.split_once("  ").or_else(|| line.split_once(" *")) else {
             continue;
         };
         let listed = dir.join(name);
         let plain_name = !name.is_empty() && !name.contains('/') && !name.starts_with('.');
-        if plain_name && fs::symlink_metadata(&listed).is_ok_and(|m| m.is_file()) {
+        let hex_hash = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+        if plain_name && hex_hash && fs::symlink_metadata(&listed).is_ok_and(|m| m.is_file()) {
             sums.insert(name.to_string(), hash.to_string());
         }
     }
