@@ -1,6 +1,6 @@
 //! The build pipeline: one pass over the release feeds every requested package writer.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -13,11 +13,14 @@ use crate::deb::{ControlFiles, DebWriter};
 use crate::layout::Layout;
 use crate::output::{BuiltPackage, PendingFile, scratch_file, write_sha256sums};
 use crate::package::{EntrySink, ThreadedSink, add_bytes, add_entry};
+use crate::relations::ExtraRelations;
 use crate::release::archive::{EntryKind, Expected, ReleaseEntry, read_release};
 use crate::release::{Edition, Release};
 use crate::rpm::spec::SpecHeader;
 use crate::rpm::{RpmMeta, RpmWriter, Scriptlets};
+use crate::scratch::OutputDir;
 use crate::templates::Templates;
+use crate::validate;
 
 /// How to build.
 #[derive(Debug, Clone)]
@@ -26,8 +29,8 @@ pub struct BuildOptions {
     pub formats: Vec<Format>,
     /// Output directory (created if missing).
     pub output: PathBuf,
-    /// Packaging revision (`-1`).
-    pub revision: u32,
+    /// Packaging revision (`1`, `1~deb12u1`), checked by [`crate::validate::revision`].
+    pub revision: String,
     /// Payload compression; `None` picks each format's default.
     pub compression: Option<Compression>,
     /// Directory of template overrides.
@@ -40,6 +43,10 @@ pub struct BuildOptions {
     pub source_date: u64,
     /// Refuse a release whose `bin/mattermost` does not contain the version being built.
     pub strict: bool,
+    /// Debian changelog distribution (`unstable`).
+    pub distribution: String,
+    /// Extra relations for both formats.
+    pub relations: ExtraRelations,
 }
 
 /// What a build wrote, and what it learnt about the release.
@@ -97,16 +104,19 @@ pub fn build_with_report(
     let mut layout = Layout::new();
     let mut context = TemplateContext::new(
         release,
-        options.revision,
+        &options.revision,
         &options.maintainer,
         options.source_date,
         layout.template_data(),
     );
     context.vendor = options.vendor.clone();
+    context.distribution = options.distribution.clone();
+    context.relations = options.relations.clone();
+    validate::template_data(&context)?;
     let input = File::open(tarball)
         .with_context(|| format!("opening release tarball {}", tarball.display()))?;
-    fs::create_dir_all(&options.output)
-        .with_context(|| format!("creating output directory {}", options.output.display()))?;
+    // Held to the end: no other build removes this one's temporary files meanwhile.
+    let _output_dir = OutputDir::open(&options.output)?;
 
     let codec = |format| {
         options
@@ -163,6 +173,7 @@ pub fn build_with_report(
 
     context.layout = layout.template_data();
     context.set_license_text(licenses.take()?);
+    validate::template_data(&context)?;
     let unit = templates.render("mattermost.service", &context)?;
     let snapshot = templates.render("config-snapshot", &context)?;
     let mmctl = templates.render("mmctl", &context)?;
@@ -277,7 +288,9 @@ fn finish_deb(
         scripts.push((name.to_string(), templates.render(name, ctx)?));
     }
     let control = ControlFiles {
-        control: templates.render("control", ctx)?,
+        control: ctx
+            .relations
+            .add_to_control(&templates.render("control", ctx)?),
         scripts,
     };
     deb.finish(&control, &mut *out)
@@ -290,12 +303,15 @@ fn finish_rpm(
     ctx: &TemplateContext,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let spec = SpecHeader::parse(&templates.render("mattermost.spec", ctx)?)?;
+    let spec = SpecHeader::parse(
+        &ctx.relations
+            .add_to_spec(&templates.render("mattermost.spec", ctx)?),
+    )?;
     let script = |name| templates.render(name, ctx).map(Some);
     let meta = RpmMeta {
         spec,
         version: ctx.package_version.clone(),
-        release: ctx.revision.to_string(),
+        release: ctx.revision.clone(),
         arch: ctx.rpm_arch.to_string(),
         scripts: Scriptlets {
             pre: script("rpm-pre")?,

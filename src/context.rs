@@ -4,6 +4,7 @@ use chrono::{DateTime, Datelike, Utc};
 use serde::Serialize;
 
 use crate::layout::LayoutData;
+use crate::relations::ExtraRelations;
 use crate::release::{Edition, Release};
 
 /// The package format a text is rendered for.
@@ -37,8 +38,8 @@ pub struct TemplateContext {
     pub version: String,
     /// Upstream version as package managers sort it (`9.11.0~rc1`).
     pub package_version: String,
-    /// Packaging revision.
-    pub revision: u32,
+    /// Packaging revision (`1`, `1~deb12u1`; see [`crate::validate::revision`]).
+    pub revision: String,
     /// `package_version-revision`.
     pub full_version: String,
     /// `enterprise` or `team`.
@@ -79,13 +80,17 @@ pub struct TemplateContext {
     pub rpm: bool,
     /// Paths, owners and modes.
     pub layout: LayoutData,
+    /// Debian changelog distribution (`--distribution`, default `unstable`).
+    pub distribution: String,
+    /// Relations from `--depends`, `--recommends`, `--suggests`, added to both formats.
+    pub relations: ExtraRelations,
 }
 
 impl TemplateContext {
     /// Context for `release` built at `source_date` (seconds since the epoch).
     pub fn new(
         release: &Release,
-        revision: u32,
+        revision: &str,
         maintainer: &str,
         source_date: u64,
         layout: LayoutData,
@@ -109,7 +114,7 @@ impl TemplateContext {
             version: release.version.to_string(),
             full_version: format!("{package_version}-{revision}"),
             package_version,
-            revision,
+            revision: revision.into(),
             edition: release.edition.as_str(),
             edition_title: title,
             deb_arch: release.arch.as_str(),
@@ -129,6 +134,8 @@ impl TemplateContext {
             deb: true,
             rpm: false,
             layout,
+            distribution: "unstable".into(),
+            relations: ExtraRelations::default(),
         };
         context.set_license_text(String::new());
         context

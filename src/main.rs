@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand};
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use mm_pkg::build::{BuildOptions, build_with_report};
 use mm_pkg::compress::Compression;
@@ -20,17 +20,21 @@ use mm_pkg::release::spec::{ACCEPTED_FORMS, VersionSpec};
 use mm_pkg::release::verify::Trust;
 use mm_pkg::release::{Arch, DEFAULT_MIRROR, Edition, Release};
 
+mod cli;
+
+use cli::failure::{self, Kind, tag};
+
 /// Build Debian and RPM packages of a Mattermost server release.
 #[derive(Parser)]
-#[command(name = "mm-pkg", version, about)]
+#[command(name = "mm-pkg", version, about, after_help = cli::EXIT_STATUS_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Subcommand)]
-// Parsed once at start-up: the size of the build flags does not matter.
+// Parsed once per run: the size of the build variant does not matter.
 #[allow(clippy::large_enum_variant)]
+#[derive(Subcommand)]
 enum Command {
     /// Resolve, download, verify and package one release.
     Build(BuildArgs),
@@ -38,6 +42,35 @@ enum Command {
     Resolve(ResolveArgs),
     /// List the releases a spec matches, newest first.
     List(ListArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Write the man pages (mm-pkg.1, mm-pkg-build.1, ...) into a directory.
+    Man(ManArgs),
+    /// Work with the package templates.
+    #[command(subcommand)]
+    Templates(TemplatesCommand),
+}
+
+#[derive(Subcommand)]
+enum TemplatesCommand {
+    /// Write every default template into DIR (deb/, rpm/, systemd/ and the shared files), a
+    /// starting point for --templates DIR; existing files are never replaced.
+    Export {
+        /// Directory to write into (created if missing).
+        dir: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct CompletionsArgs {
+    /// The shell to complete for.
+    shell: clap_complete::Shell,
+}
+
+#[derive(Args)]
+struct ManArgs {
+    /// Directory to write the pages into (created if missing).
+    dir: PathBuf,
 }
 
 /// Where releases are found.
@@ -82,8 +115,11 @@ struct ResolveArgs {
 
 #[derive(Args)]
 struct ListArgs {
-    #[arg(default_value = "latest", help = format!("Version spec: {ACCEPTED_FORMS}"))]
-    spec: String,
+    #[arg(help = format!(
+        "Version spec: {ACCEPTED_FORMS}. A range lists its releases; latest and esr list \
+         the one release they pick; without SPEC every release is listed"
+    ))]
+    spec: Option<String>,
     #[command(flatten)]
     source: SourceArgs,
     /// Print a JSON array.
@@ -93,8 +129,14 @@ struct ListArgs {
 
 #[derive(Args)]
 struct BuildArgs {
-    #[arg(help = format!("Version spec: {ACCEPTED_FORMS}"))]
-    spec: String,
+    #[arg(
+        required_unless_present = "tarball",
+        help = format!(
+            "Version spec: {ACCEPTED_FORMS}. Optional with --tarball when the file has \
+             upstream's name (mattermost[-team]-X.Y.Z-linux-ARCH.tar.gz)"
+        )
+    )]
+    spec: Option<String>,
     #[command(flatten)]
     source: SourceArgs,
     /// Package formats, comma-separated.
@@ -118,20 +160,23 @@ struct BuildArgs {
     /// Check neither SHA-256 nor signature (deliberately patched releases).
     #[arg(long)]
     insecure_skip_verify: bool,
-    /// Packaging revision.
-    #[arg(long, default_value_t = 1)]
-    revision: u32,
+    /// Packaging revision, used verbatim (`1`, `1~deb12u1`, `0ubuntu1~22.04`, `2.el9`):
+    /// A-Z a-z 0-9 + . ~
+    #[arg(long, default_value = "1", value_parser = cli::revision)]
+    revision: String,
     /// Payload compression for both formats [default: gzip for .deb, zstd for .rpm].
     #[arg(long, value_parser = ["gzip", "xz", "zstd", "none"])]
     compression: Option<String>,
-    /// Directory of template overrides (files named like the templates in templates/).
+    /// Directory of template overrides: files named like a template, at the top or in the
+    /// layout `mm-pkg templates export` writes (deb/, rpm/, systemd/).
     #[arg(long)]
     templates: Option<PathBuf>,
     /// Maintainer and packager of the packages, `Name <email>`.
     #[arg(
         long,
         env = "MM_PKG_MAINTAINER",
-        default_value = "mm-pkg <mm-pkg@example.org>"
+        default_value = "mm-pkg <mm-pkg@example.org>",
+        value_parser = cli::maintainer
     )]
     maintainer: String,
     /// RPM `Vendor:` (who built the package); none by default, since Mattermost did not.
@@ -144,22 +189,67 @@ struct BuildArgs {
     /// (otherwise a loud warning).
     #[arg(long)]
     strict: bool,
+    /// Add a dependency to both packages (`name` or `name (>= 1.2)`); repeatable.
+    #[arg(long, value_name = "RELATION", value_parser = cli::depends)]
+    depends: Vec<String>,
+    /// Add a recommendation to both packages (`name` or `name (>= 1.2)`); repeatable.
+    #[arg(long, value_name = "RELATION", value_parser = cli::recommends)]
+    recommends: Vec<String>,
+    /// Add a suggestion to both packages (`name` or `name (>= 1.2)`); repeatable.
+    #[arg(long, value_name = "RELATION", value_parser = cli::suggests)]
+    suggests: Vec<String>,
+    /// Distribution of the Debian changelog entry (`bookworm`, `UNRELEASED`).
+    #[arg(long, default_value = "unstable", value_parser = cli::distribution)]
+    distribution: String,
+    /// TOML file of build flags by long name (`revision = "2"`, `format = ["deb"]`); flags
+    /// given on the command line win, unknown keys are an error.
+    #[arg(long, env = "MM_PKG_CONFIG")]
+    config: Option<PathBuf>,
+    /// Whether --edition / --arch were given (not defaulted): set after parsing.
+    #[arg(skip)]
+    given: cli::Given,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = match cli::parse_command_line(command) {
+        Ok(matches) => matches,
+        Err(code) => return code,
+    };
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(err) => return failure::report_clap(err),
+    };
+    if let (Command::Build(args), Some(("build", m))) = (&mut cli.command, matches.subcommand()) {
+        args.given = cli::Given::from_matches(m);
+    }
+    let json = match &cli.command {
+        Command::Build(args) => args.json,
+        Command::Resolve(args) => args.json,
+        Command::List(args) => args.json,
+        _ => false,
+    };
     let result = match cli.command {
         Command::Build(args) => run_build(args),
         Command::Resolve(args) => run_resolve(args),
         Command::List(args) => run_list(args),
+        Command::Completions(args) => cli::generate::completions(command(), args.shell),
+        Command::Man(args) => cli::generate::man_pages(command(), &args.dir),
+        Command::Templates(TemplatesCommand::Export { dir }) => mm_pkg::templates::export(&dir)
+            .map(|written| {
+                for path in written {
+                    println!("wrote {}", path.display());
+                }
+            }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("mm-pkg: error: {err:#}");
-            ExitCode::FAILURE
-        }
+        Err(err) => failure::report(&err, failure::kind_of(&err), json),
     }
+}
+
+/// The clap definition of the command line, with the exit status on every `--help`.
+fn command() -> clap::Command {
+    Cli::command().mut_subcommands(|s| s.after_help(cli::EXIT_STATUS_HELP))
 }
 
 /// Everything discovery needs, built from the shared flags.
@@ -204,9 +294,10 @@ impl Sources {
     }
 
     fn resolve(&self, spec: &str) -> Result<Resolved> {
-        let spec: VersionSpec = spec.parse()?;
+        let spec: VersionSpec = spec.parse().map_err(tag(Kind::Usage))?;
         self.discovery()
             .resolve(&spec, self.edition, self.arch, &self.mirror)
+            .map_err(tag(Kind::Resolve))
     }
 }
 
@@ -237,14 +328,36 @@ fn run_resolve(args: ResolveArgs) -> Result<()> {
 
 fn run_list(args: ListArgs) -> Result<()> {
     let sources = Sources::new(&args.source)?;
-    let spec: VersionSpec = args.spec.parse()?;
-    let list = sources.discovery().list(&spec, sources.edition)?;
+    let spec: Option<VersionSpec> = args
+        .spec
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(tag(Kind::Usage))?;
+    let mut list = sources
+        .discovery()
+        .list(
+            spec.as_ref().unwrap_or(&VersionSpec::Latest),
+            sources.edition,
+        )
+        .map_err(tag(Kind::Resolve))?;
+    // `latest` and `esr` name one release: list exactly what resolve and build pick.
+    match &spec {
+        Some(VersionSpec::Latest) => list.truncate(1),
+        Some(VersionSpec::Esr) => {
+            let picked = sources.resolve("esr")?.version;
+            list.retain(|c| c.version == picked);
+        }
+        _ => {}
+    }
+    if list.is_empty() {
+        // The same with and without --json: nothing matching is a failure (exit status 1).
+        let what = spec.map_or("is known".to_string(), |s| format!("matches `{s}`"));
+        return Err(anyhow!("no {} release {what}", sources.edition)).map_err(tag(Kind::NoMatch));
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());
-    }
-    if list.is_empty() {
-        bail!("no {} release matches `{spec}`", sources.edition);
     }
     for c in list {
         let mut notes = Vec::new();
@@ -268,13 +381,37 @@ fn run_list(args: ListArgs) -> Result<()> {
 }
 
 fn run_build(args: BuildArgs) -> Result<()> {
-    let sources = Sources::new(&args.source)?;
-    let resolved = sources.resolve(&args.spec)?;
+    mm_pkg::scratch::remove_on_signals()?;
+    // Checked before anything is downloaded or written.
+    let source_date = source_date_epoch().map_err(tag(Kind::Usage))?;
+    let mut sources = Sources::new(&args.source).map_err(tag(Kind::Usage))?;
+    let named = args
+        .tarball
+        .as_deref()
+        .and_then(cli::tarball::upstream_name);
+    let spec = match &args.tarball {
+        Some(tarball) => {
+            (sources.edition, sources.arch) = cli::tarball::edition_and_arch(
+                named.as_ref(),
+                (sources.edition, args.given.edition),
+                (sources.arch, args.given.arch),
+            )
+            .map_err(tag(Kind::Usage))?;
+            cli::tarball::spec_for(args.spec.as_deref(), named.as_ref(), tarball)
+                .map_err(tag(Kind::Usage))?
+        }
+        None => args.spec.clone().unwrap_or_default(),
+    };
+    let resolved = sources.resolve(&spec)?;
     let release = Release {
         version: resolved.version.parse()?,
         edition: sources.edition,
         arch: sources.arch,
     };
+    if let Some(tarball) = &args.tarball {
+        cli::tarball::check_version(&spec, &release.version, named.as_ref(), tarball)
+            .map_err(tag(Kind::Usage))?;
+    }
     let mut checks = Checks {
         sha256: Vec::new(),
         allow_unsigned: args.allow_unsigned,
@@ -287,7 +424,8 @@ fn run_build(args: BuildArgs) -> Result<()> {
     }
     if let Some(sha) = &args.sha256 {
         if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-            bail!("--sha256 {sha}: expected 64 hex digits");
+            return Err(anyhow!("--sha256 {sha}: expected 64 hex digits"))
+                .map_err(tag(Kind::Usage));
         }
         checks
             .sha256
@@ -301,7 +439,10 @@ fn run_build(args: BuildArgs) -> Result<()> {
     }
     let trust = Trust::new(&args.keyring)?;
     let (tarball, verified) = match &args.tarball {
-        Some(path) => (path.clone(), verify_local(path, &checks, &trust)?),
+        Some(path) => (
+            path.clone(),
+            verify_local(path, &checks, &trust).map_err(tag(Kind::Verify))?,
+        ),
         None => {
             let downloader = Downloader {
                 http: &sources.http,
@@ -309,7 +450,9 @@ fn run_build(args: BuildArgs) -> Result<()> {
                 offline: sources.mode == NetMode::Offline,
                 trust: &trust,
             };
-            let fetched = downloader.fetch(&release, &resolved.url, &checks)?;
+            let fetched = downloader
+                .fetch(&release, &resolved.url, &checks)
+                .map_err(tag(Kind::Fetch))?;
             (fetched.path, fetched.verified)
         }
     };
@@ -339,8 +482,8 @@ fn run_build(args: BuildArgs) -> Result<()> {
     }
     let options = BuildOptions {
         formats,
-        output: args.output.clone(),
-        revision: args.revision,
+        output: absolute(&args.output)?,
+        revision: args.revision.clone(),
         compression: args
             .compression
             .as_deref()
@@ -348,11 +491,14 @@ fn run_build(args: BuildArgs) -> Result<()> {
             .transpose()?,
         templates: args.templates.clone(),
         maintainer: args.maintainer.clone(),
-        vendor: mm_pkg::context::checked_vendor(&args.vendor)?,
-        source_date: source_date_epoch()?,
+        vendor: mm_pkg::context::checked_vendor(&args.vendor).map_err(tag(Kind::Usage))?,
+        source_date,
         strict: args.strict,
+        distribution: args.distribution.clone(),
+        relations: cli::relations(&args.depends, &args.recommends, &args.suggests)
+            .map_err(tag(Kind::Usage))?,
     };
-    let report = build_with_report(&release, &tarball, &options)?;
+    let report = build_with_report(&release, &tarball, &options).map_err(tag(Kind::Build))?;
     if !report.version_in_server {
         eprintln!(
             "mm-pkg: WARNING: {} (pass --strict to refuse such a release)",
@@ -361,16 +507,21 @@ fn run_build(args: BuildArgs) -> Result<()> {
     }
     let built = report.packages;
     if args.json {
+        let tarball = absolute(&tarball)?;
         let json = serde_json::json!({
             "version": release.version.to_string(),
             "edition": release.edition,
             "arch": release.arch,
+            "tarball_sha256": match &verified {
+                Some(v) => v.sha256.clone(),
+                None => cli::sha256_of(&tarball)?,
+            },
+            "verified_by": cli::verified_by(&checks, verified.as_ref()),
             "tarball": tarball,
-            "tarball_sha256": verified.as_ref().map(|v| v.sha256.clone()),
             "signed_by": verified.as_ref().and_then(|v| v.signed_by.clone()),
             "packages": built,
             "version_in_server_binary": report.version_in_server,
-            "sha256sums": args.output.join("SHA256SUMS"),
+            "sha256sums": options.output.join("SHA256SUMS"),
         });
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
@@ -382,18 +533,20 @@ fn run_build(args: BuildArgs) -> Result<()> {
                 p.sha256
             );
         }
-        println!("wrote {}", args.output.join("SHA256SUMS").display());
+        println!("wrote {}", options.output.join("SHA256SUMS").display());
     }
     Ok(())
+}
+
+/// `path` made absolute (against the working directory), for `--json` consumers.
+fn absolute(path: &std::path::Path) -> Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))
 }
 
 /// `SOURCE_DATE_EPOCH` when set (reproducible builds), else now.
 fn source_date_epoch() -> Result<u64> {
     match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) if !v.is_empty() => v
-            .trim()
-            .parse()
-            .with_context(|| format!("SOURCE_DATE_EPOCH=`{v}` is not a number of seconds")),
+        Ok(v) if !v.is_empty() => mm_pkg::validate::source_date_epoch(&v),
         _ => Ok(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs()),
     }
 }

@@ -1,7 +1,10 @@
 //! Writing finished packages into the output directory: temporary names while writing,
 //! final names only once everything succeeded, and a `SHA256SUMS` beside them.
 
+use std::collections::BTreeMap;
+use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -55,6 +58,7 @@ impl PendingFile {
             .into_inner()
             .map_err(|e| e.into_error())
             .with_context(|| format!("writing {}", self.final_path.display()))?;
+        readable_by_umask(temp.as_file(), &self.final_path)?;
         temp.persist(&self.final_path).with_context(|| {
             format!(
                 "renaming the finished package to {}",
@@ -70,13 +74,10 @@ impl PendingFile {
     }
 }
 
-/// A temporary file in `dir`, deleted when dropped.
+/// A temporary file in `dir` (`.mm-pkg-*.tmp`), deleted when dropped or when the build is
+/// interrupted (see [`crate::scratch`]).
 pub fn scratch_file(dir: &Path) -> Result<NamedTempFile> {
-    tempfile::Builder::new()
-        .prefix(".mm-pkg-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))
+    crate::scratch::create(dir)
 }
 
 /// Opens `path` (an existing scratch file) for writing and reading back, truncated.
@@ -90,18 +91,84 @@ pub fn open_scratch(path: &Path) -> Result<std::fs::File> {
         .with_context(|| format!("opening scratch file {}", path.display()))
 }
 
-/// Writes `SHA256SUMS` for `packages` into `dir` (atomically, in `sha256sum` format).
+/// Adds `packages` to `dir/SHA256SUMS` (in `sha256sum` format, sorted by name), keeping the
+/// lines of packages written there before that still exist, replacing the file atomically.
+/// Builds into one directory at once take turns through a lock on the file, so each one's
+/// packages stay listed.
 pub fn write_sha256sums(dir: &Path, packages: &[BuiltPackage]) -> Result<PathBuf> {
     let path = dir.join("SHA256SUMS");
-    let mut temp = scratch_file(dir)?;
+    let _lock = lock_replaced_file(&path)?;
+    let mut sums = BTreeMap::new();
+    let old = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    for line in String::from_utf8_lossy(&old).lines() {
+        let Some((hash, name)) = line.split_once("  ").or_else(|| line.split_once(" *")) else {
+            continue;
+        };
+        let listed = dir.join(name);
+        let plain_name = !name.is_empty() && !name.contains('/') && !name.starts_with('.');
+        let hex_hash = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+        if plain_name && hex_hash && fs::symlink_metadata(&listed).is_ok_and(|m| m.is_file()) {
+            sums.insert(name.to_string(), hash.to_string());
+        }
+    }
     for p in packages {
         let name = p.path.file_name().unwrap_or_default().to_string_lossy();
-        writeln!(temp, "{}  {name}", p.sha256)
-            .with_context(|| format!("writing {}", path.display()))?;
+        sums.insert(name.into_owned(), p.sha256.clone());
     }
+    let mut temp = scratch_file(dir)?;
+    for (name, hash) in &sums {
+        writeln!(temp, "{hash}  {name}").with_context(|| format!("writing {}", path.display()))?;
+    }
+    readable_by_umask(temp.as_file(), &path)?;
     temp.persist(&path)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
+}
+
+/// An exclusive lock on `path`, a file that is replaced by rename: after each wait the lock
+/// must still be on the file at `path` (not on one renamed away meanwhile), else it is taken
+/// again. Creates an empty file when there is none.
+fn lock_replaced_file(path: &Path) -> Result<File> {
+    loop {
+        let file = File::options()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        file.lock()
+            .with_context(|| format!("locking {}", path.display()))?;
+        let locked = file
+            .metadata()
+            .with_context(|| format!("reading {}", path.display()))?;
+        match fs::metadata(path) {
+            Ok(now) if now.ino() == locked.ino() && now.dev() == locked.dev() => return Ok(file),
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+}
+
+/// Gives `file` (a temporary file, created 0600) the mode a file created normally would get:
+/// 0666 less the process's umask (0644 with umask 022). `path` names it in errors.
+pub fn readable_by_umask(file: &File, path: &Path) -> Result<()> {
+    file.set_permissions(fs::Permissions::from_mode(0o666 & !umask()))
+        .with_context(|| format!("setting the mode of {}", path.display()))
+}
+
+/// The process's umask, read without changing it (`Umask:` in /proc/self/status, Linux 4.7
+/// and later); 022 where that cannot be read.
+fn umask() -> u32 {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o022)
 }
 
 /// Counts and hashes everything written through it.

@@ -162,3 +162,181 @@ fn template_override_replaces_a_default_by_file_name() {
     );
     assert!(String::from_utf8_lossy(&result.stderr).contains("postinstt"));
 }
+
+/// Runs `mm-pkg build` of `tarball` into `out` under `umask`.
+fn build_with_umask(umask: &str, version: &str, tarball: &std::path::Path, out: &std::path::Path) {
+    run(std::process::Command::new("sh")
+        .args(["-c", &format!("umask {umask} && exec \"$@\""), "sh"])
+        .arg(env!("CARGO_BIN_EXE_mm-pkg"))
+        .args(["build", version, "--tarball"])
+        .arg(tarball)
+        .arg("--output")
+        .arg(out)
+        .env("SOURCE_DATE_EPOCH", "1764000000"));
+}
+
+#[test]
+fn packages_and_sums_honour_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let tarball = common::fixture::write_release(&dir.path().join("r"), &Spec::new("9.11.90"));
+    for (umask, mode) in [("022", 0o644), ("027", 0o640), ("077", 0o600)] {
+        let out = dir.path().join(format!("dist-{umask}"));
+        build_with_umask(umask, "9.11.90", &tarball, &out);
+        for item in fs::read_dir(&out).unwrap() {
+            let item = item.unwrap();
+            let actual = item.metadata().unwrap().permissions().mode() & 0o7777;
+            assert_eq!(
+                actual,
+                mode,
+                "{} under umask {umask}: {actual:o}",
+                item.path().display()
+            );
+        }
+    }
+}
+
+#[test]
+fn sha256sums_keeps_other_builds_in_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("dist");
+    let enterprise = common::fixture::write_release(&dir.path().join("e"), &Spec::new("9.11.90"));
+    let team = common::fixture::write_release(&dir.path().join("t"), &Spec::team("9.11.90"));
+    build_with_umask("022", "9.11.90", &enterprise, &out);
+    run(mm_pkg()
+        .args([
+            "build",
+            "9.11.90",
+            "--edition",
+            "team",
+            "--format",
+            "deb",
+            "--tarball",
+        ])
+        .arg(&team)
+        .arg("--output")
+        .arg(&out));
+    let names = |sums: &str| -> Vec<String> {
+        sums.lines()
+            .map(|l| l.split_once("  ").unwrap().1.to_string())
+            .collect()
+    };
+    let sums = fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    assert_eq!(
+        names(&sums),
+        [
+            "mattermost-9.11.90-1.x86_64.rpm",
+            "mattermost-team_9.11.90-1_amd64.deb",
+            "mattermost_9.11.90-1_amd64.deb",
+        ],
+        "{sums}"
+    );
+    for line in sums.lines() {
+        let (hash, name) = line.split_once("  ").unwrap();
+        assert_eq!(
+            hash,
+            hex::encode(Sha256::digest(fs::read(out.join(name)).unwrap()))
+        );
+    }
+    // A package removed from the directory is no longer listed by the next build.
+    fs::remove_file(out.join("mattermost-9.11.90-1.x86_64.rpm")).unwrap();
+    build_with_umask("022", "9.11.90", &enterprise, &out);
+    let sums = fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    assert_eq!(names(&sums).len(), 3, "{sums}");
+    assert!(sums.contains("mattermost-9.11.90-1.x86_64.rpm"));
+    fs::remove_file(out.join("mattermost-team_9.11.90-1_amd64.deb")).unwrap();
+    build_with_umask("022", "9.11.90", &enterprise, &out);
+    let sums = fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    assert!(!sums.contains("mattermost-team"), "{sums}");
+}
+
+#[test]
+fn exported_templates_build_identical_packages() {
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("tpl");
+    run(mm_pkg().args(["templates", "export"]).arg(&templates));
+    for file in [
+        "deb/control",
+        "rpm/rpm-post",
+        "systemd/mattermost.service",
+        "functions.sh",
+    ] {
+        assert!(templates.join(file).is_file(), "{file} not exported");
+    }
+    let spec = Spec::new("9.11.90");
+    let plain = build(&spec, &[]);
+    let exported = build(&spec, &["--templates", templates.to_str().unwrap()]);
+    for (a, b) in [(&plain.deb, &exported.deb), (&plain.rpm, &exported.rpm)] {
+        let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
+        assert!(
+            fs::read(a).unwrap() == fs::read(b).unwrap(),
+            "{} differs when built from the exported templates",
+            a.display()
+        );
+    }
+    // Exporting again never replaces the user's files.
+    let again = output(mm_pkg().args(["templates", "export"]).arg(&templates));
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("never replaced"));
+}
+
+#[test]
+fn templates_in_subdirectories_are_used_or_refused_never_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let tpl = dir.path().join("tpl");
+    fs::create_dir_all(tpl.join("deb")).unwrap();
+    let control = include_str!("../templates/deb/control").replace(
+        "Homepage: https://mattermost.com",
+        "Homepage: https://chat.example.org",
+    );
+    fs::write(tpl.join("deb/control"), control).unwrap();
+    let built = build(
+        &Spec::new("9.11.90"),
+        &["--format", "deb", "--templates", tpl.to_str().unwrap()],
+    );
+    let homepage = run(std::process::Command::new("dpkg-deb")
+        .arg("-f")
+        .arg(built.deb.as_ref().unwrap())
+        .arg("Homepage"));
+    assert_eq!(homepage.trim(), "https://chat.example.org");
+
+    let refuse = |setup: &dyn Fn(&std::path::Path), needle: &str| {
+        let tpl = tempfile::tempdir().unwrap();
+        setup(tpl.path());
+        let result = output(
+            mm_pkg()
+                .args(["build", "9.11.90", "--templates"])
+                .arg(tpl.path())
+                .arg("--tarball")
+                .arg(&built.tarball)
+                .arg("--output")
+                .arg(dir.path().join("refused")),
+        );
+        assert!(!result.status.success(), "{needle}: accepted");
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(stderr.contains(needle), "{needle}: {stderr}");
+    };
+    // A template in the other format's directory, an unknown subdirectory, one template twice.
+    refuse(
+        &|d| {
+            fs::create_dir_all(d.join("rpm")).unwrap();
+            fs::write(d.join("rpm/control"), "x").unwrap();
+        },
+        "rpm/control",
+    );
+    refuse(
+        &|d| {
+            fs::create_dir_all(d.join("debian")).unwrap();
+            fs::write(d.join("debian/control"), "x").unwrap();
+        },
+        "debian/",
+    );
+    refuse(
+        &|d| {
+            fs::create_dir_all(d.join("deb")).unwrap();
+            fs::write(d.join("deb/postinst"), "x").unwrap();
+            fs::write(d.join("postinst"), "y").unwrap();
+        },
+        "overridden twice",
+    );
+}

@@ -1,0 +1,173 @@
+//! Pieces of the command line kept out of `main.rs`: value parsers that apply
+//! [`mm_pkg::validate`] to flags (so that a bad value is a usage error, exit code 2), what
+//! kind of failure ended a run and how it is reported, and the generated shell completions
+//! and man page.
+
+pub mod config;
+pub mod failure;
+pub mod generate;
+pub mod tarball;
+
+/// `--maintainer` / `MM_PKG_MAINTAINER`, checked by [`mm_pkg::validate::maintainer`].
+pub fn maintainer(value: &str) -> Result<String, String> {
+    mm_pkg::validate::maintainer(value)
+        .map(|()| value.to_string())
+        .map_err(|e| format!("{e:#}"))
+}
+
+/// `--revision`, checked by [`mm_pkg::validate::revision`].
+pub fn revision(value: &str) -> Result<String, String> {
+    mm_pkg::validate::revision(value)
+        .map(|()| value.to_string())
+        .map_err(|e| format!("{e:#}"))
+}
+
+/// Text for the end of `--help`: what the exit status means.
+pub const EXIT_STATUS_HELP: &str = "Exit status: 0 success, 1 failure (nothing matched, download, \
+verification or build failed), 2 usage error (unknown flag, invalid value). With --json a \
+failure also prints {\"error\": \"...\", \"kind\": \"...\"} on stdout.";
+
+/// SHA-256 of the file at `path`, for `build --json` when no check hashed the tarball.
+pub fn sha256_of(path: &std::path::Path) -> anyhow::Result<String> {
+    use anyhow::Context;
+    use sha2::{Digest, Sha256};
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).with_context(|| format!("reading {}", path.display()))?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// `verified_by` in `build --json`: which checks the tarball passed, among `catalog`,
+/// `sha256` (the `--sha256` flag) and `signature`; empty when it was not verified.
+pub fn verified_by(
+    checks: &mm_pkg::release::download::Checks,
+    verified: Option<&mm_pkg::release::verify::Verified>,
+) -> Vec<&'static str> {
+    let Some(verified) = verified else {
+        return Vec::new();
+    };
+    let mut by: Vec<&'static str> = checks
+        .sha256
+        .iter()
+        .map(|(label, _)| {
+            if label == "--sha256" {
+                "sha256"
+            } else {
+                "catalog"
+            }
+        })
+        .collect();
+    if verified.signed_by.is_some() {
+        by.push("signature");
+    }
+    by
+}
+
+/// Which source flags the user gave rather than left at their defaults.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Given {
+    /// `--edition` was on the command line.
+    pub edition: bool,
+    /// `--arch` was on the command line.
+    pub arch: bool,
+}
+
+impl Given {
+    /// Reads the value sources of a subcommand's matches.
+    pub fn from_matches(matches: &clap::ArgMatches) -> Self {
+        let given = |id| {
+            matches!(
+                matches.value_source(id),
+                Some(
+                    clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable
+                )
+            )
+        };
+        Given {
+            edition: given("edition"),
+            arch: given("arch"),
+        }
+    }
+}
+
+/// Parses the process's command line with `command` (built by `make`), adding the settings of
+/// `build --config FILE` for flags the command line left at their defaults. Errors are
+/// reported here; the `Err` is the exit status.
+pub fn parse_command_line(
+    make: impl Fn() -> clap::Command,
+) -> Result<clap::ArgMatches, std::process::ExitCode> {
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let matches = make()
+        .try_get_matches_from(&argv)
+        .map_err(failure::report_clap)?;
+    let Some(("build", build)) = matches.subcommand() else {
+        return Ok(matches);
+    };
+    let Some(file) = build.get_one::<std::path::PathBuf>("config") else {
+        return Ok(matches);
+    };
+    let command = make();
+    let build_command = command
+        .find_subcommand("build")
+        .expect("the build subcommand exists");
+    match config::arguments(file, build_command, build) {
+        Ok(extra) => {
+            argv.extend(extra);
+            make()
+                .try_get_matches_from(&argv)
+                .map_err(failure::report_clap)
+        }
+        Err(err) => {
+            let json = argv.iter().any(|a| a == "--json");
+            Err(failure::report(&err, failure::Kind::Usage, json))
+        }
+    }
+}
+
+fn relation_arg(flag: &str, value: &str) -> Result<String, String> {
+    mm_pkg::validate::relation(flag, value)
+        .map(|_| value.to_string())
+        .map_err(|e| format!("{e:#}"))
+}
+
+/// `--depends`, checked by [`mm_pkg::validate::relation`].
+pub fn depends(value: &str) -> Result<String, String> {
+    relation_arg("--depends", value)
+}
+
+/// `--recommends`, checked by [`mm_pkg::validate::relation`].
+pub fn recommends(value: &str) -> Result<String, String> {
+    relation_arg("--recommends", value)
+}
+
+/// `--suggests`, checked by [`mm_pkg::validate::relation`].
+pub fn suggests(value: &str) -> Result<String, String> {
+    relation_arg("--suggests", value)
+}
+
+/// `--distribution`, checked by [`mm_pkg::validate::distribution`].
+pub fn distribution(value: &str) -> Result<String, String> {
+    mm_pkg::validate::distribution(value)
+        .map(|()| value.to_string())
+        .map_err(|e| format!("{e:#}"))
+}
+
+/// The extra relations of `build`, parsed from the flags' (already checked) values.
+pub fn relations(
+    depends: &[String],
+    recommends: &[String],
+    suggests: &[String],
+) -> anyhow::Result<mm_pkg::relations::ExtraRelations> {
+    let parse = |flag: &str, values: &[String]| -> anyhow::Result<Vec<_>> {
+        values
+            .iter()
+            .map(|v| mm_pkg::validate::relation(flag, v))
+            .collect()
+    };
+    Ok(mm_pkg::relations::ExtraRelations {
+        depends: parse("--depends", depends)?,
+        recommends: parse("--recommends", recommends)?,
+        suggests: parse("--suggests", suggests)?,
+    })
+}
