@@ -332,6 +332,20 @@ mod tests {
         );
         assert!(refused(&[file("a/b"), link("a", "b")]).contains("a file and a directory"));
         assert!(refused(&[file("a"), file("a")]).contains("twice"));
+        let below_loop = [link("x", "y"), link("y", "x"), file("x/evil")];
+        assert!(refused(&below_loop).contains("below `mattermost/x`"));
+    }
+
+    #[test]
+    fn hard_links_must_name_a_file_listed_before_them() {
+        let mut tree = Tree::new();
+        tree.insert(&file("bin/a"), None).unwrap();
+        tree.insert(&link("bin/b", "a"), Some("bin/a")).unwrap();
+        let later = tree.insert(&link("bin/c", "d"), Some("bin/d")).unwrap_err();
+        assert!(later.to_string().contains("not a file listed before it"));
+        let to_link = tree.insert(&link("bin/e", "b"), Some("bin/b")).unwrap_err();
+        assert!(to_link.to_string().contains("not a file listed before it"));
+        tree.check_links().unwrap();
     }
 
     #[test]
