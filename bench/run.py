@@ -153,8 +153,10 @@ def peers(tarball, work, compression):
     """Shell commands for the tools mm-pkg replaces, each step on its own."""
     stage = os.path.join(work, "stage")
     root = os.path.join(stage, "root")
-    level = {"zstd": "3", "gzip": "6", "xz": "6"}[compression]
-    rpm_io = {"zstd": "w3.zstdio", "gzip": "w6.gzdio", "xz": "w6.xzdio"}[compression]
+    # default: what mm-pkg writes without --compression (gzip .deb, zstd .rpm)
+    deb_codec = "gzip" if compression == "default" else compression
+    level = {"zstd": "3", "gzip": "6", "xz": "6"}[deb_codec]
+    rpm_io = {"default": "w3.zstdio", "zstd": "w3.zstdio", "gzip": "w6.gzdio", "xz": "w6.xzdio"}[compression]
     spec = os.path.join(work, "bench.spec")
     with open(spec, "w") as f:
         f.write(SPEC.format(version=VERSION))
@@ -165,7 +167,7 @@ def peers(tarball, work, compression):
         f"printf 'Package: mattermost\\nVersion: {VERSION}-1\\nArchitecture: amd64\\nMaintainer: b <b@example.org>\\n"
         f"Description: bench\\n' > {root}/DEBIAN/control"
     )
-    dpkg = f"dpkg-deb --root-owner-group -Z{compression} -z{level} -b {root} {work}/peer.deb"
+    dpkg = f"dpkg-deb --root-owner-group -Z{deb_codec} -z{level} -b {root} {work}/peer.deb"
     # rpmbuild must not see DEBIAN/, which dpkg-deb needs: it is moved aside around rpmbuild.
     rpmbuild = (
         f"mv {root}/DEBIAN {stage}/DEBIAN && "
@@ -183,7 +185,7 @@ def peers(tarball, work, compression):
                 f"name: mattermost\narch: amd64\nversion: {VERSION}\nrelease: 1\nmaintainer: b <b@example.org>\n"
                 f"description: bench\nlicense: Proprietary\n"
                 f"contents:\n  - src: {root}/opt/mattermost\n    dst: /opt/mattermost\n    type: tree\n"
-                f"deb:\n  compression: {compression}\nrpm:\n  compression: {compression}\n"
+                f"deb:\n  compression: {deb_codec}\nrpm:\n  compression: {'zstd' if compression == 'default' else compression}\n"
             )
         for fmt in ["deb", "rpm"]:
             tools.append((f"nfpm ({fmt})", f"nfpm pkg --config {config} --packager {fmt} --target {work}/nfpm.{fmt}"))
@@ -194,7 +196,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scales", default="1", help="comma-separated release scales (1 = 660 MB unpacked)")
     ap.add_argument("--runs", type=int, default=2)
-    ap.add_argument("--compression", default="zstd", choices=["zstd", "gzip", "xz"])
+    ap.add_argument(
+        "--compression",
+        default="default",
+        choices=["default", "zstd", "gzip", "xz"],
+        help="default: mm-pkg's own choice (gzip .deb, zstd .rpm); otherwise one codec for both",
+    )
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "mm-pkg-bench"))
     ap.add_argument("--mm-pkg", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "mm-pkg"))
     ap.add_argument("--no-peers", action="store_true", help="time mm-pkg (and the floor) only")
@@ -209,11 +216,13 @@ def main():
         tools = [
             (
                 "mm-pkg (deb+rpm)",
-                f"{mm} build {VERSION} --tarball {tarball} --format deb,rpm "
-                f"--compression {args.compression} --output {out}",
+                f"{mm} build {VERSION} --tarball {tarball} --format deb,rpm --output {out}"
+                + ("" if args.compression == "default" else f" --compression {args.compression}"),
             ),
         ]
-        comp = {"zstd": "zstd -3 -T0", "gzip": "pigz -6", "xz": "xz -6 -T0"}[args.compression]
+        # The floor: one decompression feeding two compressors, each on one core (default
+        # codecs: zstd -3 for both, the cheapest pair of streams any packager could write).
+        comp = {"default": "zstd -3 -T1", "zstd": "zstd -3 -T0", "gzip": "pigz -6", "xz": "xz -6 -T0"}[args.compression]
         tools.append(("floor: pigz -dc | tee | 2x compress", f"pigz -dc {tarball} | tee >({comp} > {args.work}/a) | {comp} > {args.work}/b"))
         if not args.no_peers:
             tools += peers(tarball, args.work, args.compression)
@@ -237,13 +246,13 @@ def main():
             if o.endswith((".deb", ".rpm")):
                 print(f"  mm-pkg output {o}: {os.path.getsize(os.path.join(out, o)) / MB:.0f} MB")
         mm_wall = best["mm-pkg (deb+rpm)"]
-        print(f"mm-pkg / floor: {mm_wall / best['floor: pigz -dc | tee | 2x compress']:.2f}x (target <= 1.3x)")
+        print(f"mm-pkg / floor: {mm_wall / best['floor: pigz -dc | tee | 2x compress']:.2f}x")
         if not args.no_peers:
             peer = best["tar xzf + layout"] + best["dpkg-deb"] + best["rpmbuild"]
             if "nfpm (deb)" in best:
                 nfpm = best["tar xzf + layout"] + best["nfpm (deb)"] + best["nfpm (rpm)"]
                 print(f"mm-pkg / (tar xzf + nfpm deb + nfpm rpm = {nfpm:.2f} s): {mm_wall / nfpm:.2f}x")
-            print(f"mm-pkg / (tar xzf + dpkg-deb + rpmbuild = {peer:.2f} s): {mm_wall / peer:.2f}x (target <= 0.4x)")
+            print(f"mm-pkg / (tar xzf + dpkg-deb + rpmbuild = {peer:.2f} s): {mm_wall / peer:.2f}x")
             for f in os.listdir(args.work):
                 if f == "peer.deb":
                     print(f"  dpkg-deb output: {os.path.getsize(os.path.join(args.work, f)) / MB:.0f} MB")

@@ -41,7 +41,11 @@ impl<W: Write> ParXzEncoder<W> {
     /// A new encoder writing to `out`.
     pub fn new(out: W, preset: u32, threads: usize) -> io::Result<Self> {
         LzmaOptions::new_preset(preset).map_err(io::Error::other)?; // a valid preset
-        let mut blocks = ParBlocks::new(out, Lzma2 { preset }, BLOCK, threads, threads);
+        // Both package writers compress at once and share the encoder slots: each keeps
+        // half the cores' worth of blocks in flight, so the blocks waiting for a slot do not
+        // add their 8 MiB each to the encoders' memory.
+        let in_flight = (threads / 2).max(1);
+        let mut blocks = ParBlocks::new(out, Lzma2 { preset }, BLOCK, in_flight, in_flight);
         let header = blocks.inner();
         header.write_all(&[0xfd, b'7', b'z', b'X', b'Z', 0x00])?;
         header.write_all(&FLAGS)?;
