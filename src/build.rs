@@ -14,6 +14,7 @@ use crate::layout::Layout;
 use crate::output::{BuiltPackage, PendingFile, scratch_file, write_sha256sums};
 use crate::package::{EntrySink, ThreadedSink, add_bytes, add_entry};
 use crate::release::archive::read_release;
+use crate::release::verify::{StreamVerifier, Verified, VerifyingReader};
 use crate::release::{Edition, Release};
 use crate::rpm::spec::SpecHeader;
 use crate::rpm::{RpmMeta, RpmWriter, Scriptlets};
@@ -68,6 +69,17 @@ pub fn build(
     tarball: &Path,
     options: &BuildOptions,
 ) -> Result<Vec<BuiltPackage>> {
+    build_verified(release, tarball, options, None).map(|(built, _)| built)
+}
+
+/// Like [`build`], and `verifier` checks the very bytes the build reads, in the same pass:
+/// the packages are kept (renamed to their final names) only when its verdict is good.
+pub fn build_verified(
+    release: &Release,
+    tarball: &Path,
+    options: &BuildOptions,
+    verifier: Option<StreamVerifier>,
+) -> Result<(Vec<BuiltPackage>, Option<Verified>)> {
     if options.formats.is_empty() {
         bail!("no package format requested");
     }
@@ -111,7 +123,8 @@ pub fn build(
         .map(ThreadedSink::spawn);
 
     let mut licenses = LicenseFinder::new(release.edition);
-    read_release(input, |entry, data| {
+    let mut input = VerifyingReader::new(input, verifier);
+    let read = read_release(&mut input, |entry, data| {
         let mut sinks = sinks(&mut deb, &mut rpm);
         let mut mapped = layout.map(entry)?;
         let Some(last) = mapped.pop() else {
@@ -130,7 +143,11 @@ pub fn build(
             add_entry(&mut sinks, &last, data)
         }
     })
-    .with_context(|| format!("reading {}", tarball.display()))?;
+    .with_context(|| format!("reading {}", tarball.display()));
+    // The verdict on the bytes just read decides first: bytes that fail verification are
+    // reported as such even when they also fail to unpack.
+    let verified = input.finish(&tarball.display().to_string())?;
+    read?;
 
     context.layout = layout.template_data();
     context.set_license_text(licenses.take()?);
@@ -173,7 +190,7 @@ pub fn build(
         .map(PendingFile::keep)
         .collect::<Result<Vec<_>>>()?;
     write_sha256sums(&options.output, &built)?;
-    Ok(built)
+    Ok((built, verified))
 }
 
 type DebSink = ThreadedSink<DebWriter>;

@@ -1,22 +1,22 @@
 //! The `mm-pkg` command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
-use mm_pkg::build::{BuildOptions, build};
+use mm_pkg::build::{BuildOptions, build_verified};
 use mm_pkg::compress::Compression;
 use mm_pkg::context::Format;
 use mm_pkg::release::catalog::Catalog;
-use mm_pkg::release::download::{Checks, Downloader, default_cache_dir, verify_local};
+use mm_pkg::release::download::{Checks, Downloader, default_cache_dir, local_expectations};
 use mm_pkg::release::http::Http;
 use mm_pkg::release::index::DEFAULT_INDEX_URL;
 use mm_pkg::release::resolve::{Discovery, NetMode, Resolved};
 use mm_pkg::release::spec::{ACCEPTED_FORMS, VersionSpec};
-use mm_pkg::release::verify::Trust;
+use mm_pkg::release::verify::{Expectations, StreamVerifier, Trust, Verified};
 use mm_pkg::release::{Arch, DEFAULT_MIRROR, Edition, Release};
 
 /// Build Debian and RPM packages of a Mattermost server release.
@@ -290,8 +290,8 @@ fn run_build(args: BuildArgs) -> Result<()> {
         );
     }
     let trust = Trust::new(&args.keyring)?;
-    let (tarball, verified) = match &args.tarball {
-        Some(path) => (path.clone(), verify_local(path, &checks, &trust)?),
+    let (tarball, expect) = match &args.tarball {
+        Some(path) => (path.clone(), local_expectations(path, &checks)?),
         None => {
             let downloader = Downloader {
                 http: &sources.http,
@@ -300,21 +300,11 @@ fn run_build(args: BuildArgs) -> Result<()> {
                 trust: &trust,
             };
             let fetched = downloader.fetch(&release, &resolved.url, &checks)?;
-            (fetched.path, fetched.verified)
+            (fetched.path, fetched.expect)
         }
     };
-    if let Some(v) = &verified {
-        let signer = v
-            .signed_by
-            .as_deref()
-            .map(|f| format!(", signed by {f}"))
-            .unwrap_or_default();
-        eprintln!(
-            "mm-pkg: verified {}: SHA-256 {}{signer}",
-            tarball.display(),
-            v.sha256
-        );
-    }
+    // The build checks the bytes it packages, in its one pass over the tarball.
+    let verifier = StreamVerifier::new(&expect, &trust)?;
 
     let mut formats = Vec::new();
     for f in &args.format {
@@ -340,15 +330,18 @@ fn run_build(args: BuildArgs) -> Result<()> {
         maintainer: args.maintainer.clone(),
         source_date: source_date_epoch()?,
     };
-    let built = build(&release, &tarball, &options)?;
+    let (built, verified) = build_verified(&release, &tarball, &options, Some(verifier))?;
+    let verified = verified.expect("a verifier was given");
+    report_verification(&tarball, &verified, &checks, &expect);
     if args.json {
         let json = serde_json::json!({
             "version": release.version.to_string(),
             "edition": release.edition,
             "arch": release.arch,
             "tarball": tarball,
-            "tarball_sha256": verified.as_ref().map(|v| v.sha256.clone()),
-            "signed_by": verified.as_ref().and_then(|v| v.signed_by.clone()),
+            "tarball_sha256": verified.sha256,
+            "signed_by": verified.signed_by,
+            "verified_by": verified.verified_by,
             "packages": built,
             "sha256sums": args.output.join("SHA256SUMS"),
         });
@@ -365,6 +358,39 @@ fn run_build(args: BuildArgs) -> Result<()> {
         println!("wrote {}", args.output.join("SHA256SUMS").display());
     }
     Ok(())
+}
+
+/// Says on stderr what the build's pass over `tarball` proved, or loudly that it proved
+/// nothing.
+fn report_verification(
+    tarball: &Path,
+    verified: &Verified,
+    checks: &Checks,
+    expect: &Expectations,
+) {
+    if verified.verified_by.is_empty() {
+        let why = match (checks.skip_verify, expect.is_empty()) {
+            (true, _) => "--insecure-skip-verify",
+            _ => "no catalog hash, no --sha256 and no signature",
+        };
+        eprintln!(
+            "mm-pkg: warning: {} is UNVERIFIED ({why}): SHA-256 {}",
+            tarball.display(),
+            verified.sha256
+        );
+        return;
+    }
+    let signer = verified
+        .signed_by
+        .as_deref()
+        .map(|f| format!(", signed by {f}"))
+        .unwrap_or_default();
+    eprintln!(
+        "mm-pkg: verified {}: SHA-256 {}{signer} ({})",
+        tarball.display(),
+        verified.sha256,
+        verified.verified_by.join(", ")
+    );
 }
 
 /// `SOURCE_DATE_EPOCH` when set (reproducible builds), else now.

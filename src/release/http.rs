@@ -5,8 +5,13 @@ use std::fmt;
 use std::thread::sleep;
 use std::time::Duration;
 
+use std::io::Read;
+
+use anyhow::{Context, bail};
 use reqwest::StatusCode;
 use reqwest::blocking::{Client, RequestBuilder, Response};
+use reqwest::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_RANGE, HeaderMap, HeaderValue};
+use reqwest::redirect::{Attempt, Policy};
 
 /// How many times one request is tried.
 pub const ATTEMPTS: u32 = 4;
@@ -83,10 +88,15 @@ pub struct Http {
 impl Http {
     /// A client whose connects and reads each time out after `timeout`.
     pub fn new(timeout: Duration) -> anyhow::Result<Self> {
+        let mut headers = HeaderMap::new();
+        // The bytes verified must be the bytes published: no transfer compression.
+        headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
         let client = Client::builder()
             .connect_timeout(timeout)
             .timeout(timeout)
             .user_agent(concat!("mm-pkg/", env!("CARGO_PKG_VERSION")))
+            .default_headers(headers)
+            .redirect(redirect_policy())
             .build()?;
         Ok(Http {
             client,
@@ -120,7 +130,7 @@ impl Http {
                 Ok(resp) if resp.status().is_success() => return Ok(resp),
                 Ok(resp) => {
                     let status = resp.status();
-                    let url = url.to_string();
+                    let url = with_redirect(url, resp.url());
                     match status {
                         StatusCode::NOT_FOUND => return Err(HttpError::NotFound { url }),
                         StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS => {
@@ -131,10 +141,19 @@ impl Http {
                     }
                 }
                 Err(err) => {
-                    last = Some(HttpError::Network {
-                        url: url.to_string(),
+                    let url = match err.url() {
+                        Some(at) => with_redirect(url, at),
+                        None => url.to_string(),
+                    };
+                    let network = HttpError::Network {
+                        url,
                         message: describe(&err),
-                    })
+                    };
+                    // A refused redirect does not get better by asking again.
+                    if err.is_redirect() {
+                        return Err(network);
+                    }
+                    last = Some(network)
                 }
             }
         }
@@ -162,4 +181,81 @@ pub fn describe(err: &reqwest::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// At most this many redirects are followed.
+const MAX_REDIRECTS: usize = 10;
+
+/// Follows redirects, but never from https to http.
+fn redirect_policy() -> Policy {
+    Policy::custom(|attempt: Attempt<'_>| {
+        let from_https = attempt.previous().iter().any(|u| u.scheme() == "https");
+        if from_https && attempt.url().scheme() != "https" {
+            let to = attempt.url().to_string();
+            attempt.error(format!("refused a redirect from https to {to}"))
+        } else if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+/// `url`, and where redirects led when that is somewhere else.
+fn with_redirect(url: &str, at: &reqwest::Url) -> String {
+    match at.as_str() == url {
+        true => url.to_string(),
+        false => format!("{url} (redirected to {at})"),
+    }
+}
+
+/// Refuses a response whose body is compressed or otherwise transformed: mm-pkg asks for
+/// the identity encoding, and only the published bytes verify.
+pub fn check_encoding(response: &Response, url: &str) -> anyhow::Result<()> {
+    let Some(encoding) = response.headers().get(CONTENT_ENCODING) else {
+        return Ok(());
+    };
+    let encoding = String::from_utf8_lossy(encoding.as_bytes()).into_owned();
+    if !encoding.trim().eq_ignore_ascii_case("identity") {
+        bail!(
+            "{}: the server sent the body with Content-Encoding `{encoding}` although mm-pkg \
+             asked for the identity encoding; a proxy or mirror is transforming the download",
+            with_redirect(url, response.url())
+        );
+    }
+    Ok(())
+}
+
+/// True when `response` is a 206 whose `Content-Range` starts exactly at `have` (so its
+/// body continues a `.part` file of that length).
+pub fn resumes_at(response: &Response, have: u64) -> bool {
+    if response.status() != StatusCode::PARTIAL_CONTENT {
+        return false;
+    }
+    let Some(range) = response
+        .headers()
+        .get(CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    range
+        .strip_prefix("bytes ")
+        .and_then(|r| r.split_once('-'))
+        .and_then(|(start, _)| start.trim().parse::<u64>().ok())
+        == Some(have)
+}
+
+/// The whole body of a small response (a signature, an index page), at most `limit` bytes.
+pub fn read_body(response: Response, url: &str, limit: u64) -> anyhow::Result<Vec<u8>> {
+    check_encoding(&response, url)?;
+    let mut bytes = Vec::new();
+    response
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {url}"))?;
+    if bytes.len() as u64 > limit {
+        bail!("{url}: the answer is larger than {limit} bytes");
+    }
+    Ok(bytes)
 }

@@ -1,0 +1,519 @@
+//! What counts as a good OpenPGP signature of a release: the trusted keys (Mattermost's
+//! embedded key plus `--keyring`), which of their (sub)keys may sign, and which signature
+//! packets are acceptable before any byte is hashed. The policy follows gpgv and sqv: only
+//! binary-document signatures with a strong digest, by a key that is neither revoked nor
+//! expired, count.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow, bail};
+use pgp::armor::{BlockType, Dearmor};
+use pgp::composed::{Deserializable, SignedPublicKey, SignedPublicSubKey};
+use pgp::crypto::hash::HashAlgorithm;
+use pgp::packet::{
+    Packet, PacketParser, PacketTrait, PublicKey, PublicSubkey, Signature, SignatureType,
+};
+use pgp::types::{KeyDetails, Tag, Timestamp};
+
+/// Mattermost's release signing key (see data/SOURCE.md).
+pub const MATTERMOST_KEY: &str = include_str!("../../data/mattermost-release-key.asc");
+/// Its fingerprint.
+pub const MATTERMOST_FINGERPRINT: &str = "A1B31D46F0F3A10B02CF2D44F8F2C31744774B28";
+
+/// Digests a release signature may use (gpgv and sqv refuse MD5, SHA-1 and RIPEMD-160).
+pub const ACCEPTED_HASHES: &[HashAlgorithm] = &[
+    HashAlgorithm::Sha256,
+    HashAlgorithm::Sha384,
+    HashAlgorithm::Sha512,
+    HashAlgorithm::Sha224,
+    HashAlgorithm::Sha3_256,
+    HashAlgorithm::Sha3_512,
+];
+
+/// The keys whose signatures are trusted.
+#[derive(Debug, Clone)]
+pub struct Trust {
+    keys: Vec<TrustedKey>,
+}
+
+#[derive(Debug, Clone)]
+struct TrustedKey {
+    key: SignedPublicKey,
+    /// The embedded Mattermost key: its copy's expiry is not applied (see README).
+    embedded: bool,
+}
+
+/// A (sub)key allowed to make release signatures.
+#[derive(Debug, Clone)]
+pub enum SigningKey {
+    /// A primary key.
+    Primary(PublicKey),
+    /// A subkey validly bound to a trusted primary key.
+    Subkey(PublicSubkey),
+}
+
+/// What the policy says about one signature packet, before the data is hashed.
+#[derive(Debug)]
+pub enum Judgement {
+    /// Not made by a trusted key: ignored (key rotation: old and new keys may both sign).
+    Untrusted {
+        /// Who made it, as far as the packet says, and why that key is not trusted.
+        issuer: String,
+    },
+    /// Made by a trusted key but unacceptable whatever the data: the release is refused.
+    Refused {
+        /// The fingerprint of the trusted primary key.
+        fingerprint: String,
+        /// Why.
+        reason: String,
+    },
+    /// Acceptable on its face: it must verify over the tarball's bytes.
+    Check {
+        /// The key that checks it.
+        key: Box<SigningKey>,
+        /// The trusted primary key's fingerprint, upper-case hex.
+        fingerprint: String,
+        /// The fingerprint, and the subkey's when a subkey signed.
+        signer: String,
+    },
+}
+
+impl Trust {
+    /// Mattermost's key, plus every armored key in each of `keyrings`.
+    pub fn new(keyrings: &[impl AsRef<Path>]) -> Result<Self> {
+        let (key, _) = SignedPublicKey::from_armor_single(io::Cursor::new(MATTERMOST_KEY))
+            .map_err(|e| anyhow!("the embedded Mattermost release key does not parse: {e}"))?;
+        let mut keys = vec![TrustedKey {
+            key,
+            embedded: true,
+        }];
+        for path in keyrings {
+            let path = path.as_ref();
+            let file =
+                File::open(path).with_context(|| format!("opening keyring {}", path.display()))?;
+            let (parsed, _) =
+                SignedPublicKey::from_armor_many(BufReader::new(file)).map_err(|e| {
+                    anyhow!(
+                        "keyring {} is not armored OpenPGP keys: {e}",
+                        path.display()
+                    )
+                })?;
+            let before = keys.len();
+            for key in parsed {
+                let key = key.map_err(|e| anyhow!("keyring {}: {e}", path.display()))?;
+                keys.push(TrustedKey {
+                    key,
+                    embedded: false,
+                });
+            }
+            if keys.len() == before {
+                bail!("keyring {} holds no key", path.display());
+            }
+        }
+        Ok(Trust { keys })
+    }
+
+    /// Fingerprints of the trusted primary keys, upper-case hex.
+    pub fn fingerprints(&self) -> Vec<String> {
+        self.keys.iter().map(|k| fpr(&k.key.primary_key)).collect()
+    }
+
+    /// Judges `sig` at time `now` (seconds since the epoch).
+    pub fn judge(&self, sig: &Signature, now: u32) -> Judgement {
+        let ids = sig.issuer_key_id();
+        let fps = sig.issuer_fingerprint();
+        let issued = |k: &dyn KeyDetails| {
+            ids.contains(&&k.legacy_key_id()) || fps.contains(&&k.fingerprint())
+        };
+        let mut rejected_subkey = None;
+        for trusted in &self.keys {
+            let primary = &trusted.key.primary_key;
+            let (key, created, expires) = if issued(primary) {
+                let expires = match trusted.embedded {
+                    true => None,
+                    false => key_expiry(&trusted.key),
+                };
+                let key = SigningKey::Primary(primary.clone());
+                (key, primary.created_at(), expires)
+            } else if let Some(sub) = trusted.key.public_subkeys.iter().find(|s| issued(&s.key)) {
+                match bound_signing_subkey(primary, sub, trusted.embedded) {
+                    Ok(expires) => {
+                        let key = SigningKey::Subkey(sub.key.clone());
+                        (key, sub.key.created_at(), expires)
+                    }
+                    Err(why) => {
+                        rejected_subkey = Some(format!(
+                            "{} (claims to be a subkey of {}, but {why})",
+                            fpr(&sub.key),
+                            fpr(primary)
+                        ));
+                        continue;
+                    }
+                }
+            } else {
+                continue;
+            };
+            let fingerprint = fpr(primary);
+            let signer = match &key {
+                SigningKey::Primary(_) => fingerprint.clone(),
+                SigningKey::Subkey(k) => format!("{fingerprint} (subkey {})", fpr(k)),
+            };
+            let refuse = |reason: String| Judgement::Refused {
+                fingerprint: fingerprint.clone(),
+                reason,
+            };
+            if !trusted.embedded && is_revoked(&trusted.key) {
+                return refuse(format!("the key {} is revoked", fpr(primary)));
+            }
+            if let Err(reason) = acceptable(sig, created, expires, now) {
+                return refuse(reason);
+            }
+            return Judgement::Check {
+                key: Box::new(key),
+                fingerprint,
+                signer,
+            };
+        }
+        let issuer = rejected_subkey.unwrap_or_else(|| {
+            let named: Vec<String> = fps
+                .iter()
+                .map(|f| hex::encode_upper(f.as_bytes()))
+                .chain(ids.iter().map(|k| hex::encode_upper(k.as_ref())))
+                .collect();
+            match named.is_empty() {
+                true => "an unnamed key".to_string(),
+                false => named.join("/"),
+            }
+        });
+        Judgement::Untrusted { issuer }
+    }
+}
+
+fn fpr(key: &impl KeyDetails) -> String {
+    hex::encode_upper(key.fingerprint().as_bytes())
+}
+
+fn class_name(typ: SignatureType) -> &'static str {
+    match typ {
+        SignatureType::Binary => "binary document",
+        SignatureType::Text => "text document",
+        SignatureType::Standalone => "standalone",
+        SignatureType::Timestamp => "timestamp",
+        SignatureType::ThirdParty => "third-party confirmation",
+        SignatureType::CertGeneric
+        | SignatureType::CertPersona
+        | SignatureType::CertCasual
+        | SignatureType::CertPositive => "certification",
+        SignatureType::CertRevocation => "certification revocation",
+        SignatureType::SubkeyBinding | SignatureType::KeyBinding => "key binding",
+        SignatureType::Key => "direct key",
+        SignatureType::KeyRevocation | SignatureType::SubkeyRevocation => "key revocation",
+        SignatureType::Other(_) => "unknown",
+    }
+}
+
+fn date(secs: u64) -> String {
+    chrono::DateTime::from_timestamp(secs as i64, 0)
+        .map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| format!("{secs} s after the epoch"))
+}
+
+/// The checks on a data signature that need no data: class, digest, dates.
+fn acceptable(
+    sig: &Signature,
+    key_created: Timestamp,
+    expires: Option<u64>,
+    now: u32,
+) -> Result<(), String> {
+    let Some(typ) = sig.typ() else {
+        return Err(format!(
+            "its signature version {:?} is not supported",
+            sig.version()
+        ));
+    };
+    if typ != SignatureType::Binary {
+        return Err(format!(
+            "it is a class 0x{:02x} ({}) signature; only binary-document signatures (class 0x00) \
+             over the whole tarball count",
+            u8::from(typ),
+            class_name(typ)
+        ));
+    }
+    let hash = sig.hash_alg().unwrap_or(HashAlgorithm::None);
+    if !ACCEPTED_HASHES.contains(&hash) {
+        let accepted: Vec<String> = ACCEPTED_HASHES.iter().map(|h| h.to_string()).collect();
+        return Err(format!(
+            "it uses the digest {hash}, which is too weak (accepted: {})",
+            accepted.join(", ")
+        ));
+    }
+    let Some(created) = sig.created() else {
+        return Err("it has no creation time".into());
+    };
+    let created = u64::from(created.as_secs());
+    let key_created = u64::from(key_created.as_secs());
+    if created < key_created {
+        return Err(format!(
+            "it is dated {}, before its key was created ({})",
+            date(created),
+            date(key_created)
+        ));
+    }
+    if let Some(valid) = sig.signature_expiration_time().filter(|d| d.as_secs() != 0) {
+        let end = created + u64::from(valid.as_secs());
+        if end <= u64::from(now) {
+            return Err(format!("the signature expired on {}", date(end)));
+        }
+    }
+    if let Some(end) = expires {
+        if end <= created {
+            return Err(format!(
+                "its key expired on {}, before the signature was made ({})",
+                date(end),
+                date(created)
+            ));
+        }
+        if end <= u64::from(now) {
+            return Err(format!("its key expired on {}", date(end)));
+        }
+    }
+    Ok(())
+}
+
+/// When the primary key expires (seconds since the epoch), per its newest valid
+/// self-signature; `None` when it does not.
+fn key_expiry(key: &SignedPublicKey) -> Option<u64> {
+    let primary = &key.primary_key;
+    let certifications = key.details.users.iter().flat_map(|user| {
+        user.signatures.iter().filter(move |s| {
+            s.verify_certification(primary, Tag::UserId, &user.id)
+                .is_ok()
+        })
+    });
+    let direct = key
+        .details
+        .direct_signatures
+        .iter()
+        .filter(|s| s.verify_key(primary).is_ok());
+    let newest = certifications
+        .chain(direct)
+        .max_by_key(|s| s.created().map(|t| t.as_secs()).unwrap_or(0))?;
+    newest
+        .key_expiration_time()
+        .filter(|d| d.as_secs() != 0)
+        .map(|d| u64::from(primary.created_at().as_secs()) + u64::from(d.as_secs()))
+}
+
+/// A valid, unrevoked key revocation signature by the key itself.
+fn is_revoked(key: &SignedPublicKey) -> bool {
+    key.details.revocation_signatures.iter().any(|s| {
+        s.typ() == Some(SignatureType::KeyRevocation) && s.verify_key(&key.primary_key).is_ok()
+    })
+}
+
+/// Checks that `sub` is bound to `primary` for signing: a valid binding signature by the
+/// primary with the signing flag and the subkey's own back-signature, and no valid
+/// revocation. Returns when the binding expires (not applied to the embedded key).
+fn bound_signing_subkey(
+    primary: &PublicKey,
+    sub: &SignedPublicSubKey,
+    embedded: bool,
+) -> Result<Option<u64>, String> {
+    let valid = |typ| {
+        sub.signatures.iter().filter(move |s| {
+            s.typ() == Some(typ) && s.verify_subkey_binding(primary, &sub.key).is_ok()
+        })
+    };
+    if valid(SignatureType::SubkeyRevocation).next().is_some() {
+        return Err("it is revoked".into());
+    }
+    let binding = valid(SignatureType::SubkeyBinding)
+        .max_by_key(|s| s.created().map(|t| t.as_secs()).unwrap_or(0))
+        .ok_or("it has no valid binding signature by that key")?;
+    if !binding.key_flags().sign() {
+        return Err("its binding does not allow signing".into());
+    }
+    let back = binding
+        .embedded_signature()
+        .is_some_and(|b| b.verify_primary_key_binding(&sub.key, primary).is_ok());
+    if !back {
+        return Err("it has no valid back-signature (it never claimed that primary key)".into());
+    }
+    Ok(match embedded {
+        true => None,
+        false => binding
+            .key_expiration_time()
+            .filter(|d| d.as_secs() != 0)
+            .map(|d| u64::from(sub.key.created_at().as_secs()) + u64::from(d.as_secs())),
+    })
+}
+
+/// Reads every signature packet of a detached signature file, armored or binary. Anything
+/// that is not a signature packet, and any byte after the last packet, is an error.
+pub fn parse_signatures(bytes: &[u8]) -> Result<Vec<Signature>> {
+    let binary = if bytes.starts_with(b"-----BEGIN") {
+        dearmor(bytes)?
+    } else {
+        bytes.to_vec()
+    };
+    let mut signatures = Vec::new();
+    let mut rest = &binary[..];
+    while !rest.is_empty() {
+        let len = packet_len(rest).ok_or_else(|| {
+            anyhow!(
+                "not an OpenPGP signature: {} bytes after the last packet are not a packet",
+                rest.len()
+            )
+        })?;
+        let (packet, tail) = rest.split_at(len);
+        let mut parser = PacketParser::new(packet);
+        let sig = match parser.next() {
+            Some(Ok(Packet::Signature(sig))) => sig,
+            Some(Ok(other)) => bail!(
+                "not an OpenPGP signature: it holds a {:?} packet",
+                other.tag()
+            ),
+            Some(Err(e)) => bail!("not an OpenPGP signature: {e}"),
+            None => bail!("not an OpenPGP signature: a packet is cut short"),
+        };
+        signatures.push(sig);
+        rest = tail;
+    }
+    if signatures.is_empty() {
+        bail!("not an OpenPGP signature: it is empty");
+    }
+    Ok(signatures)
+}
+
+/// The bytes of one armored `PGP SIGNATURE` block; only whitespace may follow it.
+fn dearmor(bytes: &[u8]) -> Result<Vec<u8>> {
+    let mut reader = Dearmor::new(bytes);
+    let mut binary = Vec::new();
+    reader
+        .read_to_end(&mut binary)
+        .map_err(|e| anyhow!("not an OpenPGP signature: the armor does not parse: {e}"))?;
+    let (typ, _, _, mut after) = reader.into_parts();
+    if typ != Some(BlockType::Signature) {
+        bail!("not an OpenPGP signature: the armor holds {typ:?}, not PGP SIGNATURE");
+    }
+    let mut tail = Vec::new();
+    after.read_to_end(&mut tail)?;
+    if !tail.iter().all(u8::is_ascii_whitespace) {
+        bail!("not an OpenPGP signature: text follows the armored signature");
+    }
+    Ok(binary)
+}
+
+/// The total length (header and body) of the packet at the start of `bytes`, when it is
+/// complete. Partial body lengths are refused: signature packets never use them.
+fn packet_len(bytes: &[u8]) -> Option<usize> {
+    let first = *bytes.first()?;
+    if first & 0x80 == 0 {
+        return None;
+    }
+    let (header, body): (usize, usize) = if first & 0x40 != 0 {
+        match *bytes.get(1)? as usize {
+            n @ 0..=191 => (2, n),
+            n @ 192..=223 => (3, ((n - 192) << 8) + *bytes.get(2)? as usize + 192),
+            255 => {
+                let b = bytes.get(2..6)?;
+                (6, u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            }
+            _ => return None,
+        }
+    } else {
+        match first & 0x03 {
+            0 => (2, *bytes.get(1)? as usize),
+            1 => {
+                let b = bytes.get(1..3)?;
+                (3, u16::from_be_bytes([b[0], b[1]]) as usize)
+            }
+            2 => {
+                let b = bytes.get(1..5)?;
+                (5, u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            }
+            _ => return None,
+        }
+    };
+    let total = header.checked_add(body)?;
+    (total <= bytes.len()).then_some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_key_is_mattermosts() {
+        let trust = Trust::new(&[] as &[&Path]).unwrap();
+        assert_eq!(trust.fingerprints(), [MATTERMOST_FINGERPRINT]);
+    }
+
+    /// A signature naming `key` as its issuer (made by a throw-away key: `judge` looks at
+    /// the packet only, never at the data).
+    fn claiming(key: &PublicKey, created: u32) -> Signature {
+        use pgp::composed::{EncryptionCaps, KeyType, SecretKeyParamsBuilder};
+        use pgp::packet::{SignatureConfig, Subpacket, SubpacketData};
+        use pgp::types::Password;
+        let mut params = SecretKeyParamsBuilder::default();
+        params
+            .key_type(KeyType::Ed25519Legacy)
+            .can_sign(true)
+            .can_encrypt(EncryptionCaps::None)
+            .primary_user_id("x <x@example.org>".into());
+        let other = params
+            .build()
+            .unwrap()
+            .generate(rand::thread_rng())
+            .unwrap();
+        let mut config = SignatureConfig::v4(
+            SignatureType::Binary,
+            other.primary_key.algorithm(),
+            HashAlgorithm::Sha256,
+        );
+        config.hashed_subpackets = vec![
+            Subpacket::regular(SubpacketData::SignatureCreationTime(Timestamp::from_secs(
+                created,
+            )))
+            .unwrap(),
+            Subpacket::regular(SubpacketData::IssuerFingerprint(key.fingerprint())).unwrap(),
+        ];
+        config
+            .sign(&other.primary_key, &Password::empty(), &b"x"[..])
+            .unwrap()
+    }
+
+    #[test]
+    fn embedded_key_copy_expiry_is_not_applied_but_a_keyring_copy_expires() {
+        let now = 1_800_000_000; // 2027
+        let trust = Trust::new(&[] as &[&Path]).unwrap();
+        let mattermost = trust.keys[0].key.clone();
+        let sig = claiming(&mattermost.primary_key, now - 10);
+        assert!(matches!(trust.judge(&sig, now), Judgement::Check { .. }));
+
+        let keyring = Trust {
+            keys: vec![TrustedKey {
+                key: mattermost,
+                embedded: false,
+            }],
+        };
+        match keyring.judge(&sig, now) {
+            Judgement::Refused { reason, .. } => {
+                assert!(reason.contains("expired on 2024-04-06"), "{reason}")
+            }
+            other => panic!("a --keyring copy must expire: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn garbage_and_cut_packets_are_not_signatures() {
+        assert!(parse_signatures(b"").is_err());
+        assert!(parse_signatures(b"hello").is_err());
+        // A new-format signature header (tag 2) promising 10 bytes, with 3.
+        assert!(parse_signatures(&[0xc2, 10, 1, 2, 3]).is_err());
+        assert_eq!(packet_len(&[0xc2, 3, 1, 2, 3, 9]), Some(5));
+        assert_eq!(packet_len(&[0x89, 0, 2, 1, 2]), Some(5));
+    }
+}
