@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::process::Output;
 
 use common::fixture::{Spec, write_release};
+use common::mirror::{build_local, packages_in, text};
 use common::signing::{Craft, TestKey, armor, now, release_key};
-use common::{mm_pkg, output};
 use pgp::composed::SignedPublicKey;
 use pgp::crypto::hash::HashAlgorithm;
 use pgp::packet::SignatureType;
@@ -43,30 +43,8 @@ impl Local {
         let keyring = self.dir.path().join("keyring.asc");
         fs::write(&keyring, keys.concat()).unwrap();
         let out = tempfile::tempdir_in(self.dir.path()).unwrap();
-        let mut cmd = mm_pkg();
-        cmd.args([
-            "build",
-            "9.11.90",
-            "--format",
-            "deb",
-            "--offline",
-            "--tarball",
-        ])
-        .arg(&self.tarball)
-        .arg("--keyring")
-        .arg(&keyring)
-        .arg("--cache-dir")
-        .arg(self.dir.path().join("cache"))
-        .arg("-o")
-        .arg(out.path());
-        let result = output(&mut cmd);
-        let mut packages: Vec<String> = fs::read_dir(out.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".deb") || n.ends_with(".rpm"))
-            .collect();
-        packages.sort();
-        (result, packages)
+        let result = build_local(&self.tarball, &keyring, out.path());
+        (result, packages_in(out.path()))
     }
 
     /// Asserts the build is refused, leaves no package and says `needle`.
@@ -86,14 +64,6 @@ impl Local {
         assert_eq!(packages, ["mattermost_9.11.90-1_amd64.deb"]);
         assert!(text.contains(&format!("signed by {fingerprint}")), "{text}");
     }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn trusted() -> Vec<String> {

@@ -5,6 +5,7 @@
 
 pub mod fixture;
 pub mod lifecycle;
+pub mod mirror;
 pub mod server;
 pub mod signing;
 
