@@ -14,6 +14,7 @@ use mm_pkg::release::catalog::Catalog;
 use mm_pkg::release::download::{Checks, Downloader, default_cache_dir, local_expectations};
 use mm_pkg::release::http::Http;
 use mm_pkg::release::index::DEFAULT_INDEX_URL;
+use mm_pkg::release::known::{self, KnownTarballs};
 use mm_pkg::release::resolve::{Discovery, NetMode, Resolved};
 use mm_pkg::release::spec::{ACCEPTED_FORMS, VersionSpec};
 use mm_pkg::release::verify::{Expectations, StreamVerifier, Trust, Verified};
@@ -72,7 +73,7 @@ struct ResolveArgs {
     spec: String,
     #[command(flatten)]
     source: SourceArgs,
-    /// Print one JSON object (version, edition, arch, url, sha256, esr).
+    /// Print one JSON object (version, edition, arch, url, sha256, esr, catalogued).
     #[arg(long)]
     json: bool,
 }
@@ -214,13 +215,16 @@ fn run_resolve(args: ResolveArgs) -> Result<()> {
         println!("edition  {}", resolved.edition);
         println!("arch     {}", resolved.arch);
         println!("url      {}", resolved.url);
-        println!(
-            "sha256   {}",
-            resolved
-                .sha256
-                .as_deref()
-                .unwrap_or("unknown (not in the catalog)")
-        );
+        let sha256 = match (&resolved.sha256, resolved.arch) {
+            (Some(sha), _) => sha.clone(),
+            (None, Arch::Arm64) if resolved.catalogued => "none: upstream publishes no arm64 \
+                 checksum; only the OpenPGP signature will be checked"
+                .into(),
+            (None, _) => {
+                "unknown (not in the catalog); only the OpenPGP signature will be checked".into()
+            }
+        };
+        println!("sha256   {sha256}");
     }
     Ok(())
 }
@@ -303,7 +307,13 @@ fn run_build(args: BuildArgs) -> Result<()> {
             (fetched.path, fetched.expect)
         }
     };
-    // The build checks the bytes it packages, in its one pass over the tarball.
+    // The build checks the bytes it packages, in its one pass over the tarball, and refuses
+    // a tarball known to be another release.
+    let known = KnownTarballs::load(&sources.catalog, &sources.cache_dir)?;
+    let expect = Expectations {
+        identity: Some((release.clone(), known)),
+        ..expect
+    };
     let verifier = StreamVerifier::new(&expect, &trust)?;
 
     let mut formats = Vec::new();
@@ -333,6 +343,11 @@ fn run_build(args: BuildArgs) -> Result<()> {
     let (built, verified) = build_verified(&release, &tarball, &options, Some(verifier))?;
     let verified = verified.expect("a verifier was given");
     report_verification(&tarball, &verified, &checks, &expect);
+    if !verified.verified_by.is_empty()
+        && let Err(err) = known::record(&sources.cache_dir, &release, &verified.sha256)
+    {
+        eprintln!("mm-pkg: warning: cannot record the verified tarball: {err:#}");
+    }
     if args.json {
         let json = serde_json::json!({
             "version": release.version.to_string(),

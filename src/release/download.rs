@@ -98,6 +98,7 @@ impl Downloader<'_> {
                 Expectations {
                     sha256: checks.sha256.clone(),
                     signature,
+                    identity: None,
                 }
             }
         };
@@ -358,5 +359,6 @@ pub fn local_expectations(path: &Path, checks: &Checks) -> Result<Expectations> 
     Ok(Expectations {
         sha256: checks.sha256.clone(),
         signature: super::verify::signature_beside(path)?,
+        identity: None,
     })
 }

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod download;
 pub mod http;
 pub mod index;
+pub mod known;
 pub mod openpgp;
 pub mod resolve;
 pub mod spec;

@@ -18,6 +18,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use pgp::packet::Signature;
 use sha2::{Digest, Sha256};
 
+use super::Release;
+use super::known::KnownTarballs;
 pub use super::openpgp::{
     ACCEPTED_HASHES, MATTERMOST_FINGERPRINT, MATTERMOST_KEY, Trust, parse_signatures,
 };
@@ -30,6 +32,9 @@ pub struct Expectations {
     pub sha256: Vec<(String, String)>,
     /// Every packet of the detached signature and where it came from, when there is one.
     pub signature: Option<(Vec<Signature>, String)>,
+    /// The release the bytes must be, and the tarballs known to be other releases: a
+    /// tarball whose SHA-256 is known as another release is refused (a replay).
+    pub identity: Option<(Release, KnownTarballs)>,
 }
 
 impl Expectations {
@@ -57,6 +62,7 @@ pub struct StreamVerifier {
     expected: Vec<(String, String)>,
     pgp: Vec<PgpCheck>,
     source: String,
+    identity: Option<(Release, KnownTarballs)>,
 }
 
 /// One signature packet by a trusted key, verified on its own thread.
@@ -115,6 +121,7 @@ impl StreamVerifier {
             expected: expect.sha256.clone(),
             pgp,
             source,
+            identity: expect.identity.clone(),
         })
     }
 
@@ -162,6 +169,9 @@ impl StreamVerifier {
                 bail!("SHA-256 mismatch for {what}: expected {expected} ({source}), got {sha256}");
             }
             verified_by.push(format!("SHA-256 from {source}"));
+        }
+        if let Some((release, known)) = &self.identity {
+            known.check(release, &sha256)?;
         }
         for (_, signer) in &signers {
             verified_by.push(format!("OpenPGP signature by {signer}"));
@@ -314,7 +324,7 @@ mod tests {
         let trust = Trust::new(&[] as &[&Path]).unwrap();
         let expect = Expectations {
             sha256: vec![("catalog".into(), "0".repeat(64))],
-            signature: None,
+            ..Expectations::default()
         };
         let mut v = StreamVerifier::new(&expect, &trust).unwrap();
         v.update(b"abc");
