@@ -206,7 +206,7 @@ impl Downloader<'_> {
             };
             let mut response = match self.http.send(url, request) {
                 Ok(r) => r,
-                Err(HttpError::NotFound { .. }) => bail!("{release} is not published at {url}"),
+                Err(HttpError::NotFound { url: at }) => bail!("{release} is not published at {at}"),
                 Err(HttpError::Status { status, .. })
                     if status == StatusCode::RANGE_NOT_SATISFIABLE =>
                 {

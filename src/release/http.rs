@@ -189,16 +189,23 @@ const MAX_REDIRECTS: usize = 10;
 /// Follows redirects, but never from https to http.
 fn redirect_policy() -> Policy {
     Policy::custom(|attempt: Attempt<'_>| {
-        let from_https = attempt.previous().iter().any(|u| u.scheme() == "https");
-        if from_https && attempt.url().scheme() != "https" {
-            let to = attempt.url().to_string();
-            attempt.error(format!("refused a redirect from https to {to}"))
-        } else if attempt.previous().len() > MAX_REDIRECTS {
-            attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
-        } else {
-            attempt.follow()
+        match refuse_redirect(attempt.previous(), attempt.url()) {
+            Some(why) => attempt.error(why),
+            None => attempt.follow(),
         }
     })
+}
+
+/// Why a redirect to `next`, after the URLs in `previous`, is not followed: a downgrade
+/// from https to anything else, or too many redirects.
+fn refuse_redirect(previous: &[reqwest::Url], next: &reqwest::Url) -> Option<String> {
+    if previous.iter().any(|u| u.scheme() == "https") && next.scheme() != "https" {
+        return Some(format!("refused a redirect from https to {next}"));
+    }
+    if previous.len() > MAX_REDIRECTS {
+        return Some(format!("more than {MAX_REDIRECTS} redirects"));
+    }
+    None
 }
 
 /// `url`, and where redirects led when that is somewhere else.
@@ -258,4 +265,23 @@ pub fn read_body(response: Response, url: &str, limit: u64) -> anyhow::Result<Ve
         bail!("{url}: the answer is larger than {limit} bytes");
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirects_never_downgrade_from_https() {
+        let url = |u: &str| reqwest::Url::parse(u).unwrap();
+        let https = [url("https://releases.mattermost.com/9.11.18/x.tar.gz")];
+        let why = refuse_redirect(&https, &url("http://mirror.example/x.tar.gz"));
+        assert!(why.is_some_and(|w| w.contains("from https to http://mirror.example/")));
+        assert!(refuse_redirect(&https, &url("https://cdn.example/x.tar.gz")).is_none());
+        let http = [url("http://127.0.0.1:1/x")];
+        assert!(refuse_redirect(&http, &url("http://127.0.0.1:2/x")).is_none());
+        // Once on https, a later hop cannot go back to http either.
+        let chain = [url("http://a.example/x"), url("https://b.example/x")];
+        assert!(refuse_redirect(&chain, &url("http://c.example/x")).is_some());
+    }
 }
