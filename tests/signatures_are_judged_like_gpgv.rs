@@ -233,3 +233,81 @@ fn expired_and_backdated_signatures_are_refused() {
         &key.fingerprint(),
     );
 }
+
+/// Runs gpg with its home in `home`; returns stdout.
+fn gpg(home: &std::path::Path, args: &[&str]) -> Vec<u8> {
+    let out = common::output(
+        std::process::Command::new("gpg")
+            .arg("--homedir")
+            .arg(home)
+            .args(["--batch", "--quiet", "--passphrase", ""])
+            .args(args),
+    );
+    assert!(out.status.success(), "gpg {args:?}: {}", text(&out));
+    out.stdout
+}
+
+#[test]
+fn signatures_made_by_gpg_are_judged_as_gpgv_judges_them() {
+    if !common::have("gpg") || !common::have("gpgv") {
+        return;
+    }
+    let local = Local::new();
+    let home = tempfile::tempdir().unwrap();
+    let tarball = local.tarball.to_str().unwrap();
+    // A certification-only primary key with a signing subkey, as release keys often are.
+    gpg(
+        home.path(),
+        &[
+            "--quick-gen-key",
+            "Mirror <mirror@example.org>",
+            "ed25519",
+            "cert",
+            "1y",
+        ],
+    );
+    let listing = String::from_utf8(gpg(home.path(), &["--with-colons", "--list-keys"])).unwrap();
+    let fpr = listing
+        .lines()
+        .find_map(|l| l.strip_prefix("fpr:::::::::"))
+        .unwrap()
+        .trim_end_matches(':')
+        .to_string();
+    gpg(
+        home.path(),
+        &["--quick-add-key", &fpr, "ed25519", "sign", "1y"],
+    );
+    let armored = String::from_utf8(gpg(home.path(), &["--armor", "--export", &fpr])).unwrap();
+    let keyring = home.path().join("keyring.gpg");
+    fs::write(&keyring, gpg(home.path(), &["--export", &fpr])).unwrap();
+    let sig = local.dir.path().join("gpg.sig");
+    let sign = |data: &str| {
+        let _ = fs::remove_file(&sig);
+        gpg(
+            home.path(),
+            &["--detach-sign", "-o", sig.to_str().unwrap(), data],
+        );
+        fs::read(&sig).unwrap()
+    };
+    let gpgv_accepts = |sig_bytes: &[u8]| {
+        fs::write(&sig, sig_bytes).unwrap();
+        let out = common::output(
+            std::process::Command::new("gpgv")
+                .arg("--keyring")
+                .arg(&keyring)
+                .arg(&sig)
+                .arg(tarball),
+        );
+        out.status.success()
+    };
+
+    let good = sign(tarball);
+    assert!(gpgv_accepts(&good));
+    local.accepted(&good, std::slice::from_ref(&armored), &fpr);
+
+    let other = local.dir.path().join("other");
+    fs::write(&other, b"other bytes").unwrap();
+    let bad = sign(other.to_str().unwrap());
+    assert!(!gpgv_accepts(&bad));
+    local.refused(&bad, std::slice::from_ref(&armored), "BAD signature");
+}
