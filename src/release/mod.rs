@@ -13,6 +13,7 @@ pub mod index;
 pub mod known;
 pub mod openpgp;
 pub mod resolve;
+pub mod sigfile;
 pub mod spec;
 pub mod verify;
 pub mod version;

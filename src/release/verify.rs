@@ -20,10 +20,9 @@ use sha2::{Digest, Sha256};
 
 use super::Release;
 use super::known::KnownTarballs;
-pub use super::openpgp::{
-    ACCEPTED_HASHES, MATTERMOST_FINGERPRINT, MATTERMOST_KEY, Trust, parse_signatures,
-};
+pub use super::openpgp::{ACCEPTED_HASHES, MATTERMOST_FINGERPRINT, MATTERMOST_KEY, Trust};
 use super::openpgp::{Judgement, SigningKey};
+pub use super::sigfile::parse_signatures;
 
 /// What a tarball must match.
 #[derive(Debug, Clone, Default)]
