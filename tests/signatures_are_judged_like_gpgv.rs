@@ -177,6 +177,21 @@ fn subkeys_count_only_with_a_binding_by_their_trusted_primary() {
         &[armor(&grafted)],
         "no valid binding signature",
     );
+
+    // The owner's subkey once the owner revoked it.
+    local.refused(
+        &owner.sign_with_subkey(&local.bytes),
+        &[armor(&owner.subkey_revoked_public())],
+        "it is revoked",
+    );
+
+    // A subkey the owner bound for authentication, not for signing.
+    let auth = TestKey::with_authentication_subkey("Owner <owner@example.org>");
+    local.refused(
+        &auth.sign_with_subkey(&local.bytes),
+        std::slice::from_ref(&auth.armored_public),
+        "its binding does not allow signing",
+    );
 }
 
 #[test]

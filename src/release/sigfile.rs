@@ -101,6 +101,52 @@ fn packet_len(bytes: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pgp::composed::{
+        ArmorOptions, DetachedSignature, EncryptionCaps, KeyType, SecretKeyParamsBuilder,
+    };
+    use pgp::crypto::hash::HashAlgorithm;
+    use pgp::ser::Serialize;
+    use pgp::types::Password;
+
+    fn signature() -> DetachedSignature {
+        let mut params = SecretKeyParamsBuilder::default();
+        params
+            .key_type(KeyType::Ed25519Legacy)
+            .can_sign(true)
+            .can_encrypt(EncryptionCaps::None)
+            .primary_user_id("x <x@example.org>".into());
+        let key = params
+            .build()
+            .unwrap()
+            .generate(rand::thread_rng())
+            .unwrap();
+        DetachedSignature::sign_binary_data(
+            rand::thread_rng(),
+            &key.primary_key,
+            &Password::empty(),
+            HashAlgorithm::Sha256,
+            &b"data"[..],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn every_packet_is_read_and_nothing_may_follow() {
+        let sig = signature();
+        let binary = sig.to_bytes().unwrap();
+        assert_eq!(parse_signatures(&binary).unwrap().len(), 1);
+        let two = [binary.clone(), binary.clone()].concat();
+        assert_eq!(parse_signatures(&two).unwrap().len(), 2);
+        assert!(parse_signatures(&[binary.clone(), vec![0]].concat()).is_err());
+
+        let armored = sig.to_armored_string(ArmorOptions::default()).unwrap();
+        assert_eq!(parse_signatures(armored.as_bytes()).unwrap().len(), 1);
+        let spaced = format!("{armored}\n\n");
+        assert!(parse_signatures(spaced.as_bytes()).is_ok());
+        let trailing = format!("{armored}\ngarbage\n");
+        let err = parse_signatures(trailing.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("follows"), "{err}");
+    }
 
     #[test]
     fn garbage_and_cut_packets_are_not_signatures() {

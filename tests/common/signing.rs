@@ -70,15 +70,26 @@ impl TestKey {
 
     /// A new RSA-2048 signing key (Ed25519 cannot sign with the weak digests some tests need).
     pub fn rsa(user_id: &str) -> Self {
-        Self::with_type(KeyType::Rsa(2048), user_id, now(), false)
+        Self::with_type(KeyType::Rsa(2048), user_id, now(), None)
     }
 
     /// A key created at `created` (seconds since the epoch), with a signing subkey when `subkey`.
     pub fn build(user_id: &str, created: u32, subkey: bool) -> Self {
-        Self::with_type(KeyType::Ed25519Legacy, user_id, created, subkey)
+        Self::with_type(
+            KeyType::Ed25519Legacy,
+            user_id,
+            created,
+            subkey.then_some(true),
+        )
     }
 
-    fn with_type(key_type: KeyType, user_id: &str, created: u32, subkey: bool) -> Self {
+    /// A key with an Ed25519 subkey bound for authentication only (not for signing).
+    pub fn with_authentication_subkey(user_id: &str) -> Self {
+        Self::with_type(KeyType::Ed25519Legacy, user_id, now(), Some(false))
+    }
+
+    /// `subkey`: `Some(true)` adds a signing subkey, `Some(false)` an authentication one.
+    fn with_type(key_type: KeyType, user_id: &str, created: u32, subkey: Option<bool>) -> Self {
         let mut params = SecretKeyParamsBuilder::default();
         params
             .key_type(key_type)
@@ -87,11 +98,12 @@ impl TestKey {
             .can_encrypt(EncryptionCaps::None)
             .created_at(Timestamp::from_secs(created))
             .primary_user_id(user_id.into());
-        if subkey {
+        if let Some(sign) = subkey {
             params.subkey(
                 SubkeyParamsBuilder::default()
                     .key_type(KeyType::Ed25519Legacy)
-                    .can_sign(true)
+                    .can_sign(sign)
+                    .can_authenticate(!sign)
                     .created_at(Timestamp::from_secs(created))
                     .build()
                     .expect("subkey parameters"),
@@ -207,6 +219,22 @@ impl TestKey {
             )
             .expect("revocation");
         public.details.revocation_signatures.push(revocation);
+        public
+    }
+
+    /// The public key with its first subkey revoked by the primary key.
+    pub fn subkey_revoked_public(&self) -> SignedPublicKey {
+        let mut public = self.public();
+        let revocation = self
+            .self_config(SignatureType::SubkeyRevocation)
+            .sign_subkey_binding(
+                &self.secret.primary_key,
+                &public.primary_key,
+                &Password::empty(),
+                &public.public_subkeys[0].key,
+            )
+            .expect("subkey revocation");
+        public.public_subkeys[0].signatures.push(revocation);
         public
     }
 
