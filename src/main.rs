@@ -1,6 +1,6 @@
 //! The `mm-pkg` command line.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,7 +17,7 @@ use mm_pkg::release::index::DEFAULT_INDEX_URL;
 use mm_pkg::release::known::{self, KnownTarballs};
 use mm_pkg::release::resolve::{Discovery, NetMode, Resolved};
 use mm_pkg::release::spec::{ACCEPTED_FORMS, VersionSpec};
-use mm_pkg::release::verify::{Expectations, StreamVerifier, Trust, Verified};
+use mm_pkg::release::verify::{Expectations, StreamVerifier, Trust};
 use mm_pkg::release::{Arch, DEFAULT_MIRROR, Edition, Release};
 
 /// Build Debian and RPM packages of a Mattermost server release.
@@ -342,7 +342,10 @@ fn run_build(args: BuildArgs) -> Result<()> {
     };
     let (built, verified) = build_verified(&release, &tarball, &options, Some(verifier))?;
     let verified = verified.expect("a verifier was given");
-    report_verification(&tarball, &verified, &checks, &expect);
+    eprintln!(
+        "mm-pkg: {}",
+        verified.summary(&tarball.display().to_string(), checks.skip_verify)
+    );
     if !verified.verified_by.is_empty()
         && let Err(err) = known::record(&sources.cache_dir, &release, &verified.sha256)
     {
@@ -373,39 +376,6 @@ fn run_build(args: BuildArgs) -> Result<()> {
         println!("wrote {}", args.output.join("SHA256SUMS").display());
     }
     Ok(())
-}
-
-/// Says on stderr what the build's pass over `tarball` proved, or loudly that it proved
-/// nothing.
-fn report_verification(
-    tarball: &Path,
-    verified: &Verified,
-    checks: &Checks,
-    expect: &Expectations,
-) {
-    if verified.verified_by.is_empty() {
-        let why = match (checks.skip_verify, expect.is_empty()) {
-            (true, _) => "--insecure-skip-verify",
-            _ => "no catalog hash, no --sha256 and no signature",
-        };
-        eprintln!(
-            "mm-pkg: warning: {} is UNVERIFIED ({why}): SHA-256 {}",
-            tarball.display(),
-            verified.sha256
-        );
-        return;
-    }
-    let signer = verified
-        .signed_by
-        .as_deref()
-        .map(|f| format!(", signed by {f}"))
-        .unwrap_or_default();
-    eprintln!(
-        "mm-pkg: verified {}: SHA-256 {}{signer} ({})",
-        tarball.display(),
-        verified.sha256,
-        verified.verified_by.join(", ")
-    );
 }
 
 /// `SOURCE_DATE_EPOCH` when set (reproducible builds), else now.

@@ -55,6 +55,33 @@ pub struct Verified {
     pub verified_by: Vec<String>,
 }
 
+impl Verified {
+    /// One line saying what was proven about `what`, or loudly that nothing was
+    /// (`skipped`: `--insecure-skip-verify`).
+    pub fn summary(&self, what: &str, skipped: bool) -> String {
+        if self.verified_by.is_empty() {
+            let why = match skipped {
+                true => "--insecure-skip-verify",
+                false => "no catalog hash, no --sha256 and no signature",
+            };
+            return format!(
+                "warning: {what} is UNVERIFIED ({why}): SHA-256 {}",
+                self.sha256
+            );
+        }
+        let signer = self
+            .signed_by
+            .as_deref()
+            .map(|f| format!(", signed by {f}"))
+            .unwrap_or_default();
+        format!(
+            "verified {what}: SHA-256 {}{signer} ({})",
+            self.sha256,
+            self.verified_by.join(", ")
+        )
+    }
+}
+
 /// Checks bytes fed in order, in one pass.
 pub struct StreamVerifier {
     hasher: Sha256,
