@@ -109,6 +109,10 @@ impl Trust {
                 bail!("keyring {} holds no key", path.display());
             }
         }
+        // A copy of Mattermost's key given with --keyring (say, the re-signed one) replaces
+        // the embedded copy, and like every --keyring key its expiry and revocation apply.
+        let given: Vec<String> = keys[1..].iter().map(|k| fpr(&k.key.primary_key)).collect();
+        keys.retain(|k| !(k.embedded && given.contains(&fpr(&k.key.primary_key))));
         Ok(Trust { keys })
     }
 
@@ -389,6 +393,20 @@ mod tests {
         config
             .sign(&other.primary_key, &Password::empty(), &b"x"[..])
             .unwrap()
+    }
+
+    #[test]
+    fn a_keyring_copy_of_the_mattermost_key_replaces_the_embedded_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("mattermost.asc");
+        std::fs::write(&copy, MATTERMOST_KEY).unwrap();
+        let trust = Trust::new(&[&copy]).unwrap();
+        assert_eq!(trust.fingerprints(), [MATTERMOST_FINGERPRINT]);
+        let sig = claiming(&trust.keys[0].key.primary_key, 1_800_000_000 - 10);
+        assert!(matches!(
+            trust.judge(&sig, 1_800_000_000),
+            Judgement::Refused { .. }
+        ));
     }
 
     #[test]
