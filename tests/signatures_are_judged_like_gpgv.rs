@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::Output;
 
 use common::fixture::{Spec, write_release};
-use common::mirror::{build_local, packages_in, text};
+use common::mirror::{build_local, text};
 use common::signing::{Craft, TestKey, armor, now, release_key};
 use pgp::composed::SignedPublicKey;
 use pgp::crypto::hash::HashAlgorithm;
@@ -37,31 +37,38 @@ impl Local {
     }
 
     /// Builds with `sig` beside the tarball, trusting `keys`; returns the output and the
-    /// packages written.
+    /// files left in the output directory (but its `cache`).
     fn build(&self, sig: &[u8], keys: &[String]) -> (Output, Vec<String>) {
         fs::write(self.tarball.with_extension("gz.sig"), sig).unwrap();
         let keyring = self.dir.path().join("keyring.asc");
         fs::write(&keyring, keys.concat()).unwrap();
         let out = tempfile::tempdir_in(self.dir.path()).unwrap();
         let result = build_local(&self.tarball, &keyring, out.path());
-        (result, packages_in(out.path()))
+        let mut left: Vec<String> = fs::read_dir(out.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "cache")
+            .collect();
+        left.sort();
+        (result, left)
     }
 
-    /// Asserts the build is refused, leaves no package and says `needle`.
+    /// Asserts the build is refused, leaves nothing (not even a temporary file) in the
+    /// output directory and says `needle`.
     fn refused(&self, sig: &[u8], keys: &[String], needle: &str) {
-        let (out, packages) = self.build(sig, keys);
+        let (out, left) = self.build(sig, keys);
         let text = text(&out);
         assert!(!out.status.success(), "accepted:\n{text}");
-        assert!(packages.is_empty(), "packages left: {packages:?}");
+        assert!(left.is_empty(), "left in the output directory: {left:?}");
         assert!(text.contains(needle), "expected `{needle}` in:\n{text}");
     }
 
     /// Asserts the build succeeds, signed by `fingerprint`.
     fn accepted(&self, sig: &[u8], keys: &[String], fingerprint: &str) {
-        let (out, packages) = self.build(sig, keys);
+        let (out, left) = self.build(sig, keys);
         let text = text(&out);
         assert!(out.status.success(), "refused:\n{text}");
-        assert_eq!(packages, ["mattermost_9.11.90-1_amd64.deb"]);
+        assert_eq!(left, ["SHA256SUMS", "mattermost_9.11.90-1_amd64.deb"]);
         assert!(text.contains(&format!("signed by {fingerprint}")), "{text}");
     }
 }
