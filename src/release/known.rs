@@ -55,8 +55,14 @@ impl KnownTarballs {
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
         for (n, line) in text.lines().enumerate() {
-            let entry = parse_line(line, &path)
-                .with_context(|| format!("{} line {}: `{line}`", path.display(), n + 1))?;
+            let entry = parse_line(line, &path).with_context(|| {
+                format!(
+                    "{} line {}: `{line}` (mm-pkg's record of verified tarballs; delete the \
+                     file to start a new one)",
+                    path.display(),
+                    n + 1
+                )
+            })?;
             known.add([entry]);
         }
         Ok(known)
