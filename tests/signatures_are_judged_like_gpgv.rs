@@ -164,7 +164,7 @@ fn every_signature_packet_is_examined() {
 }
 
 #[test]
-fn subkeys_count_only_with_a_binding_by_their_trusted_primary() {
+fn only_keys_and_subkeys_bound_for_signing_count() {
     let local = Local::new();
     let owner = TestKey::build("Owner <owner@example.org>", now() - 100, true);
     let attacker = TestKey::build("Mallory <m@example.org>", now() - 100, true);
@@ -190,6 +190,14 @@ fn subkeys_count_only_with_a_binding_by_their_trusted_primary() {
         &owner.sign_with_subkey(&local.bytes),
         &[armor(&owner.subkey_revoked_public())],
         "it is revoked",
+    );
+
+    // A primary key flagged for certification only signs anyway.
+    let certifier = TestKey::certify_only("Certifier <c@example.org>");
+    local.refused(
+        &certifier.sign(&local.bytes),
+        std::slice::from_ref(&certifier.armored_public),
+        "is not flagged for signing",
     );
 
     // A subkey the owner bound for authentication, not for signing.

@@ -11,7 +11,7 @@ use std::path::Path;
 use anyhow::{Context, Result, anyhow, bail};
 use pgp::composed::{Deserializable, SignedPublicKey, SignedPublicSubKey};
 use pgp::crypto::hash::HashAlgorithm;
-use pgp::packet::{PublicKey, PublicSubkey, Signature, SignatureType};
+use pgp::packet::{PublicKey, PublicSubkey, Signature, SignatureType, SubpacketData};
 use pgp::types::{KeyDetails, Tag, Timestamp};
 
 /// Mattermost's release signing key (see data/SOURCE.md).
@@ -131,17 +131,32 @@ impl Trust {
         let mut rejected_subkey = None;
         for trusted in &self.keys {
             let primary = &trusted.key.primary_key;
+            // The embedded copy's expiry is not applied (see README); every other key's is.
+            let self_sig = (!trusted.embedded)
+                .then(|| newest_self_signature(&trusted.key))
+                .flatten();
+            let primary_expires = self_sig.and_then(|s| expiry(s, primary.created_at()));
             let (key, created, expires) = if issued(primary) {
-                let expires = match trusted.embedded {
-                    true => None,
-                    false => key_expiry(&trusted.key),
-                };
+                if self_sig.is_some_and(|s| !may_sign(s)) {
+                    return Judgement::Refused {
+                        fingerprint: fpr(primary),
+                        reason: format!(
+                            "the key {} is not flagged for signing (only a signing subkey may sign)",
+                            fpr(primary)
+                        ),
+                    };
+                }
                 let key = SigningKey::Primary(primary.clone());
-                (key, primary.created_at(), expires)
+                (key, primary.created_at(), primary_expires)
             } else if let Some(sub) = trusted.key.public_subkeys.iter().find(|s| issued(&s.key)) {
                 match bound_signing_subkey(primary, sub, trusted.embedded) {
-                    Ok(expires) => {
+                    Ok(sub_expires) => {
                         let key = SigningKey::Subkey(sub.key.clone());
+                        // A subkey dies with its primary key.
+                        let expires = match (primary_expires, sub_expires) {
+                            (Some(a), Some(b)) => Some(a.min(b)),
+                            (a, b) => a.or(b),
+                        };
                         (key, sub.key.created_at(), expires)
                     }
                     Err(why) => {
@@ -283,9 +298,9 @@ fn acceptable(
     Ok(())
 }
 
-/// When the primary key expires (seconds since the epoch), per its newest valid
-/// self-signature; `None` when it does not.
-fn key_expiry(key: &SignedPublicKey) -> Option<u64> {
+/// The primary key's newest valid self-signature (user ID certifications and direct key
+/// signatures): it decides the key's expiry and flags.
+fn newest_self_signature(key: &SignedPublicKey) -> Option<&Signature> {
     let primary = &key.primary_key;
     let certifications = key.details.users.iter().flat_map(|user| {
         user.signatures.iter().filter(move |s| {
@@ -298,13 +313,27 @@ fn key_expiry(key: &SignedPublicKey) -> Option<u64> {
         .direct_signatures
         .iter()
         .filter(|s| s.verify_key(primary).is_ok());
-    let newest = certifications
+    certifications
         .chain(direct)
-        .max_by_key(|s| s.created().map(|t| t.as_secs()).unwrap_or(0))?;
-    newest
+        .max_by_key(|s| s.created().map(|t| t.as_secs()).unwrap_or(0))
+}
+
+/// When a key created at `created` expires per `self_sig` (seconds since the epoch);
+/// `None` when it does not.
+fn expiry(self_sig: &Signature, created: Timestamp) -> Option<u64> {
+    self_sig
         .key_expiration_time()
         .filter(|d| d.as_secs() != 0)
-        .map(|d| u64::from(primary.created_at().as_secs()) + u64::from(d.as_secs()))
+        .map(|d| u64::from(created.as_secs()) + u64::from(d.as_secs()))
+}
+
+/// Whether `self_sig` lets its key sign: its key flags say so, or it has none (older keys).
+fn may_sign(self_sig: &Signature) -> bool {
+    let has_flags = self_sig.config().is_some_and(|c| {
+        c.hashed_subpackets()
+            .any(|p| matches!(p.data, SubpacketData::KeyFlags(_)))
+    });
+    !has_flags || self_sig.key_flags().sign()
 }
 
 /// A valid, unrevoked key revocation signature by the key itself.
@@ -344,10 +373,7 @@ fn bound_signing_subkey(
     }
     Ok(match embedded {
         true => None,
-        false => binding
-            .key_expiration_time()
-            .filter(|d| d.as_secs() != 0)
-            .map(|d| u64::from(sub.key.created_at().as_secs()) + u64::from(d.as_secs())),
+        false => expiry(binding, sub.key.created_at()),
     })
 }
 

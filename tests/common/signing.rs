@@ -70,7 +70,7 @@ impl TestKey {
 
     /// A new RSA-2048 signing key (Ed25519 cannot sign with the weak digests some tests need).
     pub fn rsa(user_id: &str) -> Self {
-        Self::with_type(KeyType::Rsa(2048), user_id, now(), None)
+        Self::with_type(KeyType::Rsa(2048), user_id, now(), true, None)
     }
 
     /// A key created at `created` (seconds since the epoch), with a signing subkey when `subkey`.
@@ -79,22 +79,35 @@ impl TestKey {
             KeyType::Ed25519Legacy,
             user_id,
             created,
+            true,
             subkey.then_some(true),
         )
     }
 
     /// A key with an Ed25519 subkey bound for authentication only (not for signing).
     pub fn with_authentication_subkey(user_id: &str) -> Self {
-        Self::with_type(KeyType::Ed25519Legacy, user_id, now(), Some(false))
+        Self::with_type(KeyType::Ed25519Legacy, user_id, now(), true, Some(false))
     }
 
-    /// `subkey`: `Some(true)` adds a signing subkey, `Some(false)` an authentication one.
-    fn with_type(key_type: KeyType, user_id: &str, created: u32, subkey: Option<bool>) -> Self {
+    /// A key whose primary is flagged for certification only (no signing subkey).
+    pub fn certify_only(user_id: &str) -> Self {
+        Self::with_type(KeyType::Ed25519Legacy, user_id, now(), false, None)
+    }
+
+    /// `signs`: the primary key is flagged for signing. `subkey`: `Some(true)` adds a
+    /// signing subkey, `Some(false)` an authentication one.
+    fn with_type(
+        key_type: KeyType,
+        user_id: &str,
+        created: u32,
+        signs: bool,
+        subkey: Option<bool>,
+    ) -> Self {
         let mut params = SecretKeyParamsBuilder::default();
         params
             .key_type(key_type)
             .can_certify(true)
-            .can_sign(true)
+            .can_sign(signs)
             .can_encrypt(EncryptionCaps::None)
             .created_at(Timestamp::from_secs(created))
             .primary_user_id(user_id.into());
