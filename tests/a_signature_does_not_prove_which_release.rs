@@ -13,14 +13,7 @@ fn replayed_release_is_refused() {
     let m = Mirror::new();
     let bytes = m.publish(&Spec::new("9.11.90"), Some(release_key()));
     let a = m.out("a");
-    ok(m.run(&[
-        "build",
-        "9.11.90",
-        "--format",
-        "deb",
-        "-o",
-        a.to_str().unwrap(),
-    ]));
+    ok(m.build_deb("9.11.90", &a, &[]));
 
     // The mirror now serves the signed 9.11.90 tarball as 9.11.91 (no catalog hash pins it).
     let path = m.tarball_path(&Spec::new("9.11.91"));
@@ -28,14 +21,7 @@ fn replayed_release_is_refused() {
     m.server
         .route(&format!("{path}.sig"), release_key().sign(&bytes));
     let b = m.out("b");
-    let err = fails(m.run(&[
-        "build",
-        "9.11.91",
-        "--format",
-        "deb",
-        "-o",
-        b.to_str().unwrap(),
-    ]));
+    let err = fails(m.build_deb("9.11.91", &b, &[]));
     assert!(
         err.contains("is Mattermost 9.11.90 (enterprise, amd64) according to mm-pkg's record"),
         "{err}"
@@ -43,13 +29,5 @@ fn replayed_release_is_refused() {
     assert!(packages_in(&b).is_empty());
 
     // The genuine 9.11.90 still builds.
-    ok(m.run(&[
-        "build",
-        "9.11.90",
-        "--format",
-        "deb",
-        "--offline",
-        "-o",
-        m.out("c").to_str().unwrap(),
-    ]));
+    ok(m.build_deb("9.11.90", &m.out("c"), &["--offline"]));
 }

@@ -20,14 +20,7 @@ fn identity_encoding_is_requested_and_any_other_is_refused() {
     m.server
         .fault(&path, Fault::Header("Content-Encoding", "gzip"));
     let a = m.out("a");
-    let err = fails(m.run(&[
-        "build",
-        "9.11.90",
-        "--format",
-        "deb",
-        "-o",
-        a.to_str().unwrap(),
-    ]));
+    let err = fails(m.build_deb("9.11.90", &a, &[]));
     assert!(
         err.contains("Content-Encoding `gzip`") && !err.contains("BAD signature"),
         "{err}"
@@ -38,14 +31,7 @@ fn identity_encoding_is_requested_and_any_other_is_refused() {
     for hit in hits {
         assert_eq!(hit.accept_encoding.as_deref(), Some("identity"), "{hit:?}");
     }
-    ok(m.run(&[
-        "build",
-        "9.11.90",
-        "--format",
-        "deb",
-        "-o",
-        m.out("b").to_str().unwrap(),
-    ]));
+    ok(m.build_deb("9.11.90", &m.out("b"), &[]));
 }
 
 #[test]
@@ -60,16 +46,7 @@ fn a_partial_answer_for_another_range_restarts_from_zero() {
     m.server.fault(&path, Fault::DropAfter(bytes.len() / 2));
     // Asked to resume at the .part length, the server answers a range starting elsewhere.
     m.server.fault(&path, Fault::RangeFrom(10));
-    ok(m.run(&[
-        "build",
-        "9.11.90",
-        "--format",
-        "deb",
-        "--timeout",
-        "1",
-        "-o",
-        m.out("a").to_str().unwrap(),
-    ]));
+    ok(m.build_deb("9.11.90", &m.out("a"), &["--timeout", "1"]));
     let gets: Vec<_> = m
         .server
         .hits_to(&path)

@@ -178,16 +178,7 @@ fn server_errors_drops_and_stalls_are_retried_and_resumed() {
     m.server.fault(&path, Fault::DropAfter(bytes.len() / 2));
     m.server.fault(&path, Fault::Delay(Duration::from_secs(3)));
     let out = m.out("dist");
-    ok(m.run(&[
-        "build",
-        "9.11.90",
-        "--format",
-        "deb",
-        "--timeout",
-        "1",
-        "-o",
-        out.to_str().unwrap(),
-    ]));
+    ok(m.build_deb("9.11.90", &out, &["--timeout", "1"]));
     assert_eq!(packages_in(&out), ["mattermost_9.11.90-1_amd64.deb"]);
     let hits = m.server.hits_to(&path);
     let gets: Vec<_> = hits.iter().filter(|h| !h.url.ends_with(".sig")).collect();
@@ -343,14 +334,7 @@ fn a_tampered_cache_entry_is_verified_again_and_replaced() {
     let m = Mirror::new();
     let spec = Spec::new("9.11.90");
     let bytes = m.publish(&spec, Some(release_key()));
-    ok(m.run(&[
-        "build",
-        "9.11.90",
-        "--format",
-        "deb",
-        "-o",
-        m.out("a").to_str().unwrap(),
-    ]));
+    ok(m.build_deb("9.11.90", &m.out("a"), &[]));
     let cached = m.cache().join("9.11.90").join(spec.tarball_name());
     let mut evil = bytes.clone();
     evil[100] ^= 0xff;
@@ -366,14 +350,7 @@ fn a_tampered_cache_entry_is_verified_again_and_replaced() {
         err.contains("failed verification") && err.contains("--offline"),
         "{err}"
     );
-    ok(m.run(&[
-        "build",
-        "9.11.90",
-        "--format",
-        "deb",
-        "-o",
-        m.out("c").to_str().unwrap(),
-    ]));
+    ok(m.build_deb("9.11.90", &m.out("c"), &[]));
     assert_eq!(fs::read(&cached).unwrap(), bytes);
     let _ = Command::new("true").status();
 }

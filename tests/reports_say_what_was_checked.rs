@@ -40,15 +40,7 @@ fn an_unsigned_uncatalogued_build_says_unverified() {
     // Signed: the JSON names the signature that was checked.
     let m = Mirror::new();
     m.publish(&Spec::new("9.11.90"), Some(release_key()));
-    let out = m.run(&[
-        "build",
-        "9.11.90",
-        "--format",
-        "deb",
-        "--json",
-        "-o",
-        m.out("b").to_str().unwrap(),
-    ]);
+    let out = m.build_deb("9.11.90", &m.out("b"), &["--json"]);
     let json = json_of(&out.stdout);
     let fingerprint = release_key().fingerprint();
     assert_eq!(
@@ -77,14 +69,7 @@ fn a_cached_signature_is_named_by_its_cache_path() {
     let m = Mirror::new();
     let spec = Spec::new("9.11.90");
     let bytes = m.publish(&spec, Some(release_key()));
-    ok(m.run(&[
-        "build",
-        "9.11.90",
-        "--format",
-        "deb",
-        "-o",
-        m.out("a").to_str().unwrap(),
-    ]));
+    ok(m.build_deb("9.11.90", &m.out("a"), &[]));
     let sig = m
         .cache()
         .join("9.11.90")

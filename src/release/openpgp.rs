@@ -378,7 +378,7 @@ fn bound_signing_subkey(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -387,23 +387,28 @@ mod tests {
         assert_eq!(trust.fingerprints(), [MATTERMOST_FINGERPRINT]);
     }
 
-    /// A signature naming `key` as its issuer (made by a throw-away key: `judge` looks at
-    /// the packet only, never at the data).
-    fn claiming(key: &PublicKey, created: u32) -> Signature {
+    /// A throw-away Ed25519 signing key for unit tests.
+    pub(crate) fn throwaway_key() -> pgp::composed::SignedSecretKey {
         use pgp::composed::{EncryptionCaps, KeyType, SecretKeyParamsBuilder};
-        use pgp::packet::{SignatureConfig, Subpacket, SubpacketData};
-        use pgp::types::Password;
         let mut params = SecretKeyParamsBuilder::default();
         params
             .key_type(KeyType::Ed25519Legacy)
             .can_sign(true)
             .can_encrypt(EncryptionCaps::None)
             .primary_user_id("x <x@example.org>".into());
-        let other = params
+        params
             .build()
             .unwrap()
             .generate(rand::thread_rng())
-            .unwrap();
+            .unwrap()
+    }
+
+    /// A signature naming `key` as its issuer (made by a throw-away key: `judge` looks at
+    /// the packet only, never at the data).
+    fn claiming(key: &PublicKey, created: u32) -> Signature {
+        use pgp::packet::{SignatureConfig, Subpacket};
+        use pgp::types::Password;
+        let other = throwaway_key();
         let mut config = SignatureConfig::v4(
             SignatureType::Binary,
             other.primary_key.algorithm(),

@@ -101,25 +101,14 @@ fn packet_len(bytes: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pgp::composed::{
-        ArmorOptions, DetachedSignature, EncryptionCaps, KeyType, SecretKeyParamsBuilder,
-    };
+    use crate::release::openpgp::tests::throwaway_key;
+    use pgp::composed::{ArmorOptions, DetachedSignature};
     use pgp::crypto::hash::HashAlgorithm;
     use pgp::ser::Serialize;
     use pgp::types::Password;
 
     fn signature() -> DetachedSignature {
-        let mut params = SecretKeyParamsBuilder::default();
-        params
-            .key_type(KeyType::Ed25519Legacy)
-            .can_sign(true)
-            .can_encrypt(EncryptionCaps::None)
-            .primary_user_id("x <x@example.org>".into());
-        let key = params
-            .build()
-            .unwrap()
-            .generate(rand::thread_rng())
-            .unwrap();
+        let key = throwaway_key();
         DetachedSignature::sign_binary_data(
             rand::thread_rng(),
             &key.primary_key,

@@ -83,6 +83,13 @@ impl Mirror {
         output(&mut self.command(args))
     }
 
+    /// Runs `mm-pkg build <version> --format deb -o <out> <extra>` against this mirror.
+    pub fn build_deb(&self, version: &str, out: &Path, extra: &[&str]) -> Output {
+        let out = out.to_str().unwrap();
+        let args = [&["build", version, "--format", "deb", "-o", out], extra].concat();
+        self.run(&args)
+    }
+
     /// The command [`Mirror::run`] runs, to spawn it instead.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = mm_pkg();
