@@ -91,6 +91,13 @@ fn a_cached_signature_is_named_by_its_cache_path() {
         "{err}"
     );
     assert!(!err.contains("http://"), "{err}");
+    // The tarball is not to blame for an untrusted signature: it stays in the cache.
+    assert!(
+        m.cache()
+            .join("9.11.90")
+            .join(spec.tarball_name())
+            .is_file()
+    );
 }
 
 #[test]

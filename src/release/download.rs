@@ -15,7 +15,7 @@ use reqwest::header::{CONTENT_LENGTH, RANGE};
 
 use super::Release;
 use super::http::{FIRST_BACKOFF, Http, HttpError};
-use super::verify::{Expectations, Trust, parse_signatures, verify_file};
+use super::verify::{Expectations, Trust, check_signature_policy, parse_signatures, verify_file};
 use pgp::packet::Signature;
 
 /// The cache directory: `$XDG_CACHE_HOME/mm-pkg`, else `~/.cache/mm-pkg`.
@@ -103,6 +103,9 @@ impl Downloader<'_> {
             }
         };
 
+        // A signature that cannot count (untrusted, refused class or digest, expired key) is
+        // not the cached tarball's fault: say so before deleting or downloading anything.
+        check_signature_policy(&expect, self.trust)?;
         if path.is_file() {
             if expect.is_empty() {
                 // Nothing to check (--insecure-skip-verify, or unsigned and uncatalogued).

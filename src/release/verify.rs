@@ -104,49 +104,19 @@ impl StreamVerifier {
     /// signature cannot count whatever the bytes: made by no trusted key, or by a trusted key
     /// but refused by the policy (class, digest, dates, revocation).
     pub fn new(expect: &Expectations, trust: &Trust) -> Result<Self> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
-            .unwrap_or(0);
-        let mut pgp = Vec::new();
-        let mut source = String::new();
-        if let Some((sigs, from)) = &expect.signature {
-            source = from.clone();
-            let mut untrusted = Vec::new();
-            let mut checks = Vec::new();
-            for sig in sigs {
-                match trust.judge(sig, now) {
-                    Judgement::Untrusted { issuer } => untrusted.push(issuer),
-                    Judgement::Refused {
-                        fingerprint,
-                        reason,
-                    } => bail!(
-                        "the signature {from} by trusted key {fingerprint} is refused: {reason}"
-                    ),
-                    Judgement::Check {
-                        key,
-                        fingerprint,
-                        signer,
-                    } => checks.push((sig.clone(), key, fingerprint, signer)),
-                }
-            }
-            if checks.is_empty() {
-                bail!(
-                    "the signature {from} was made by key {}, which is not trusted \
-                     (trusted: {}; add a key with --keyring)",
-                    untrusted.join(", "),
-                    trust.fingerprints().join(", ")
-                );
-            }
-            for (sig, key, fingerprint, signer) in checks {
-                pgp.push(PgpCheck::spawn(sig, key, fingerprint, signer));
-            }
-        }
+        let pgp = signature_checks(expect, trust)?
+            .into_iter()
+            .map(|(sig, key, fingerprint, signer)| PgpCheck::spawn(sig, key, fingerprint, signer))
+            .collect();
         Ok(StreamVerifier {
             hasher: Sha256::new(),
             expected: expect.sha256.clone(),
             pgp,
-            source,
+            source: expect
+                .signature
+                .as_ref()
+                .map(|(_, from)| from.clone())
+                .unwrap_or_default(),
             identity: expect.identity.clone(),
         })
     }
@@ -208,6 +178,53 @@ impl StreamVerifier {
             verified_by,
         })
     }
+}
+
+/// A signature packet by a trusted key that must verify over the data, with the key that
+/// checks it, the trusted primary's fingerprint and a description of the signer.
+type SignatureCheck = (Signature, Box<SigningKey>, String, String);
+
+/// Applies the signature policy to every packet of `expect`'s signature: fails when one by a
+/// trusted key is refused or none is by a trusted key; otherwise the packets to verify.
+fn signature_checks(expect: &Expectations, trust: &Trust) -> Result<Vec<SignatureCheck>> {
+    let Some((sigs, from)) = &expect.signature else {
+        return Ok(Vec::new());
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
+        .unwrap_or(0);
+    let mut untrusted = Vec::new();
+    let mut checks = Vec::new();
+    for sig in sigs {
+        match trust.judge(sig, now) {
+            Judgement::Untrusted { issuer } => untrusted.push(issuer),
+            Judgement::Refused {
+                fingerprint,
+                reason,
+            } => bail!("the signature {from} by trusted key {fingerprint} is refused: {reason}"),
+            Judgement::Check {
+                key,
+                fingerprint,
+                signer,
+            } => checks.push((sig.clone(), key, fingerprint, signer)),
+        }
+    }
+    if checks.is_empty() {
+        bail!(
+            "the signature {from} was made by key {}, which is not trusted \
+             (trusted: {}; add a key with --keyring)",
+            untrusted.join(", "),
+            trust.fingerprints().join(", ")
+        );
+    }
+    Ok(checks)
+}
+
+/// Fails when `expect`'s signature cannot count whatever the bytes (see
+/// [`StreamVerifier::new`]), before any byte is read.
+pub fn check_signature_policy(expect: &Expectations, trust: &Trust) -> Result<()> {
+    signature_checks(expect, trust).map(|_| ())
 }
 
 impl PgpCheck {
