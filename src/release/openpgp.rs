@@ -131,6 +131,10 @@ impl Trust {
         let mut rejected_subkey = None;
         for trusted in &self.keys {
             let primary = &trusted.key.primary_key;
+            let subkey = trusted.key.public_subkeys.iter().find(|s| issued(&s.key));
+            if !issued(primary) && subkey.is_none() {
+                continue;
+            }
             // The embedded copy's expiry is not applied (see README); every other key's is.
             let self_sig = (!trusted.embedded)
                 .then(|| newest_self_signature(&trusted.key))
@@ -148,7 +152,7 @@ impl Trust {
                 }
                 let key = SigningKey::Primary(primary.clone());
                 (key, primary.created_at(), primary_expires)
-            } else if let Some(sub) = trusted.key.public_subkeys.iter().find(|s| issued(&s.key)) {
+            } else if let Some(sub) = subkey {
                 match bound_signing_subkey(primary, sub, trusted.embedded) {
                     Ok(sub_expires) => {
                         let key = SigningKey::Subkey(sub.key.clone());
