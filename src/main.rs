@@ -346,7 +346,12 @@ fn run_build(args: BuildArgs) -> Result<()> {
         "mm-pkg: {}",
         verified.summary(&tarball.display().to_string(), checks.skip_verify)
     );
+    let recorded = expect
+        .identity
+        .as_ref()
+        .is_some_and(|(_, known)| known.knows(&release, &verified.sha256));
     if !verified.verified_by.is_empty()
+        && !recorded
         && let Err(err) = known::record(&sources.cache_dir, &release, &verified.sha256)
     {
         eprintln!("mm-pkg: warning: cannot record the verified tarball: {err:#}");

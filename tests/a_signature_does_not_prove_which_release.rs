@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::fs;
+
 use common::fixture::Spec;
 use common::mirror::{Mirror, fails, ok, packages_in};
 use common::signing::release_key;
@@ -28,6 +30,9 @@ fn replayed_release_is_refused() {
     );
     assert!(packages_in(&b).is_empty());
 
-    // The genuine 9.11.90 still builds.
+    // The genuine 9.11.90 still builds, and the record holds it once.
     ok(m.build_deb("9.11.90", &m.out("c"), &["--offline"]));
+    let record = fs::read_to_string(m.cache().join("verified-tarballs.tsv")).unwrap();
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    assert_eq!(record, format!("9.11.90\tenterprise\tamd64\t{sha}\n"));
 }

@@ -73,6 +73,13 @@ impl KnownTarballs {
         self.known.extend(tarballs);
     }
 
+    /// True when `sha256` is already known as `release`.
+    pub fn knows(&self, release: &Release, sha256: &str) -> bool {
+        self.known
+            .iter()
+            .any(|k| k.sha256.eq_ignore_ascii_case(sha256) && k.release == *release)
+    }
+
     /// Refuses `sha256` as `release` when it is known as another release.
     pub fn check(&self, release: &Release, sha256: &str) -> Result<()> {
         let other = self
@@ -174,6 +181,8 @@ mod tests {
         record(dir.path(), &release("9.11.90"), &sha).unwrap();
         let known = KnownTarballs::load(&catalog, dir.path()).unwrap();
         known.check(&release("9.11.90"), &sha).unwrap();
+        assert!(known.knows(&release("9.11.90"), &sha));
+        assert!(!known.knows(&release("9.11.91"), &sha));
         let err = known.check(&release("9.11.91"), &sha).unwrap_err();
         assert!(err.to_string().contains("Mattermost 9.11.90"), "{err}");
         known.check(&release("9.11.91"), &"cd".repeat(32)).unwrap();
