@@ -15,6 +15,7 @@ use crate::output::{BuiltPackage, PendingFile, scratch_file, write_sha256sums};
 use crate::package::{EntrySink, ThreadedSink, add_bytes, add_entry};
 use crate::relations::ExtraRelations;
 use crate::release::archive::{EntryKind, Expected, ReleaseEntry, read_release};
+use crate::release::verify::{StreamVerifier, Verified, VerifyingReader};
 use crate::release::{Edition, Release};
 use crate::rpm::spec::SpecHeader;
 use crate::rpm::{RpmMeta, RpmWriter, Scriptlets};
@@ -56,6 +57,8 @@ pub struct BuildReport {
     pub packages: Vec<BuiltPackage>,
     /// `bin/mattermost` contains the version string being packaged (see README).
     pub version_in_server: bool,
+    /// What verified the bytes the build read, when a verifier was given.
+    pub verified: Option<Verified>,
 }
 
 /// Default codec of each format (see README: the fastest one every supported release reads).
@@ -88,14 +91,17 @@ pub fn build(
     tarball: &Path,
     options: &BuildOptions,
 ) -> Result<Vec<BuiltPackage>> {
-    build_with_report(release, tarball, options).map(|report| report.packages)
+    build_verified(release, tarball, options, None).map(|report| report.packages)
 }
 
-/// [`build`], also saying what was learnt about the release.
-pub fn build_with_report(
+/// Like [`build`], and `verifier` checks the very bytes the build reads, in the same pass:
+/// the packages are kept (renamed to their final names) only when its verdict is good. The
+/// report also says what was learnt about the release.
+pub fn build_verified(
     release: &Release,
     tarball: &Path,
     options: &BuildOptions,
+    verifier: Option<StreamVerifier>,
 ) -> Result<BuildReport> {
     if options.formats.is_empty() {
         bail!("no package format requested");
@@ -149,7 +155,8 @@ pub fn build_with_report(
         arch: release.arch,
         require_version: options.strict,
     };
-    let summary = read_release(input, &expected, |entry, data| {
+    let mut input = VerifyingReader::new(input, verifier);
+    let read = read_release(&mut input, &expected, |entry, data| {
         let mut sinks = sinks(&mut deb, &mut rpm);
         let mut mapped = layout.map(entry)?;
         let Some(last) = mapped.pop() else {
@@ -169,7 +176,11 @@ pub fn build_with_report(
             add_entry(&mut sinks, &last, data)
         }
     })
-    .with_context(|| format!("reading {}", tarball.display()))?;
+    .with_context(|| format!("reading {}", tarball.display()));
+    // The verdict on the bytes just read decides first: bytes that fail verification are
+    // reported as such even when they also fail to unpack.
+    let verified = input.finish(&tarball.display().to_string())?;
+    let summary = read?;
 
     context.layout = layout.template_data();
     context.set_license_text(licenses.take()?);
@@ -225,6 +236,7 @@ pub fn build_with_report(
     Ok(BuildReport {
         packages: built,
         version_in_server: summary.version_in_server,
+        verified,
     })
 }
 

@@ -7,17 +7,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use mm_pkg::build::{BuildOptions, build_with_report};
+use mm_pkg::build::{BuildOptions, build_verified};
 use mm_pkg::compress::Compression;
 use mm_pkg::context::Format;
 use mm_pkg::release::archive::version_missing;
 use mm_pkg::release::catalog::Catalog;
-use mm_pkg::release::download::{Checks, Downloader, default_cache_dir, verify_local};
+use mm_pkg::release::download::{Checks, Downloader, default_cache_dir, local_expectations};
 use mm_pkg::release::http::Http;
 use mm_pkg::release::index::DEFAULT_INDEX_URL;
+use mm_pkg::release::known::{self, KnownTarballs};
 use mm_pkg::release::resolve::{Discovery, NetMode, Resolved};
 use mm_pkg::release::spec::{ACCEPTED_FORMS, VersionSpec};
-use mm_pkg::release::verify::Trust;
+use mm_pkg::release::verify::{Expectations, StreamVerifier, Trust};
 use mm_pkg::release::{Arch, DEFAULT_MIRROR, Edition, Release};
 
 mod cli;
@@ -108,7 +109,7 @@ struct ResolveArgs {
     spec: String,
     #[command(flatten)]
     source: SourceArgs,
-    /// Print one JSON object (version, edition, arch, url, sha256, esr).
+    /// Print one JSON object (version, edition, arch, url, sha256, esr, catalogued).
     #[arg(long)]
     json: bool,
 }
@@ -315,13 +316,16 @@ fn run_resolve(args: ResolveArgs) -> Result<()> {
         println!("edition  {}", resolved.edition);
         println!("arch     {}", resolved.arch);
         println!("url      {}", resolved.url);
-        println!(
-            "sha256   {}",
-            resolved
-                .sha256
-                .as_deref()
-                .unwrap_or("unknown (not in the catalog)")
-        );
+        let sha256 = match (&resolved.sha256, resolved.arch) {
+            (Some(sha), _) => sha.clone(),
+            (None, Arch::Arm64) if resolved.catalogued => "none: upstream publishes no arm64 \
+                 checksum; only the OpenPGP signature will be checked"
+                .into(),
+            (None, _) => {
+                "unknown (not in the catalog); only the OpenPGP signature will be checked".into()
+            }
+        };
+        println!("sha256   {sha256}");
     }
     Ok(())
 }
@@ -438,10 +442,10 @@ fn run_build(args: BuildArgs) -> Result<()> {
         );
     }
     let trust = Trust::new(&args.keyring)?;
-    let (tarball, verified) = match &args.tarball {
+    let (tarball, expect) = match &args.tarball {
         Some(path) => (
             path.clone(),
-            verify_local(path, &checks, &trust).map_err(tag(Kind::Verify))?,
+            local_expectations(path, &checks).map_err(tag(Kind::Verify))?,
         ),
         None => {
             let downloader = Downloader {
@@ -453,21 +457,17 @@ fn run_build(args: BuildArgs) -> Result<()> {
             let fetched = downloader
                 .fetch(&release, &resolved.url, &checks)
                 .map_err(tag(Kind::Fetch))?;
-            (fetched.path, fetched.verified)
+            (fetched.path, fetched.expect)
         }
     };
-    if let Some(v) = &verified {
-        let signer = v
-            .signed_by
-            .as_deref()
-            .map(|f| format!(", signed by {f}"))
-            .unwrap_or_default();
-        eprintln!(
-            "mm-pkg: verified {}: SHA-256 {}{signer}",
-            tarball.display(),
-            v.sha256
-        );
-    }
+    // The build checks the bytes it packages, in its one pass over the tarball, and refuses
+    // a tarball known to be another release.
+    let known = KnownTarballs::load(&sources.catalog, &sources.cache_dir)?;
+    let expect = Expectations {
+        identity: Some((release.clone(), known)),
+        ..expect
+    };
+    let verifier = StreamVerifier::new(&expect, &trust)?;
 
     let mut formats = Vec::new();
     for f in &args.format {
@@ -498,12 +498,28 @@ fn run_build(args: BuildArgs) -> Result<()> {
         relations: cli::relations(&args.depends, &args.recommends, &args.suggests)
             .map_err(tag(Kind::Usage))?,
     };
-    let report = build_with_report(&release, &tarball, &options).map_err(tag(Kind::Build))?;
+    let report =
+        build_verified(&release, &tarball, &options, Some(verifier)).map_err(tag(Kind::Build))?;
+    let verified = report.verified.expect("a verifier was given");
+    eprintln!(
+        "mm-pkg: {}",
+        verified.summary(&tarball.display().to_string(), checks.skip_verify)
+    );
     if !report.version_in_server {
         eprintln!(
             "mm-pkg: WARNING: {} (pass --strict to refuse such a release)",
             version_missing(&release.version.to_string())
         );
+    }
+    let recorded = expect
+        .identity
+        .as_ref()
+        .is_some_and(|(_, known)| known.knows(&release, &verified.sha256));
+    if !verified.verified_by.is_empty()
+        && !recorded
+        && let Err(err) = known::record(&sources.cache_dir, &release, &verified.sha256)
+    {
+        eprintln!("mm-pkg: warning: cannot record the verified tarball: {err:#}");
     }
     let built = report.packages;
     if args.json {
@@ -512,13 +528,10 @@ fn run_build(args: BuildArgs) -> Result<()> {
             "version": release.version.to_string(),
             "edition": release.edition,
             "arch": release.arch,
-            "tarball_sha256": match &verified {
-                Some(v) => v.sha256.clone(),
-                None => cli::sha256_of(&tarball)?,
-            },
-            "verified_by": cli::verified_by(&checks, verified.as_ref()),
+            "tarball_sha256": verified.sha256,
+            "verified_by": cli::verified_by(&checks, &verified),
             "tarball": tarball,
-            "signed_by": verified.as_ref().and_then(|v| v.signed_by.clone()),
+            "signed_by": verified.signed_by,
             "packages": built,
             "version_in_server_binary": report.version_in_server,
             "sha256sums": options.output.join("SHA256SUMS"),

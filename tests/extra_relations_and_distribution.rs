@@ -37,7 +37,7 @@ fn relations_reach_both_formats_and_distribution_the_changelog() {
     };
     let depends = field("Depends");
     assert!(
-        depends.starts_with("adduser") && depends.ends_with(", postgresql-client (>= 15), jq"),
+        depends.starts_with("libcap2-bin") && depends.ends_with(", postgresql-client (>= 15), jq"),
         "the template's dependencies stay, the flags' follow: {depends}"
     );
     assert!(field("Recommends").ends_with("nginx"));

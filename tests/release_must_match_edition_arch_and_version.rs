@@ -12,9 +12,13 @@ use std::process::Output;
 use common::fixture::{Spec, write_release};
 use common::{mm_pkg, output, run};
 
-/// Runs `mm-pkg build VERSION --tarball` on the release of `spec` with `args`.
+/// Runs `mm-pkg build VERSION --tarball` on the release of `spec` with `args`. The tarball is
+/// renamed away from upstream's file name, so that what is checked is its content (a file
+/// name that disagrees with the flags is refused before the content is read).
 fn build(spec: &Spec, dir: &Path, args: &[&str]) -> Output {
-    let tarball = write_release(&dir.join("release"), spec);
+    let written = write_release(&dir.join("release"), spec);
+    let tarball = written.with_file_name("release.tar.gz");
+    fs::rename(&written, &tarball).unwrap();
     output(
         mm_pkg()
             .args(["build", &spec.version, "--tarball"])

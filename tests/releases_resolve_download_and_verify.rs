@@ -5,126 +5,14 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use common::fixture::{Spec, write_release};
-use common::server::{Fault, Server};
+use common::mirror::{Mirror, fails, ok, packages_in};
+use common::server::Fault;
 use common::signing::{TestKey, release_key};
 use common::{mm_pkg, output};
-
-/// A fake release server with its index, a keyring trusting the test key, and a cache.
-struct Mirror {
-    server: Server,
-    dir: tempfile::TempDir,
-}
-
-impl Mirror {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("test.asc"), &release_key().armored_public).unwrap();
-        Mirror {
-            server: Server::start(),
-            dir,
-        }
-    }
-
-    /// Serves an index listing final 9.11.90 and 12.0.1 among a draft, a prerelease, an rc
-    /// tag and 200 old releases (three pages of 100).
-    fn with_index(self) -> Self {
-        let mut tags: Vec<(String, bool, bool)> = vec![
-            ("v12.0.1".into(), false, false),
-            ("v9.11.91".into(), true, false),
-            ("v9.11.92".into(), false, true),
-            ("v9.11.93-rc1".into(), false, false),
-            ("v9.11.90".into(), false, false),
-        ];
-        for i in 0..200 {
-            tags.push((format!("v5.{}.{}", i / 10, i % 10), false, false));
-        }
-        let tags: Vec<(&str, bool, bool)> =
-            tags.iter().map(|(t, d, p)| (t.as_str(), *d, *p)).collect();
-        self.server.releases_api("/api/releases", &tags, 100);
-        self
-    }
-
-    /// Publishes the release of `spec` at the upstream path, with a signature by `signer`.
-    fn publish(&self, spec: &Spec, signer: Option<&TestKey>) -> Vec<u8> {
-        let path = write_release(&self.dir.path().join("src"), spec);
-        let bytes = fs::read(path).unwrap();
-        let url = self.tarball_path(spec);
-        self.server.route(&url, bytes.clone());
-        if let Some(key) = signer {
-            self.server.route(&format!("{url}.sig"), key.sign(&bytes));
-        }
-        bytes
-    }
-
-    fn tarball_path(&self, spec: &Spec) -> String {
-        format!("/{}/{}", spec.version, spec.tarball_name())
-    }
-
-    fn cache(&self) -> PathBuf {
-        self.dir.path().join("cache")
-    }
-
-    fn out(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// `mm-pkg <args>` pointed at this mirror, index, keyring and cache.
-    fn run(&self, args: &[&str]) -> Output {
-        let mut cmd = mm_pkg();
-        cmd.args(args)
-            .arg("--mirror")
-            .arg(&self.server.base)
-            .arg("--index-url")
-            .arg(format!("{}/api/releases", self.server.base))
-            .arg("--cache-dir")
-            .arg(self.cache())
-            .env_remove("GITHUB_TOKEN");
-        if args[0] == "build" {
-            cmd.arg("--keyring").arg(self.dir.path().join("test.asc"));
-        }
-        output(&mut cmd)
-    }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn ok(out: Output) -> String {
-    let t = text(&out);
-    assert!(out.status.success(), "mm-pkg failed:\n{t}");
-    t
-}
-
-fn fails(out: Output) -> String {
-    let t = text(&out);
-    assert!(
-        !out.status.success(),
-        "mm-pkg succeeded but should not have:\n{t}"
-    );
-    t
-}
-
-fn packages_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .map(|d| {
-            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.retain(|n| n.ends_with(".deb") || n.ends_with(".rpm"));
-    names.sort();
-    names
-}
 
 #[test]
 fn catalog_alone_resolves_ranges_and_esr() {
@@ -290,16 +178,7 @@ fn server_errors_drops_and_stalls_are_retried_and_resumed() {
     m.server.fault(&path, Fault::DropAfter(bytes.len() / 2));
     m.server.fault(&path, Fault::Delay(Duration::from_secs(3)));
     let out = m.out("dist");
-    ok(m.run(&[
-        "build",
-        "9.11.90",
-        "--format",
-        "deb",
-        "--timeout",
-        "1",
-        "-o",
-        out.to_str().unwrap(),
-    ]));
+    ok(m.build_deb("9.11.90", &out, &["--timeout", "1"]));
     assert_eq!(packages_in(&out), ["mattermost_9.11.90-1_amd64.deb"]);
     let hits = m.server.hits_to(&path);
     let gets: Vec<_> = hits.iter().filter(|h| !h.url.ends_with(".sig")).collect();
@@ -352,7 +231,10 @@ fn wrong_bytes_are_deleted_and_both_hashes_shown() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert!(
-        left.iter().all(|n| n.to_string_lossy().ends_with(".sig")),
+        left.iter().all(|n| {
+            let n = n.to_string_lossy();
+            n.ends_with(".sig") || n.ends_with(".lock")
+        }),
         "download not deleted: {left:?}"
     );
     assert!(packages_in(&m.out("d")).is_empty());
@@ -452,14 +334,7 @@ fn a_tampered_cache_entry_is_verified_again_and_replaced() {
     let m = Mirror::new();
     let spec = Spec::new("9.11.90");
     let bytes = m.publish(&spec, Some(release_key()));
-    ok(m.run(&[
-        "build",
-        "9.11.90",
-        "--format",
-        "deb",
-        "-o",
-        m.out("a").to_str().unwrap(),
-    ]));
+    ok(m.build_deb("9.11.90", &m.out("a"), &[]));
     let cached = m.cache().join("9.11.90").join(spec.tarball_name());
     let mut evil = bytes.clone();
     evil[100] ^= 0xff;
@@ -475,14 +350,7 @@ fn a_tampered_cache_entry_is_verified_again_and_replaced() {
         err.contains("failed verification") && err.contains("--offline"),
         "{err}"
     );
-    ok(m.run(&[
-        "build",
-        "9.11.90",
-        "--format",
-        "deb",
-        "-o",
-        m.out("c").to_str().unwrap(),
-    ]));
+    ok(m.build_deb("9.11.90", &m.out("c"), &[]));
     assert_eq!(fs::read(&cached).unwrap(), bytes);
     let _ = Command::new("true").status();
 }

@@ -27,26 +27,16 @@ pub const EXIT_STATUS_HELP: &str = "Exit status: 0 success, 1 failure (nothing m
 verification or build failed), 2 usage error (unknown flag, invalid value). With --json a \
 failure also prints {\"error\": \"...\", \"kind\": \"...\"} on stdout.";
 
-/// SHA-256 of the file at `path`, for `build --json` when no check hashed the tarball.
-pub fn sha256_of(path: &std::path::Path) -> anyhow::Result<String> {
-    use anyhow::Context;
-    use sha2::{Digest, Sha256};
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).with_context(|| format!("reading {}", path.display()))?;
-    Ok(hex::encode(hasher.finalize()))
-}
-
-/// `verified_by` in `build --json`: which checks the tarball passed, among `catalog`,
-/// `sha256` (the `--sha256` flag) and `signature`; empty when it was not verified.
+/// `verified_by` in `build --json`: which checks the bytes the build read passed, among
+/// `catalog`, `sha256` (the `--sha256` flag) and `signature`; empty when nothing was verified
+/// (no expectation, or `--insecure-skip-verify`).
 pub fn verified_by(
     checks: &mm_pkg::release::download::Checks,
-    verified: Option<&mm_pkg::release::verify::Verified>,
+    verified: &mm_pkg::release::verify::Verified,
 ) -> Vec<&'static str> {
-    let Some(verified) = verified else {
+    if verified.verified_by.is_empty() {
         return Vec::new();
-    };
+    }
     let mut by: Vec<&'static str> = checks
         .sha256
         .iter()

@@ -1,8 +1,9 @@
 //! Downloads into the cache: the signature first, then the tarball streamed into a `.part`
-//! file and verified while it arrives; resumed with a Range request when the connection
-//! drops; renamed to its final name only when complete and verified.
+//! file, resumed with a Range request when the connection drops, verified from the file and
+//! renamed to its final name only then. A lock file per entry keeps concurrent builds that
+//! share a cache from writing the same `.part`.
 
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::thread::sleep;
@@ -14,9 +15,8 @@ use reqwest::header::{CONTENT_LENGTH, RANGE};
 
 use super::Release;
 use super::http::{FIRST_BACKOFF, Http, HttpError};
-use super::verify::{
-    Expectations, StreamVerifier, Trust, Verified, feed_file, parse_signature, verify_file,
-};
+use super::verify::{Expectations, Trust, check_signature_policy, parse_signatures, verify_file};
+use pgp::packet::Signature;
 
 /// The cache directory: `$XDG_CACHE_HOME/mm-pkg`, else `~/.cache/mm-pkg`.
 pub fn default_cache_dir() -> PathBuf {
@@ -40,13 +40,13 @@ pub struct Checks {
     pub skip_verify: bool,
 }
 
-/// A tarball in the cache.
+/// A tarball in the cache, verified when it was put there or found there.
 #[derive(Debug, Clone)]
 pub struct Fetched {
     /// Its path.
     pub path: PathBuf,
-    /// What verification established (`None` when skipped).
-    pub verified: Option<Verified>,
+    /// What it must match: the build checks these again on the bytes it reads.
+    pub expect: Expectations,
 }
 
 /// Fetches releases into the cache.
@@ -62,13 +62,21 @@ pub struct Downloader<'a> {
 }
 
 impl Downloader<'_> {
-    /// The verified tarball of `release` from `url`, downloading it unless a cached copy
-    /// verifies again.
+    /// The tarball of `release` from `url` in the cache, downloading it unless a cached copy
+    /// verifies. One process at a time works on a cache entry (a lock file beside it): a
+    /// second build of the same release waits, then uses what the first downloaded.
     pub fn fetch(&self, release: &Release, url: &str, checks: &Checks) -> Result<Fetched> {
         let dir = self.cache_dir.join(release.version.to_string());
         fs::create_dir_all(&dir)
             .with_context(|| format!("creating cache directory {}", dir.display()))?;
         let path = dir.join(release.tarball_name());
+        let _lock = lock_entry(&dir.join(format!("{}.lock", release.tarball_name())))?;
+        if self.offline && !path.is_file() {
+            bail!(
+                "{release} is not in the cache ({}); run once without --offline",
+                path.display()
+            );
+        }
         let expect = match checks.skip_verify {
             true => Expectations::default(),
             false => {
@@ -90,24 +98,21 @@ impl Downloader<'_> {
                 Expectations {
                     sha256: checks.sha256.clone(),
                     signature,
+                    identity: None,
                 }
             }
         };
 
+        // A signature that cannot count (untrusted, refused class or digest, expired key) is
+        // not the cached tarball's fault: say so before deleting or downloading anything.
+        check_signature_policy(&expect, self.trust)?;
         if path.is_file() {
-            if checks.skip_verify {
-                return Ok(Fetched {
-                    path,
-                    verified: None,
-                });
+            if expect.is_empty() {
+                // Nothing to check (--insecure-skip-verify, or unsigned and uncatalogued).
+                return Ok(Fetched { path, expect });
             }
             match verify_file(&path, &expect, self.trust) {
-                Ok(verified) => {
-                    return Ok(Fetched {
-                        path,
-                        verified: Some(verified),
-                    });
-                }
+                Ok(_) => return Ok(Fetched { path, expect }),
                 Err(err) => {
                     eprintln!(
                         "mm-pkg: cached {} failed verification ({err:#}); removing it",
@@ -115,77 +120,82 @@ impl Downloader<'_> {
                     );
                     fs::remove_file(&path)
                         .with_context(|| format!("removing {}", path.display()))?;
+                    if self.offline {
+                        bail!(
+                            "{release} is no longer in the cache ({}); run once without --offline",
+                            path.display()
+                        );
+                    }
                 }
             }
         }
-        if self.offline {
-            bail!(
-                "{release} is not in the cache ({}) and --offline forbids downloading it",
-                path.display()
-            );
-        }
         let part = dir.join(format!("{}.part", release.tarball_name()));
-        let verified = self.download(release, url, &part, &expect)?;
+        self.download(release, url, &part)?;
+        // Verify the file that is renamed into place, not the stream that filled it.
+        if !expect.is_empty()
+            && let Err(err) = verify_file(&part, &expect, self.trust)
+        {
+            let _ = fs::remove_file(&part);
+            return Err(err.context(format!("the download from {url} was deleted")));
+        }
         fs::rename(&part, &path)
             .with_context(|| format!("renaming {} to {}", part.display(), path.display()))?;
-        Ok(Fetched {
-            path,
-            verified: (!checks.skip_verify).then_some(verified),
-        })
+        Ok(Fetched { path, expect })
     }
 
-    /// The detached signature for the tarball at `path`: cached beside it, or fetched.
-    fn signature(
-        &self,
-        url: &str,
-        path: &Path,
-    ) -> Result<Option<(pgp::packet::Signature, String)>> {
+    /// The detached signature for the tarball at `path`: cached beside it (and named by
+    /// that path), or fetched (and named by its URL). A cached file that is not a signature
+    /// is deleted and fetched again.
+    fn signature(&self, url: &str, path: &Path) -> Result<Option<(Vec<Signature>, String)>> {
         let sig_url = format!("{url}.sig");
         let sig_path = path.with_file_name(format!(
             "{}.sig",
             path.file_name().unwrap_or_default().to_string_lossy()
         ));
-        let bytes = if sig_path.is_file() {
-            fs::read(&sig_path).with_context(|| format!("reading {}", sig_path.display()))?
-        } else if self.offline {
+        if sig_path.is_file() {
+            let bytes =
+                fs::read(&sig_path).with_context(|| format!("reading {}", sig_path.display()))?;
+            match parse_signatures(&bytes) {
+                Ok(sigs) => return Ok(Some((sigs, sig_path.display().to_string()))),
+                Err(err) if self.offline => bail!(
+                    "the cached signature {} is unusable ({err:#}); delete it or run without --offline",
+                    sig_path.display()
+                ),
+                Err(err) => {
+                    eprintln!(
+                        "mm-pkg: the cached signature {} is unusable ({err:#}); fetching it again",
+                        sig_path.display()
+                    );
+                    fs::remove_file(&sig_path)
+                        .with_context(|| format!("removing {}", sig_path.display()))?;
+                }
+            }
+        }
+        if self.offline {
             return Ok(None);
-        } else {
-            let response = match self.http.send(&sig_url, || self.http.get(&sig_url)) {
-                Ok(r) => r,
-                Err(HttpError::NotFound { .. }) => return Ok(None),
-                Err(err) => bail!("fetching the signature: {err}"),
-            };
-            let bytes = response
-                .bytes()
-                .with_context(|| format!("reading {sig_url}"))?
-                .to_vec();
-            parse_signature(&bytes).with_context(|| format!("the signature at {sig_url}"))?;
-            fs::write(&sig_path, &bytes)
-                .with_context(|| format!("writing {}", sig_path.display()))?;
-            bytes
+        }
+        let response = match self.http.send(&sig_url, || self.http.get(&sig_url)) {
+            Ok(r) => r,
+            Err(HttpError::NotFound { .. }) => return Ok(None),
+            Err(err) => bail!("fetching the signature: {err}"),
         };
-        let sig = parse_signature(&bytes)
-            .with_context(|| format!("the signature {}", sig_path.display()))?;
-        Ok(Some((sig, sig_url)))
+        let bytes = super::http::read_body(response, &sig_url, MAX_SIGNATURE)?;
+        let sigs =
+            parse_signatures(&bytes).with_context(|| format!("the signature at {sig_url}"))?;
+        let tmp = sig_path.with_extension("sig.part");
+        fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        fs::rename(&tmp, &sig_path)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), sig_path.display()))?;
+        Ok(Some((sigs, sig_url)))
     }
 
-    /// Streams `url` into `part`, resuming after dropped connections, and verifies it.
-    fn download(
-        &self,
-        release: &Release,
-        url: &str,
-        part: &Path,
-        expect: &Expectations,
-    ) -> Result<Verified> {
-        let mut verifier = StreamVerifier::new(expect, self.trust)?;
-        let mut have = 0u64;
-        if part.is_file() {
-            // A previous run was interrupted: its bytes are verified from the file, the rest resumed.
-            feed_file(part, &mut verifier)?;
-            have = fs::metadata(part)
-                .with_context(|| format!("reading {}", part.display()))?
-                .len();
-        }
+    /// Streams `url` into `part`, resuming after dropped connections.
+    fn download(&self, release: &Release, url: &str, part: &Path) -> Result<()> {
+        let mut have = match fs::metadata(part) {
+            // A previous run was interrupted: resume after its bytes.
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        };
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -205,7 +215,7 @@ impl Downloader<'_> {
             };
             let mut response = match self.http.send(url, request) {
                 Ok(r) => r,
-                Err(HttpError::NotFound { .. }) => bail!("{release} is not published at {url}"),
+                Err(HttpError::NotFound { url: at }) => bail!("{release} is not published at {at}"),
                 Err(HttpError::Status { status, .. })
                     if status == StatusCode::RANGE_NOT_SATISFIABLE =>
                 {
@@ -213,12 +223,16 @@ impl Downloader<'_> {
                 }
                 Err(err) => bail!("downloading {release}: {err}"),
             };
-            if have > 0 && response.status() != StatusCode::PARTIAL_CONTENT {
-                // The server ignored the range: start over.
+            super::http::check_encoding(&response, url)?;
+            if have > 0 && !super::http::resumes_at(&response, have) {
+                // The server ignored the range (200) or answered another one: start over.
                 file.set_len(0)
                     .with_context(|| format!("truncating {}", part.display()))?;
-                verifier = StreamVerifier::new(expect, self.trust)?;
                 have = 0;
+                if response.status() == StatusCode::PARTIAL_CONTENT {
+                    progress.note("the server answered another range than asked; starting over");
+                    continue;
+                }
             }
             let length = response
                 .headers()
@@ -233,7 +247,6 @@ impl Downloader<'_> {
                     Ok(n) => {
                         file.write_all(&buf[..n])
                             .with_context(|| format!("writing {}", part.display()))?;
-                        verifier.update(&buf[..n]);
                         have += n as u64;
                         progress.set(have);
                     }
@@ -255,16 +268,37 @@ impl Downloader<'_> {
         }
         file.sync_all()
             .with_context(|| format!("writing {}", part.display()))?;
-        drop(file);
         progress.finish(have);
-        match verifier.finish(&release.tarball_name()) {
-            Ok(verified) => Ok(verified),
-            Err(err) => {
-                let _ = fs::remove_file(part);
-                Err(err.context(format!("the download from {url} was deleted")))
-            }
+        Ok(())
+    }
+}
+
+/// The largest `.sig` file accepted (upstream's are a few hundred bytes).
+const MAX_SIGNATURE: u64 = 1 << 20;
+
+/// Takes the lock of one cache entry, waiting (and saying so) while another process holds it.
+fn lock_entry(path: &Path) -> Result<File> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("opening lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => return Ok(file),
+        Err(TryLockError::WouldBlock) => {
+            eprintln!(
+                "mm-pkg: another mm-pkg is working on {}; waiting for it",
+                path.display()
+            );
+        }
+        Err(TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", path.display()));
         }
     }
+    file.lock()
+        .with_context(|| format!("locking {}", path.display()))?;
+    Ok(file)
 }
 
 /// A progress bar on a terminal, plain lines otherwise (CI logs).
@@ -323,23 +357,17 @@ impl Progress {
     }
 }
 
-/// Verifies a local tarball given with `--tarball`: against `checks.sha256`, and against a
-/// `.sig` file beside it when there is one. Warns when nothing can be checked.
-pub fn verify_local(path: &Path, checks: &Checks, trust: &Trust) -> Result<Option<Verified>> {
+/// What a local tarball given with `--tarball` must match: `checks.sha256` and the `.sig`
+/// file beside it when there is one. Nothing is read from the tarball here: the build checks
+/// these on the bytes it reads (a FIFO or a file being rewritten cannot show other bytes to
+/// the check than to the build).
+pub fn local_expectations(path: &Path, checks: &Checks) -> Result<Expectations> {
     if checks.skip_verify {
-        return Ok(None);
+        return Ok(Expectations::default());
     }
-    let expect = Expectations {
+    Ok(Expectations {
         sha256: checks.sha256.clone(),
         signature: super::verify::signature_beside(path)?,
-    };
-    if expect.is_empty() {
-        eprintln!(
-            "mm-pkg: warning: {} is UNVERIFIED: the catalog does not list it, no --sha256 was given \
-             and no .sig lies beside it",
-            path.display()
-        );
-        return Ok(None);
-    }
-    verify_file(path, &expect, trust).map(Some)
+        identity: None,
+    })
 }

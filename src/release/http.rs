@@ -5,8 +5,13 @@ use std::fmt;
 use std::thread::sleep;
 use std::time::Duration;
 
+use std::io::Read;
+
+use anyhow::{Context, bail};
 use reqwest::StatusCode;
 use reqwest::blocking::{Client, RequestBuilder, Response};
+use reqwest::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_RANGE, HeaderMap, HeaderValue};
+use reqwest::redirect::{Attempt, Policy};
 
 /// How many times one request is tried.
 pub const ATTEMPTS: u32 = 4;
@@ -83,10 +88,15 @@ pub struct Http {
 impl Http {
     /// A client whose connects and reads each time out after `timeout`.
     pub fn new(timeout: Duration) -> anyhow::Result<Self> {
+        let mut headers = HeaderMap::new();
+        // The bytes verified must be the bytes published: no transfer compression.
+        headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
         let client = Client::builder()
             .connect_timeout(timeout)
             .timeout(timeout)
             .user_agent(concat!("mm-pkg/", env!("CARGO_PKG_VERSION")))
+            .default_headers(headers)
+            .redirect(redirect_policy())
             .build()?;
         Ok(Http {
             client,
@@ -120,7 +130,7 @@ impl Http {
                 Ok(resp) if resp.status().is_success() => return Ok(resp),
                 Ok(resp) => {
                     let status = resp.status();
-                    let url = url.to_string();
+                    let url = with_redirect(url, resp.url());
                     match status {
                         StatusCode::NOT_FOUND => return Err(HttpError::NotFound { url }),
                         StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS => {
@@ -131,10 +141,19 @@ impl Http {
                     }
                 }
                 Err(err) => {
-                    last = Some(HttpError::Network {
-                        url: url.to_string(),
+                    let url = match err.url() {
+                        Some(at) => with_redirect(url, at),
+                        None => url.to_string(),
+                    };
+                    let network = HttpError::Network {
+                        url,
                         message: describe(&err),
-                    })
+                    };
+                    // A refused redirect does not get better by asking again.
+                    if err.is_redirect() {
+                        return Err(network);
+                    }
+                    last = Some(network)
                 }
             }
         }
@@ -162,4 +181,107 @@ pub fn describe(err: &reqwest::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// At most this many redirects are followed.
+const MAX_REDIRECTS: usize = 10;
+
+/// Follows redirects, but never from https to http.
+fn redirect_policy() -> Policy {
+    Policy::custom(|attempt: Attempt<'_>| {
+        match refuse_redirect(attempt.previous(), attempt.url()) {
+            Some(why) => attempt.error(why),
+            None => attempt.follow(),
+        }
+    })
+}
+
+/// Why a redirect to `next`, after the URLs in `previous`, is not followed: a downgrade
+/// from https to anything else, or too many redirects.
+fn refuse_redirect(previous: &[reqwest::Url], next: &reqwest::Url) -> Option<String> {
+    if previous.iter().any(|u| u.scheme() == "https") && next.scheme() != "https" {
+        return Some(format!("refused a redirect from https to {next}"));
+    }
+    if previous.len() > MAX_REDIRECTS {
+        return Some(format!("more than {MAX_REDIRECTS} redirects"));
+    }
+    None
+}
+
+/// `url`, and where redirects led when that is somewhere else.
+fn with_redirect(url: &str, at: &reqwest::Url) -> String {
+    match at.as_str() == url {
+        true => url.to_string(),
+        false => format!("{url} (redirected to {at})"),
+    }
+}
+
+/// Refuses a response whose body is compressed or otherwise transformed: mm-pkg asks for
+/// the identity encoding, and only the published bytes verify.
+pub fn check_encoding(response: &Response, url: &str) -> anyhow::Result<()> {
+    let Some(encoding) = response.headers().get(CONTENT_ENCODING) else {
+        return Ok(());
+    };
+    let encoding = String::from_utf8_lossy(encoding.as_bytes()).into_owned();
+    if !encoding.trim().eq_ignore_ascii_case("identity") {
+        bail!(
+            "{}: the server sent the body with Content-Encoding `{encoding}` although mm-pkg \
+             asked for the identity encoding; a proxy or mirror is transforming the download",
+            with_redirect(url, response.url())
+        );
+    }
+    Ok(())
+}
+
+/// True when `response` is a 206 whose `Content-Range` starts exactly at `have` (so its
+/// body continues a `.part` file of that length).
+pub fn resumes_at(response: &Response, have: u64) -> bool {
+    if response.status() != StatusCode::PARTIAL_CONTENT {
+        return false;
+    }
+    let Some(range) = response
+        .headers()
+        .get(CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    range
+        .strip_prefix("bytes ")
+        .and_then(|r| r.split_once('-'))
+        .and_then(|(start, _)| start.trim().parse::<u64>().ok())
+        == Some(have)
+}
+
+/// The whole body of a small response (a signature, an index page), at most `limit` bytes.
+pub fn read_body(response: Response, url: &str, limit: u64) -> anyhow::Result<Vec<u8>> {
+    check_encoding(&response, url)?;
+    let mut bytes = Vec::new();
+    response
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {url}"))?;
+    if bytes.len() as u64 > limit {
+        bail!("{url}: the answer is larger than {limit} bytes");
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirects_never_downgrade_from_https() {
+        let url = |u: &str| reqwest::Url::parse(u).unwrap();
+        let https = [url("https://releases.mattermost.com/9.11.18/x.tar.gz")];
+        let why = refuse_redirect(&https, &url("http://mirror.example/x.tar.gz"));
+        assert!(why.is_some_and(|w| w.contains("from https to http://mirror.example/")));
+        assert!(refuse_redirect(&https, &url("https://cdn.example/x.tar.gz")).is_none());
+        let http = [url("http://127.0.0.1:1/x")];
+        assert!(refuse_redirect(&http, &url("http://127.0.0.1:2/x")).is_none());
+        // Once on https, a later hop cannot go back to http either.
+        let chain = [url("http://a.example/x"), url("https://b.example/x")];
+        assert!(refuse_redirect(&chain, &url("http://c.example/x")).is_some());
+    }
 }

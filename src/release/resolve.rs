@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::catalog::Catalog;
 use super::http::Http;
 use super::spec::VersionSpec;
-use super::{Arch, Edition, Release, Version, index};
+use super::{Arch, DEFAULT_MIRROR, Edition, Release, Version, index};
 
 /// How much network discovery may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +48,8 @@ pub struct Resolved {
     pub sha256: Option<String>,
     /// Extended Support Release.
     pub esr: bool,
+    /// The catalog lists this version and edition (for linux-amd64 only).
+    pub catalogued: bool,
 }
 
 /// Where versions come from.
@@ -166,18 +168,29 @@ impl Discovery<'_> {
     }
 
     /// What is known about `release`: URL below `mirror`, catalogued hash and ESR flag.
+    /// The catalog's URL is used where it has one (some early releases were published
+    /// under other names, e.g. `mattermost-enterprise-2.1.0-linux-amd64.tar.gz`), moved
+    /// below `mirror`.
     pub fn describe(&self, release: &Release, mirror: &str) -> Resolved {
         let entry = self.catalog.get(&release.version, release.edition);
+        let url = match entry {
+            Some(e) if release.arch == Arch::Amd64 => match e.url.strip_prefix(DEFAULT_MIRROR) {
+                Some(path) => format!("{}{path}", mirror.trim_end_matches('/')),
+                None => e.url.clone(),
+            },
+            _ => release.url(mirror),
+        };
         Resolved {
             version: release.version.to_string(),
             edition: release.edition,
             arch: release.arch,
-            url: release.url(mirror),
+            url,
             sha256: self
                 .catalog
                 .sha256(&release.version, release.edition, release.arch)
                 .map(str::to_string),
             esr: entry.is_some_and(|e| e.esr),
+            catalogued: entry.is_some(),
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod fixture;
 pub mod lifecycle;
+pub mod mirror;
 pub mod server;
 pub mod signing;
 
@@ -71,10 +72,18 @@ pub fn output(cmd: &mut Command) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
-/// The mm-pkg binary under test, with a fixed SOURCE_DATE_EPOCH.
+/// The mm-pkg binary under test, with a fixed SOURCE_DATE_EPOCH and a cache of its own
+/// (`XDG_CACHE_HOME`): runs never share the user's cache, nor mm-pkg's record of verified
+/// tarballs, unless a test passes `--cache-dir` itself.
 pub fn mm_pkg() -> Command {
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("xdg-cache")
+        .join(format!("{}-{run}", std::process::id()));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mm-pkg"));
-    cmd.env("SOURCE_DATE_EPOCH", "1764000000");
+    cmd.env("SOURCE_DATE_EPOCH", "1764000000")
+        .env("XDG_CACHE_HOME", cache);
     cmd
 }
 

@@ -18,6 +18,12 @@ pub enum Fault {
     DropAfter(usize),
     /// Wait this long before answering.
     Delay(Duration),
+    /// Answer as usual with this extra header (name, value).
+    Header(&'static str, &'static str),
+    /// Answer 206 with the body from this offset, whatever range was asked for.
+    RangeFrom(usize),
+    /// Answer 302 with this `Location`.
+    Redirect(String),
 }
 
 /// One logged request.
@@ -29,6 +35,8 @@ pub struct Hit {
     pub range: Option<String>,
     /// The Authorization header, if any.
     pub authorization: Option<String>,
+    /// The Accept-Encoding header, if any.
+    pub accept_encoding: Option<String>,
 }
 
 #[derive(Default)]
@@ -143,6 +151,7 @@ fn handle(request: tiny_http::Request, state: &Arc<Mutex<State>>) {
             url: url.clone(),
             range: range.clone(),
             authorization: header("Authorization"),
+            accept_encoding: header("Accept-Encoding"),
         });
         let fault = s.faults.get_mut(&url).and_then(|q| q.pop_front());
         (s.routes.get(&url).cloned(), fault)
@@ -158,12 +167,21 @@ fn handle(request: tiny_http::Request, state: &Arc<Mutex<State>>) {
         let _ = request.respond(tiny_http::Response::empty(code));
         return;
     }
-    let start = range
+    if let Some(Fault::Redirect(location)) = &fault {
+        let header = tiny_http::Header::from_bytes("Location", location.as_bytes()).unwrap();
+        let _ = request.respond(tiny_http::Response::empty(302).with_header(header));
+        return;
+    }
+    let forced = match &fault {
+        Some(Fault::RangeFrom(n)) => Some((*n).min(body.len())),
+        _ => None,
+    };
+    let start = forced.or(range
         .as_deref()
         .and_then(|r| r.strip_prefix("bytes="))
         .and_then(|r| r.strip_suffix('-'))
         .and_then(|n| n.parse::<usize>().ok())
-        .filter(|n| *n <= body.len());
+        .filter(|n| *n <= body.len()));
     let (status, slice) = match start {
         Some(n) => (206, &body[n..]),
         None => (200, &body[..]),
@@ -183,6 +201,9 @@ fn handle(request: tiny_http::Request, state: &Arc<Mutex<State>>) {
             body.len().saturating_sub(1),
             body.len()
         ));
+    }
+    if let Some(Fault::Header(name, value)) = &fault {
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
     let limit = match fault {
