@@ -25,15 +25,22 @@ mm_systemd_running() {
 }
 
 # Runs "$@" as the service account, whenever a script works inside the data directory:
-# util-linux's setpriv (Debian and RHEL alike) with the account's own ids and groups, no new
-# privileges, a clean environment, from /. The account's own file operations follow
-# symlinks (an admin's data/ on another disk keeps working) with the account's rights only.
+# util-linux's runuser (Debian and RHEL alike; its own ids and groups, no way back to root),
+# or setpriv where runuser is missing, with a clean environment, from /. The account's own
+# file operations follow symlinks (an admin's data/ on another disk keeps working) with the
+# account's rights only. (runuser first: the setpriv of Debian 11 cannot drop capabilities
+# on current kernels.)
 mm_as_service() {
     (
-        cd / &&
+        cd / || exit 1
+        if command -v runuser >/dev/null 2>&1; then
+            env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C \
+                runuser -u "$MM_USER" -- "$@"
+        else
             env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C \
                 setpriv --reuid="$(id -u "$MM_USER")" --regid="$(id -g "$MM_USER")" \
                 --init-groups --no-new-privs -- "$@"
+        fi
     )
 }
 
