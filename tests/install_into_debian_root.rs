@@ -310,3 +310,39 @@ fn rpm_installs_into_debian_12_with_rpm_root() {
     assert!(!root.join("opt/mattermost/bin/mattermost").exists());
     assert_eq!(fs::read_to_string(&config).unwrap(), "{\"edited\": true}\n");
 }
+
+/// The sysusers.d entry both packages ship creates the same account with systemd-sysusers
+/// (the scripts use it where it exists; RPM >= 4.19 derives `user()` provides from it).
+#[test]
+fn sysusers_entry_creates_the_account() {
+    if !have("dpkg-deb") || !have("systemd-sysusers") {
+        return;
+    }
+    let Some(root) = debian_root() else { return };
+    let root = root.path();
+    let built = build(&Spec::new("9.11.90"), &["--format", "deb"]);
+    let tree = tempfile::tempdir().unwrap();
+    common::run(
+        Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(built.deb.as_ref().unwrap())
+            .arg(tree.path()),
+    );
+    let conf = tree.path().join("usr/lib/sysusers.d/mattermost.conf");
+    let out = common::run(
+        Command::new("systemd-sysusers")
+            .arg(format!("--root={}", root.display()))
+            .arg(&conf),
+    );
+    let passwd = chroot_ok(root, &["getent", "passwd", "mattermost"]);
+    let fields: Vec<&str> = passwd.trim().split(':').collect();
+    assert_eq!(fields[5], "/opt/mattermost-daten", "{passwd} {out}");
+    assert_eq!(fields[6], "/usr/sbin/nologin");
+    assert!(fields[2].parse::<u32>().unwrap() < 1000, "{passwd}");
+    let group = chroot_ok(root, &["getent", "group", "mattermost"]);
+    assert_eq!(
+        group.split(':').nth(2),
+        Some(fields[3]),
+        "the user's group is mattermost"
+    );
+}

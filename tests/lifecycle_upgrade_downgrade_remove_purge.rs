@@ -186,6 +186,11 @@ fn matrix(suite: &str, format: Format) {
         !root.join("opt/mattermost/client/plugins").exists(),
         "server-made bundles go with the program"
     );
+    assert!(
+        !root.join("usr/libexec/mattermost").exists(),
+        "the package owns its libexec directory, which goes with it"
+    );
+    assert!(!root.join("usr/lib/sysusers.d/mattermost.conf").exists());
 }
 
 #[test]
