@@ -15,10 +15,13 @@ use serde::Serialize;
 
 /// Shell functions shared by all maintainer scripts, used as the partial `{{> functions.sh}}`.
 pub const FUNCTIONS: &str = "functions.sh";
+/// The migration functions, a partial of [`FUNCTIONS`].
+pub const MIGRATION: &str = "migration.sh";
 
 /// Every template by file name, with its embedded default.
 pub const DEFAULTS: &[(&str, &str)] = &[
     (FUNCTIONS, include_str!("../templates/functions.sh")),
+    (MIGRATION, include_str!("../templates/migration.sh")),
     (
         "mattermost.service",
         include_str!("../systemd/mattermost.service"),

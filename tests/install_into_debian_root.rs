@@ -1,4 +1,4 @@
-//! The packages install for real into a Debian 12 root: `chroot dpkg -i` for the .deb,
+//! The packages install for real into Debian 11, 12 and 13 roots: `chroot dpkg -i` for the .deb,
 //! `rpm --root -i` for the .rpm. After either, the system account, the data directories,
 //! the symlinks, the capability, the seeded config and the unit are in place.
 
@@ -11,7 +11,7 @@ use std::process::Command;
 
 use common::fixture::{Spec, default_config};
 use common::lifecycle::{Format, ok};
-use common::{build, chroot_ok, copy_into, debian_root, have};
+use common::{build, chroot_ok, copy_into, debian_root, debian_root_of, have};
 
 /// Owner, group and octal mode of `path` inside `root`.
 fn stat(root: &Path, path: &str) -> String {
@@ -147,10 +147,28 @@ fn assert_local_socket_is_shared(root: &Path, unit: &str) {
 
 #[test]
 fn deb_installs_into_debian_12() {
+    deb_install_reinstall_purge("bookworm");
+}
+
+/// Debian 13: newer dpkg, apt with sqv, systemd 257.
+#[test]
+fn deb_installs_into_debian_13() {
+    deb_install_reinstall_purge("trixie");
+}
+
+/// Debian 11: its dpkg reads no zstd, so the default (gzip) .deb must install there.
+#[test]
+fn deb_installs_into_debian_11() {
+    deb_install_reinstall_purge("bullseye");
+}
+
+fn deb_install_reinstall_purge(suite: &str) {
     if !have("dpkg-deb") {
         return;
     }
-    let Some(root) = debian_root() else { return };
+    let Some(root) = debian_root_of(suite) else {
+        return;
+    };
     let root = root.path();
     let built = build(&Spec::new("9.11.90"), &["--format", "deb"]);
     let deb = copy_into(root, built.deb.as_ref().unwrap());
@@ -291,4 +309,40 @@ fn rpm_installs_into_debian_12_with_rpm_root() {
     );
     assert!(!root.join("opt/mattermost/bin/mattermost").exists());
     assert_eq!(fs::read_to_string(&config).unwrap(), "{\"edited\": true}\n");
+}
+
+/// The sysusers.d entry both packages ship creates the same account with systemd-sysusers
+/// (the scripts use it where it exists; RPM >= 4.19 derives `user()` provides from it).
+#[test]
+fn sysusers_entry_creates_the_account() {
+    if !have("dpkg-deb") || !have("systemd-sysusers") {
+        return;
+    }
+    let Some(root) = debian_root() else { return };
+    let root = root.path();
+    let built = build(&Spec::new("9.11.90"), &["--format", "deb"]);
+    let tree = tempfile::tempdir().unwrap();
+    common::run(
+        Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(built.deb.as_ref().unwrap())
+            .arg(tree.path()),
+    );
+    let conf = tree.path().join("usr/lib/sysusers.d/mattermost.conf");
+    let out = common::run(
+        Command::new("systemd-sysusers")
+            .arg(format!("--root={}", root.display()))
+            .arg(&conf),
+    );
+    let passwd = chroot_ok(root, &["getent", "passwd", "mattermost"]);
+    let fields: Vec<&str> = passwd.trim().split(':').collect();
+    assert_eq!(fields[5], "/opt/mattermost-daten", "{passwd} {out}");
+    assert_eq!(fields[6], "/usr/sbin/nologin");
+    assert!(fields[2].parse::<u32>().unwrap() < 1000, "{passwd}");
+    let group = chroot_ok(root, &["getent", "group", "mattermost"]);
+    assert_eq!(
+        group.split(':').nth(2),
+        Some(fields[3]),
+        "the user's group is mattermost"
+    );
 }

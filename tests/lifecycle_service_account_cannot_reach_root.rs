@@ -12,7 +12,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 use common::lifecycle::*;
-use common::{chroot, chroot_ok, debian_root, have};
+use common::{chroot, chroot_ok, debian_root, debian_root_of, have};
 
 /// Files and directories outside the data directory the planted links point at.
 const CANARY: &str = "etc/mm-canary";
@@ -99,8 +99,10 @@ fn root_owned_in_data(root: &Path) -> Vec<String> {
     out.lines().map(str::to_string).collect()
 }
 
-fn attack(format: Format) {
-    let Some(root) = debian_root() else { return };
+fn attack(suite: &str, format: Format) {
+    let Some(root) = debian_root_of(suite) else {
+        return;
+    };
     let root = root.path();
     format.prepare(root);
     install_service_stubs(root);
@@ -217,14 +219,21 @@ fn attack(format: Format) {
 #[test]
 fn deb_scripts_never_follow_the_service_accounts_links() {
     if have("dpkg-deb") {
-        attack(Format::Deb);
+        attack("bookworm", Format::Deb);
+    }
+}
+
+#[test]
+fn deb_scripts_never_follow_the_service_accounts_links_on_debian_13() {
+    if have("dpkg-deb") {
+        attack("trixie", Format::Deb);
     }
 }
 
 #[test]
 fn rpm_scriptlets_never_follow_the_service_accounts_links() {
     if have("rpm") {
-        attack(Format::Rpm);
+        attack("bookworm", Format::Rpm);
     }
 }
 

@@ -1,5 +1,5 @@
 //! Install, upgrade, downgrade, reinstall, remove, reinstall and purge, with dpkg and with
-//! rpm, in a Debian 12 root: the admin's config and data never change by a byte, the
+//! rpm, in a Debian 12 root (and with dpkg in Debian 13): the admin's config and data never change by a byte, the
 //! capability is always back, and the service actions are the expected ones.
 
 mod common;
@@ -7,10 +7,12 @@ mod common;
 use std::fs;
 
 use common::lifecycle::*;
-use common::{chroot_ok, debian_root, have};
+use common::{chroot_ok, debian_root_of, have};
 
-fn matrix(format: Format) {
-    let Some(root) = debian_root() else { return };
+fn matrix(suite: &str, format: Format) {
+    let Some(root) = debian_root_of(suite) else {
+        return;
+    };
     let root = root.path();
     format.prepare(root);
     install_service_stubs(root);
@@ -184,18 +186,30 @@ fn matrix(format: Format) {
         !root.join("opt/mattermost/client/plugins").exists(),
         "server-made bundles go with the program"
     );
+    assert!(
+        !root.join("usr/libexec/mattermost").exists(),
+        "the package owns its libexec directory, which goes with it"
+    );
+    assert!(!root.join("usr/lib/sysusers.d/mattermost.conf").exists());
 }
 
 #[test]
 fn deb_lifecycle_keeps_config_and_data() {
     if have("dpkg-deb") {
-        matrix(Format::Deb);
+        matrix("bookworm", Format::Deb);
+    }
+}
+
+#[test]
+fn deb_lifecycle_keeps_config_and_data_on_debian_13() {
+    if have("dpkg-deb") {
+        matrix("trixie", Format::Deb);
     }
 }
 
 #[test]
 fn rpm_lifecycle_keeps_config_and_data() {
     if have("rpm") {
-        matrix(Format::Rpm);
+        matrix("bookworm", Format::Rpm);
     }
 }

@@ -129,3 +129,33 @@ fn rpm_crate_reads_back_every_field_and_digest() {
         }
     }
 }
+
+/// `--vendor` ends up in the RPM header: a value with a newline (which could smuggle in other
+/// tags) is refused before anything is written.
+#[test]
+fn vendor_with_a_control_character_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = Spec::new("9.11.90");
+    let tarball = common::fixture::write_release(&dir.path().join("release"), &spec);
+    let out = dir.path().join("dist");
+    let result = common::output(
+        common::mm_pkg()
+            .args(["build", "9.11.90", "--format", "rpm", "--tarball"])
+            .arg(&tarball)
+            .args([
+                "--vendor",
+                "Example\nObsoletes: postgresql-server",
+                "--output",
+            ])
+            .arg(&out),
+    );
+    assert!(!result.status.success());
+    assert!(
+        String::from_utf8_lossy(&result.stderr).contains("--vendor"),
+        "{result:?}"
+    );
+    assert!(
+        !out.exists() || fs::read_dir(&out).unwrap().next().is_none(),
+        "nothing written"
+    );
+}

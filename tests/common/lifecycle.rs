@@ -49,34 +49,56 @@ impl Pkg {
     }
 }
 
-/// Releases with different files, built once per test binary.
+/// Releases with different files, built once per run of the suite: every test binary
+/// shares one directory, keyed by the mm-pkg binary under test (its size and time), built
+/// by whichever binary comes first while the others wait on a lock file.
 pub fn packages() -> &'static Packages {
     static PACKAGES: OnceLock<Packages> = OnceLock::new();
     PACKAGES.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("lifecycle-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        for (spec, only) in [
-            (Spec::new("9.11.90"), "client/only-in-90.js"),
-            (Spec::new("9.11.91"), "client/only-in-91.js"),
-            (Spec::team("9.11.91"), "client/only-in-91.js"),
-        ] {
-            let spec = Spec {
-                extra_files: vec![(only.to_string(), b"console.log(1);\n".to_vec())],
-                ..spec
-            };
-            let tarball = write_release(&dir.join("src"), &spec);
-            run(mm_pkg()
-                .args([
-                    "build",
-                    &spec.version,
-                    "--edition",
-                    &spec.edition,
-                    "--tarball",
-                ])
-                .arg(&tarball)
-                .arg("--output")
-                .arg(&dir));
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let exe = fs::metadata(env!("CARGO_BIN_EXE_mm-pkg")).unwrap();
+        let built_at = exe
+            .modified()
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let name = format!("lifecycle-packages-{}-{built_at}", exe.len());
+        let dir = tmp.join(&name);
+        let lock = fs::File::create(tmp.join("lifecycle-packages.lock")).unwrap();
+        lock.lock().unwrap();
+        if !dir.join(".done").exists() {
+            // Packages of an earlier mm-pkg binary are stale.
+            for entry in fs::read_dir(tmp).unwrap() {
+                let path = entry.unwrap().path();
+                let file = path.file_name().unwrap().to_string_lossy().into_owned();
+                if file.starts_with("lifecycle-packages-") && path.is_dir() {
+                    let _ = fs::remove_dir_all(&path);
+                }
+            }
+            for (spec, only) in [
+                (Spec::new("9.11.90"), "client/only-in-90.js"),
+                (Spec::new("9.11.91"), "client/only-in-91.js"),
+                (Spec::team("9.11.91"), "client/only-in-91.js"),
+            ] {
+                let spec = Spec {
+                    extra_files: vec![(only.to_string(), b"console.log(1);\n".to_vec())],
+                    ..spec
+                };
+                let tarball = write_release(&dir.join("src"), &spec);
+                run(mm_pkg()
+                    .args([
+                        "build",
+                        &spec.version,
+                        "--edition",
+                        &spec.edition,
+                        "--tarball",
+                    ])
+                    .arg(&tarball)
+                    .arg("--output")
+                    .arg(&dir));
+            }
+            fs::write(dir.join(".done"), "").unwrap();
         }
         Packages { dir }
     })
@@ -94,7 +116,9 @@ impl Packages {
 
     /// Builds a variant of 9.11.91 with one template replaced.
     pub fn with_template(&self, name: &str, text: &str, format: Format) -> PathBuf {
-        let dir = self.dir.join(format!("override-{name}"));
+        let dir = self
+            .dir
+            .join(format!("override-{name}-{}", std::process::id()));
         let templates = dir.join("templates");
         fs::create_dir_all(&templates).unwrap();
         fs::write(templates.join(name), text).unwrap();

@@ -141,8 +141,8 @@ pub fn build(spec: &fixture::Spec, args: &[&str]) -> Built {
 static BASE_ROOT: Mutex<()> = Mutex::new(());
 
 /// Packages every cached root gets besides debootstrap's minbase: the dependencies of the
-/// packages under test that minbase lacks.
-pub const ROOT_PACKAGES: &str = "libcap2-bin,ca-certificates";
+/// packages under test that minbase lacks (trixie's minbase has no adduser).
+pub const ROOT_PACKAGES: &str = "libcap2-bin,ca-certificates,adduser";
 
 /// A fresh Debian 12 (bookworm) root; see [`debian_root_of`].
 pub fn debian_root() -> Option<tempfile::TempDir> {
