@@ -78,7 +78,9 @@ def generate(work, scale):
     d("mattermost/")
     d("mattermost/bin/")
     for name, size in [("mattermost", 190 * MB), ("mmctl", 45 * MB)]:
-        f(f"mattermost/bin/{name}", elf + go_like(int(size * scale), rng), 0o755)
+        # Upstream's binaries embed their version list, newest first (model/version.go).
+        versions = f"{VERSION}9.11.189.11.17".encode()
+        f(f"mattermost/bin/{name}", elf + versions + go_like(int(size * scale), rng), 0o755)
     d("mattermost/config/")
     f("mattermost/config/config.json", b'{"ServiceSettings": {"SiteURL": ""}}\n', 0o600)
     d("mattermost/logs/")
