@@ -3,6 +3,7 @@
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use flate2::write::GzEncoder;
@@ -17,6 +18,7 @@ use crate::release::archive::read_release;
 use crate::release::{Edition, Release};
 use crate::rpm::spec::SpecHeader;
 use crate::rpm::{RpmMeta, RpmWriter, Scriptlets};
+use crate::sign::Signer;
 use crate::templates::Templates;
 
 /// How to build.
@@ -36,6 +38,8 @@ pub struct BuildOptions {
     pub maintainer: String,
     /// Time stamp for every file and date in the packages (SOURCE_DATE_EPOCH).
     pub source_date: u64,
+    /// Key that signs the .rpm's header (`--sign-key`); the .deb is never signed itself.
+    pub signer: Option<Arc<Signer>>,
 }
 
 /// Default codec of each format (see README: the fastest one every supported release reads).
@@ -108,6 +112,10 @@ pub fn build(
         .as_ref()
         .map(|s| RpmWriter::new(s.path(), codec(Format::Rpm), options.source_date))
         .transpose()?
+        .map(|w| match &options.signer {
+            Some(signer) => w.with_signer(signer.clone()),
+            None => w,
+        })
         .map(ThreadedSink::spawn);
 
     let mut licenses = LicenseFinder::new(release.edition);

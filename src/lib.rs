@@ -14,4 +14,5 @@ pub mod package;
 pub mod pargz;
 pub mod release;
 pub mod rpm;
+pub mod sign;
 pub mod templates;

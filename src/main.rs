@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
@@ -18,6 +19,8 @@ use mm_pkg::release::resolve::{Discovery, NetMode, Resolved};
 use mm_pkg::release::spec::{ACCEPTED_FORMS, VersionSpec};
 use mm_pkg::release::verify::Trust;
 use mm_pkg::release::{Arch, DEFAULT_MIRROR, Edition, Release};
+use mm_pkg::sign::Signer;
+use mm_pkg::sign::generate::generate;
 
 /// Build Debian and RPM packages of a Mattermost server release.
 #[derive(Parser)]
@@ -30,11 +33,34 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Resolve, download, verify and package one release.
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Print the release a spec resolves to: version, URL, SHA-256.
     Resolve(ResolveArgs),
     /// List the releases a spec matches, newest first.
     List(ListArgs),
+    /// Make an OpenPGP signing key for packages and repositories.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Write a new Ed25519 secret key (mode 0600) and its public key, armored and binary.
+    /// The secret key is protected by MM_PKG_SIGN_PASSPHRASE when that is set.
+    Generate(KeyGenerateArgs),
+}
+
+#[derive(Args)]
+struct KeyGenerateArgs {
+    /// The key's user id, `Name <email>`.
+    #[arg(long)]
+    name: String,
+    /// Directory for signing-key.secret.asc, signing-key.asc and signing-key.gpg.
+    #[arg(long, short)]
+    output: PathBuf,
+    /// Print the written paths and the fingerprint as one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Where releases are found.
@@ -131,6 +157,10 @@ struct BuildArgs {
         default_value = "mm-pkg <mm-pkg@example.org>"
     )]
     maintainer: String,
+    /// Armored OpenPGP secret key (RSA 3072+ or Ed25519) that signs the .rpm's header
+    /// [default: the key in $MM_PKG_SIGN_KEY, if set; passphrase in $MM_PKG_SIGN_PASSPHRASE].
+    #[arg(long)]
+    sign_key: Option<PathBuf>,
     /// Print the result as one JSON object.
     #[arg(long)]
     json: bool,
@@ -139,9 +169,10 @@ struct BuildArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Build(args) => run_build(args),
+        Command::Build(args) => run_build(*args),
         Command::Resolve(args) => run_resolve(args),
         Command::List(args) => run_list(args),
+        Command::Key(KeyCommand::Generate(args)) => run_key_generate(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -258,6 +289,9 @@ fn run_list(args: ListArgs) -> Result<()> {
 }
 
 fn run_build(args: BuildArgs) -> Result<()> {
+    let source_date = source_date_epoch()?;
+    // The key is checked before anything is downloaded or written.
+    let signer = Signer::from_flag_or_env(args.sign_key.as_deref(), source_date)?.map(Arc::new);
     let sources = Sources::new(&args.source)?;
     let resolved = sources.resolve(&args.spec)?;
     let release = Release {
@@ -338,7 +372,8 @@ fn run_build(args: BuildArgs) -> Result<()> {
             .transpose()?,
         templates: args.templates.clone(),
         maintainer: args.maintainer.clone(),
-        source_date: source_date_epoch()?,
+        source_date,
+        signer,
     };
     let built = build(&release, &tarball, &options)?;
     if args.json {
@@ -363,6 +398,23 @@ fn run_build(args: BuildArgs) -> Result<()> {
             );
         }
         println!("wrote {}", args.output.join("SHA256SUMS").display());
+    }
+    Ok(())
+}
+
+fn run_key_generate(args: KeyGenerateArgs) -> Result<()> {
+    let passphrase = std::env::var(mm_pkg::sign::PASSPHRASE_VAR).ok();
+    let key = generate(&args.name, &args.output, passphrase.as_deref())?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&key)?);
+    } else {
+        println!("fingerprint {}", key.fingerprint);
+        println!(
+            "wrote {} (secret: keep it off the web server)",
+            key.secret.display()
+        );
+        println!("wrote {}", key.public_armored.display());
+        println!("wrote {}", key.public_binary.display());
     }
     Ok(())
 }

@@ -14,6 +14,8 @@ pub mod tag {
     pub const HEADERSIGNATURES: u32 = 62;
     pub const HEADERIMMUTABLE: u32 = 63;
     pub const HEADERI18NTABLE: u32 = 100;
+    pub const SIG_DSAHEADER: u32 = 267;
+    pub const SIG_RSAHEADER: u32 = 268;
     pub const SIG_SHA1: u32 = 269;
     pub const SIG_SHA256: u32 = 273;
     pub const SIG_SIZE: u32 = 1000;

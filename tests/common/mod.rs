@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fixture;
+pub mod gpg;
 pub mod lifecycle;
 pub mod server;
 pub mod signing;
