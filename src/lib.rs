@@ -13,6 +13,7 @@ pub mod output;
 pub mod package;
 pub mod pargz;
 pub mod release;
+pub mod repo;
 pub mod rpm;
 pub mod sign;
 pub mod templates;

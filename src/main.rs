@@ -19,6 +19,7 @@ use mm_pkg::release::resolve::{Discovery, NetMode, Resolved};
 use mm_pkg::release::spec::{ACCEPTED_FORMS, VersionSpec};
 use mm_pkg::release::verify::Trust;
 use mm_pkg::release::{Arch, DEFAULT_MIRROR, Edition, Release};
+use mm_pkg::repo::{self, RepoOptions};
 use mm_pkg::sign::Signer;
 use mm_pkg::sign::generate::generate;
 
@@ -41,6 +42,46 @@ enum Command {
     /// Make an OpenPGP signing key for packages and repositories.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Publish packages in a signed apt repository.
+    #[command(subcommand)]
+    Repo(RepoCommand),
+}
+
+#[derive(Subcommand)]
+enum RepoCommand {
+    /// Add .deb files to the repository in DIR (created if needed), then rewrite its indexes,
+    /// Release, InRelease, Release.gpg, mattermost.asc and mattermost.sources.
+    Add(RepoAddArgs),
+}
+
+#[derive(Args)]
+struct RepoAddArgs {
+    /// Repository directory.
+    dir: PathBuf,
+    /// Package files to add.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Armored OpenPGP secret key that signs the metadata [default: $MM_PKG_SIGN_KEY, if set].
+    #[arg(long)]
+    sign_key: Option<PathBuf>,
+    /// apt suite and codename [default: the repository's, else stable].
+    #[arg(long)]
+    suite: Option<String>,
+    /// apt component of the added packages [default: main].
+    #[arg(long)]
+    component: Option<String>,
+    /// Origin field of Release [default: the repository's, else mm-pkg].
+    #[arg(long)]
+    origin: Option<String>,
+    /// Label field of Release [default: the repository's, else Mattermost].
+    #[arg(long)]
+    label: Option<String>,
+    /// Public URL of DIR, written into mattermost.sources [default: the repository's].
+    #[arg(long)]
+    base_url: Option<String>,
+    /// Print what was added, skipped, pruned and signed as one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -173,6 +214,7 @@ fn main() -> ExitCode {
         Command::Resolve(args) => run_resolve(args),
         Command::List(args) => run_list(args),
         Command::Key(KeyCommand::Generate(args)) => run_key_generate(args),
+        Command::Repo(RepoCommand::Add(args)) => run_repo_add(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -415,6 +457,47 @@ fn run_key_generate(args: KeyGenerateArgs) -> Result<()> {
         );
         println!("wrote {}", key.public_armored.display());
         println!("wrote {}", key.public_binary.display());
+    }
+    Ok(())
+}
+
+fn run_repo_add(args: RepoAddArgs) -> Result<()> {
+    let date = source_date_epoch()?;
+    let signer = Signer::from_flag_or_env(args.sign_key.as_deref(), date)?.map(Arc::new);
+    if signer.is_none() {
+        eprintln!(
+            "mm-pkg: WARNING: no --sign-key (or MM_PKG_SIGN_KEY): the repository is UNSIGNED; \
+             clients must mark it trusted=yes"
+        );
+    }
+    let options = RepoOptions {
+        suite: args.suite,
+        component: args.component,
+        origin: args.origin,
+        label: args.label,
+        base_url: args.base_url,
+        signer,
+        date,
+    };
+    let report = repo::add(&args.dir, &args.files, &options)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for (what, list) in [
+            ("added", &report.added),
+            ("already present", &report.skipped),
+            ("pruned", &report.pruned),
+        ] {
+            for p in list {
+                println!(
+                    "{what} {} {} {} ({})",
+                    p.name, p.version, p.arch, p.location
+                );
+            }
+        }
+        for file in &report.signed {
+            println!("signed {file}");
+        }
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ pub mod gpg;
 pub mod lifecycle;
 pub mod server;
 pub mod signing;
+pub mod static_files;
 
 use std::fs;
 use std::path::{Path, PathBuf};
