@@ -42,15 +42,16 @@ enum Command {
     /// Make an OpenPGP signing key for packages and repositories.
     #[command(subcommand)]
     Key(KeyCommand),
-    /// Publish packages in a signed apt repository.
+    /// Publish packages in a signed apt and yum repository.
     #[command(subcommand)]
     Repo(RepoCommand),
 }
 
 #[derive(Subcommand)]
 enum RepoCommand {
-    /// Add .deb files to the repository in DIR (created if needed), then rewrite its indexes,
-    /// Release, InRelease, Release.gpg, mattermost.asc and mattermost.sources.
+    /// Add .deb and .rpm files to the repository in DIR (created if needed), then rewrite its
+    /// indexes and signatures (apt: Release, InRelease, Release.gpg; yum: repodata, repomd.xml,
+    /// repomd.xml.asc) and mattermost.asc, mattermost.sources, mattermost.repo.
     Add(RepoAddArgs),
 }
 

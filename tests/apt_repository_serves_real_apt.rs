@@ -6,33 +6,14 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::fixture::Spec;
 use common::gpg::GpgKey;
 use common::lifecycle::install_service_stubs;
+use common::repo::{packages, repo_add};
 use common::static_files::StaticServer;
 use common::{build, chroot, chroot_ok, debian_root, have, mm_pkg, output, run};
-
-/// Builds .debs of `versions` and returns (keep-alive dirs, files).
-fn debs(versions: &[&str]) -> (Vec<common::Built>, Vec<PathBuf>) {
-    let built: Vec<_> = versions
-        .iter()
-        .map(|v| build(&Spec::new(v), &["--format", "deb"]))
-        .collect();
-    let files = built.iter().map(|b| b.deb.clone().unwrap()).collect();
-    (built, files)
-}
-
-fn repo_add(dir: &Path, files: &[PathBuf], extra: &[&str]) -> String {
-    run(mm_pkg()
-        .args(["repo", "add"])
-        .arg(dir)
-        .args(files)
-        .args(extra)
-        .env_remove("MM_PKG_SIGN_KEY")
-        .env_remove("MM_PKG_SIGN_PASSPHRASE"))
-}
 
 /// Flips one byte in the middle of `path`.
 fn flip_byte(path: &Path) {
@@ -78,7 +59,7 @@ fn apt_installs_newest_downgrades_and_refuses_changed_indexes() {
     let Some(root) = debian_root() else { return };
     let root = root.path();
     let key = GpgKey::generate("rsa3072", None, &[], "never");
-    let (_keep, files) = debs(&["9.11.90", "9.11.91"]);
+    let (_keep, files) = packages("deb", &["9.11.90", "9.11.91"]);
     let web = tempfile::tempdir().unwrap();
     let server = StaticServer::start(web.path());
     let repo = web.path();
@@ -192,7 +173,7 @@ fn packages_stanzas_agree_with_apt_ftparchive() {
     if !have("apt-ftparchive") {
         return;
     }
-    let (_keep, files) = debs(&["9.11.90", "10.5.1"]);
+    let (_keep, files) = packages("deb", &["9.11.90", "10.5.1"]);
     let repo = tempfile::tempdir().unwrap();
     repo_add(repo.path(), &files, &[]);
     let apt = repo.path().join("apt");
@@ -229,7 +210,7 @@ fn packages_stanzas_agree_with_apt_ftparchive() {
 
 #[test]
 fn re_adding_is_a_no_op_and_a_different_file_under_a_published_name_is_refused() {
-    let (_keep, files) = debs(&["9.11.90"]);
+    let (_keep, files) = packages("deb", &["9.11.90"]);
     let other = build(
         &Spec::new("9.11.90"),
         &[

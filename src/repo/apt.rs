@@ -73,7 +73,7 @@ pub fn indexes(packages: &[(String, PackageInfo)]) -> Result<Vec<IndexFile>> {
         let bytes = text.into_bytes();
         files.push(IndexFile {
             path: format!("{dir}/Packages.gz"),
-            bytes: gzip(&bytes)?,
+            bytes: super::files::gzip(&bytes)?,
         });
         files.push(IndexFile {
             path: format!("{dir}/Packages.xz"),
@@ -158,13 +158,6 @@ pub fn without_date(release: &str) -> String {
         .filter(|l| !l.starts_with("Date:"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// gzip without a name or time stamp, as apt-ftparchive writes it.
-fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    gz.write_all(bytes)?;
-    Ok(gz.finish()?)
 }
 
 /// xz at level 6 with a CRC64 check (what apt reads everywhere).

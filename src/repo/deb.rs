@@ -38,6 +38,7 @@ pub fn read(path: &Path, digests: FileDigests, component: &str) -> Result<Packag
         location,
         digests,
         control,
+        rpm: None,
     })
 }
 

@@ -85,3 +85,11 @@ impl RepoLock {
         Ok(RepoLock { _file: file })
     }
 }
+
+/// gzip at maximum compression without a name or time stamp (reproducible), as apt-ftparchive
+/// and createrepo_c write their indexes.
+pub fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(bytes)?;
+    Ok(gz.finish()?)
+}

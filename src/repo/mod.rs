@@ -1,10 +1,11 @@
-//! `mm-pkg repo`: signed apt repositories that real clients install from.
+//! `mm-pkg repo`: signed apt and yum repositories that real clients install from.
 //!
-//! [`add`] reads only the new package files ([`deb`] fills a [`PackageInfo`]), keeps what the
-//! indexes need in a state file, and rewrites the indexes ([`apt`]) from that state, in an
-//! order that keeps the repository readable at every moment: pool files first, then indexes
-//! under names that never change content (by-hash), then `Release`, `Release.gpg` and
-//! `InRelease` replaced by rename, last. A lock serializes concurrent runs. `sync` calls
+//! [`add`] reads only the new package files ([`deb`] and [`rpm`] fill a [`PackageInfo`]),
+//! keeps what the indexes need in a state file, and rewrites the indexes ([`apt`], [`yum`])
+//! from that state, in an order that keeps the repository readable at every moment: pool
+//! files first, then indexes under names that never change content (by-hash, SHA-256-prefixed
+//! repodata), then `Release`, `Release.gpg`, `InRelease`, `repomd.xml` and `repomd.xml.asc`
+//! replaced by rename, last. A lock serializes concurrent runs. `sync` calls
 //! [`add`] as a library function.
 
 pub mod apt;
@@ -12,6 +13,8 @@ pub mod client;
 pub mod deb;
 pub mod files;
 pub mod package;
+pub mod rpm;
+pub mod yum;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -69,11 +72,21 @@ struct DebEntry {
     info: PackageInfo,
 }
 
+/// A package in the yum repository.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RpmEntry {
+    /// SHA-256 of the file that was added (the repository's copy may carry a new signature).
+    input_sha256: String,
+    info: PackageInfo,
+}
+
 /// What the repository holds, so that adding a package does not re-read the others.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct State {
     settings: Settings,
     deb: Vec<DebEntry>,
+    #[serde(default)]
+    rpm: Vec<RpmEntry>,
 }
 
 /// One package named in a report.
@@ -108,9 +121,9 @@ pub struct AddReport {
     pub unsigned: bool,
 }
 
-/// Adds `files` (.deb) to the repository at `dir`, creating it if needed, and rewrites its
-/// indexes and signatures. A file whose name, version and architecture are already present
-/// with other bytes is refused before anything changes.
+/// Adds `files` (.deb and .rpm) to the repository at `dir`, creating it if needed, and
+/// rewrites its indexes and signatures. A file whose name, version and architecture are
+/// already present with other bytes is refused before anything changes.
 pub fn add(dir: &Path, files: &[PathBuf], options: &RepoOptions) -> Result<AddReport> {
     let component = options.component.as_deref().unwrap_or(DEFAULT_COMPONENT);
     check_token("component", component, "-.")?;
@@ -119,67 +132,99 @@ pub fn add(dir: &Path, files: &[PathBuf], options: &RepoOptions) -> Result<AddRe
     let mut state = load_state(dir, options)?;
 
     // Read every new file and decide before anything is written.
-    let apt_root = dir.join(apt::APT_DIR);
     let mut report = AddReport::default();
-    let mut new: Vec<(PathBuf, DebEntry)> = Vec::new();
+    let mut new_debs: Vec<(PathBuf, DebEntry)> = Vec::new();
+    let mut new_rpms: Vec<(PathBuf, String, String)> = Vec::new();
     for file in files {
-        let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("");
-        if ext != "deb" {
-            bail!(
-                "{}: only .deb files can be added (the yum side is not implemented yet)",
-                file.display()
-            );
-        }
         let digests = FileDigests::of_file(file)?;
-        let info = deb::read(file, digests, component)?;
+        let (name, version, arch, location, present) =
+            match file.extension().and_then(|e| e.to_str()) {
+                Some("deb") => {
+                    let info = deb::read(file, digests.clone(), component)?;
+                    let same = |i: &PackageInfo| {
+                        i.name == info.name && i.version == info.version && i.arch == info.arch
+                    };
+                    let present = state
+                        .deb
+                        .iter()
+                        .chain(new_debs.iter().map(|(_, e)| e))
+                        .find(|e| same(&e.info))
+                        .map(|e| vec![e.info.digests.sha256.clone()]);
+                    let out = (
+                        info.name.clone(),
+                        info.version.clone(),
+                        info.arch.clone(),
+                        format!("{}/{}", apt::APT_DIR, info.location),
+                        present,
+                    );
+                    if out.4.is_none() {
+                        new_debs.push((
+                            file.clone(),
+                            DebEntry {
+                                component: component.to_string(),
+                                info,
+                            },
+                        ));
+                    }
+                    out
+                }
+                Some("rpm") => {
+                    let (name, arch, info) = rpm::read(file)?;
+                    let version = format!("{}-{}", info.ver, info.rel);
+                    let location = format!("Packages/{name}-{version}.{arch}.rpm");
+                    let present = state
+                        .rpm
+                        .iter()
+                        .find(|e| e.info.location == location)
+                        .map(|e| vec![e.input_sha256.clone(), e.info.digests.sha256.clone()])
+                        .or_else(|| {
+                            new_rpms
+                                .iter()
+                                .find(|(_, sha, l)| *l == location && !sha.is_empty())
+                                .map(|(_, sha, _)| vec![sha.clone()])
+                        });
+                    if present.is_none() {
+                        new_rpms.push((file.clone(), digests.sha256.clone(), location.clone()));
+                    }
+                    (
+                        name,
+                        version,
+                        arch,
+                        format!("{}/{location}", yum::YUM_DIR),
+                        present,
+                    )
+                }
+                _ => bail!("{}: only .deb and .rpm files can be added", file.display()),
+            };
         let reported = Reported {
             file: file.clone(),
-            name: info.name.clone(),
-            version: info.version.clone(),
-            arch: info.arch.clone(),
-            location: format!("{}/{}", apt::APT_DIR, info.location),
-            sha256: info.digests.sha256.clone(),
+            name,
+            version,
+            arch,
+            location,
+            sha256: digests.sha256.clone(),
         };
-        let same_name = |e: &DebEntry| {
-            e.info.name == info.name && e.info.version == info.version && e.info.arch == info.arch
-        };
-        let present = state
-            .deb
-            .iter()
-            .chain(new.iter().map(|(_, e)| e))
-            .find(|e| same_name(e));
         match present {
-            Some(e) if e.info.digests.sha256 == info.digests.sha256 => {
-                report.skipped.push(reported);
-            }
-            Some(e) => bail!(
+            Some(known) if known.contains(&digests.sha256) => report.skipped.push(reported),
+            Some(known) => bail!(
                 "{}: the repository already holds {} {} ({}) with other contents (SHA-256 {}); \
                  a published version never changes: raise --revision instead. Nothing was changed.",
                 file.display(),
-                info.name,
-                info.version,
-                info.arch,
-                e.info.digests.sha256
+                reported.name,
+                reported.version,
+                reported.arch,
+                known[0]
             ),
-            None => {
-                report.added.push(reported);
-                new.push((
-                    file.clone(),
-                    DebEntry {
-                        component: component.to_string(),
-                        info,
-                    },
-                ));
-            }
+            None => report.added.push(reported),
         }
     }
 
     // 1. Pool files, under names that never change content.
-    for (file, entry) in &new {
+    let apt_root = dir.join(apt::APT_DIR);
+    for (file, entry) in &new_debs {
         let target = apt_root.join(&entry.info.location);
         copy_atomic(file, &target)?;
-        let copied = FileDigests::of_file(&target)?;
-        if copied != entry.info.digests {
+        if FileDigests::of_file(&target)? != entry.info.digests {
             bail!(
                 "{} changed while it was copied to {}: try again",
                 file.display(),
@@ -187,18 +232,84 @@ pub fn add(dir: &Path, files: &[PathBuf], options: &RepoOptions) -> Result<AddRe
             );
         }
     }
+    let yum_root = dir.join(yum::YUM_DIR);
+    let signer = options.signer.as_deref();
+    let mut rpm_entries = Vec::new();
+    for (file, input_sha256, location) in new_rpms {
+        let target = yum_root.join(&location);
+        let signed = write_rpm_copy(&file, &target, signer)?;
+        if signed {
+            report.signed.push(format!("{}/{location}", yum::YUM_DIR));
+        }
+        let (name, arch, info) = rpm::read(&target)?;
+        rpm_entries.push(RpmEntry {
+            input_sha256,
+            info: PackageInfo {
+                name,
+                version: format!("{}-{}", info.ver, info.rel),
+                arch,
+                location,
+                digests: FileDigests::of_file(&target)?,
+                control: Vec::new(),
+                rpm: Some(info),
+            },
+        });
+    }
     // 2. The state, so that an interrupted run is completed by the next one.
-    state.deb.extend(new.into_iter().map(|(_, e)| e));
+    state.deb.extend(new_debs.into_iter().map(|(_, e)| e));
+    state.rpm.extend(rpm_entries);
     save_state(dir, &state)?;
     // 3. Indexes, Release and signatures; 4. the client files.
     publish(dir, &state, options, &mut report)?;
     Ok(report)
 }
 
+/// Writes the repository's copy of the rpm `from` at `to` (signed by `signer` unless it
+/// already is), dated by its build time so that its `time file` is reproducible.
+fn write_rpm_copy(from: &Path, to: &Path, signer: Option<&Signer>) -> Result<bool> {
+    let dir = to.parent().context("an rpm path without a directory")?;
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = dir.join(format!(".rpm.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut out =
+            fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let signed = rpm::copy_signed(from, &mut out, signer)?;
+        out.sync_all()
+            .with_context(|| format!("syncing {}", tmp.display()))?;
+        drop(out);
+        let (_, _, info) = rpm::read(&tmp)?;
+        let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(info.build_time);
+        fs::File::options()
+            .write(true)
+            .open(&tmp)
+            .and_then(|f| f.set_modified(time))
+            .with_context(|| format!("dating {}", tmp.display()))?;
+        fs::rename(&tmp, to)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), to.display()))?;
+        Ok(signed)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// Rewrites every index, `Release` and its signatures from `state`, and the client files.
 fn publish(dir: &Path, state: &State, options: &RepoOptions, report: &mut AddReport) -> Result<()> {
     let signer = options.signer.as_deref();
     report.unsigned = signer.is_none();
+    if let Some(signer) = signer {
+        write_atomic(
+            &dir.join(client::KEY_FILE),
+            signer.public_armored()?.as_bytes(),
+        )?;
+    }
+    if !state.rpm.is_empty() {
+        publish_yum(dir, state, options, report)?;
+    }
+    if state.deb.is_empty() {
+        return Ok(());
+    }
     let debs: Vec<(String, PackageInfo)> = state
         .deb
         .iter()
@@ -268,6 +379,50 @@ fn publish(dir: &Path, state: &State, options: &RepoOptions, report: &mut AddRep
     )
 }
 
+/// Writes repodata, then `repomd.xml` and `repomd.xml.asc`, and `mattermost.repo`.
+fn publish_yum(
+    dir: &Path,
+    state: &State,
+    options: &RepoOptions,
+    report: &mut AddReport,
+) -> Result<()> {
+    let root = dir.join(yum::YUM_DIR);
+    let packages: Vec<&PackageInfo> = state.rpm.iter().map(|e| &e.info).collect();
+    let data = yum::repodata(&packages)?;
+    for d in &data {
+        write_atomic(&root.join(d.location()), &d.gz)?;
+    }
+    let mut repomd = yum::repomd(&data, options.date);
+    let path = root.join("repodata/repomd.xml");
+    let old = fs::read_to_string(&path).unwrap_or_default();
+    if !old.is_empty() && yum::without_dates(&old) == yum::without_dates(&repomd) {
+        repomd = old;
+    }
+    let asc = root.join("repodata/repomd.xml.asc");
+    match options.signer.as_deref() {
+        Some(signer) => {
+            let sig = signer.detached_armored(repomd.as_bytes())?;
+            write_atomic(&path, repomd.as_bytes())?;
+            if write_atomic(&asc, sig.as_bytes())? {
+                report
+                    .signed
+                    .push(format!("{}/repodata/repomd.xml.asc", yum::YUM_DIR));
+            }
+        }
+        None => {
+            if asc.exists() {
+                fs::remove_file(&asc).with_context(|| format!("removing {}", asc.display()))?;
+            }
+            write_atomic(&path, repomd.as_bytes())?;
+        }
+    }
+    client::write_yum_repo_file(
+        dir,
+        state.settings.base_url.as_deref(),
+        options.signer.is_some(),
+    )
+}
+
 fn state_path(dir: &Path) -> PathBuf {
     dir.join(PRIVATE_DIR).join(STATE_FILE)
 }
@@ -294,6 +449,7 @@ fn load_state(dir: &Path, options: &RepoOptions) -> Result<State> {
                     base_url: None,
                 },
                 deb: Vec::new(),
+                rpm: Vec::new(),
             }
         }
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),

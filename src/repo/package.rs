@@ -1,7 +1,7 @@
 //! What a repository index needs to know about one package file, whatever its format.
 //!
-//! A per-format reader ([`super::deb`] now) fills one [`PackageInfo`]; the index writers
-//! ([`super::apt`]) consume it and never open the package again. The repository keeps these
+//! A per-format reader ([`super::deb`], [`super::rpm`]) fills one [`PackageInfo`]; the index writers
+//! ([`super::apt`], [`super::yum`]) consume it and never open the package again. The repository keeps these
 //! records in its state file, so adding one package does not re-read the others.
 
 use std::fs::File;
@@ -68,8 +68,12 @@ pub struct PackageInfo {
     /// Size and digests of the repository's copy.
     pub digests: FileDigests,
     /// The .deb's control fields in their order (name, value; multi-line values keep their
-    /// continuation lines).
+    /// continuation lines); empty for an rpm.
+    #[serde(default)]
     pub control: Vec<(String, String)>,
+    /// The rpm's index fields; `None` for a .deb.
+    #[serde(default)]
+    pub rpm: Option<super::rpm::RpmInfo>,
 }
 
 /// Refuses a name, version or architecture that could not be a safe file-name part.

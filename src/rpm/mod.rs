@@ -8,6 +8,7 @@
 
 pub mod cpio;
 pub mod header;
+pub mod read;
 pub mod signature;
 pub mod spec;
 

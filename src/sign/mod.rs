@@ -205,6 +205,21 @@ impl Signer {
             .map_err(|e| anyhow!("armoring a clearsigned text: {e}"))
     }
 
+    /// True when the binary signature packet `packet` names this key (or its signing subkey)
+    /// as issuer.
+    pub fn issued(&self, packet: &[u8]) -> bool {
+        let Ok(sig) = DetachedSignature::from_bytes(Cursor::new(packet)) else {
+            return false;
+        };
+        let key: &dyn SigningKey = match self.subkey {
+            Some(i) => &self.key.secret_subkeys[i].key,
+            None => &self.key.primary_key,
+        };
+        let (fp, id) = (key.fingerprint(), key.legacy_key_id());
+        let sig = sig.signature;
+        sig.issuer_fingerprint().contains(&&fp) || sig.issuer_key_id().contains(&&id)
+    }
+
     /// The public key (certificate), armored.
     pub fn public_armored(&self) -> Result<String> {
         self.public()

@@ -6,6 +6,7 @@
 pub mod fixture;
 pub mod gpg;
 pub mod lifecycle;
+pub mod repo;
 pub mod server;
 pub mod signing;
 pub mod static_files;
