@@ -93,3 +93,28 @@ pub fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
     gz.write_all(bytes)?;
     Ok(gz.finish()?)
 }
+
+/// Removes the files under `root` (in directories named `marker`, or all when `marker` is
+/// empty) whose name, or the hash that starts it, does not occur in `referenced` (the current
+/// and the previous `Release` or `repomd.xml`).
+pub fn remove_unreferenced(root: &Path, marker: &str, referenced: &str) -> Result<()> {
+    let Ok(entries) = fs::read_dir(root) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let entry = entry.with_context(|| format!("listing {}", root.display()))?;
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type()?.is_dir() {
+            remove_unreferenced(&path, if name == marker { "" } else { marker }, referenced)?;
+            continue;
+        }
+        let in_scope = marker.is_empty();
+        let hash = name.split('-').next().unwrap_or("");
+        let hashed = hash.len() >= 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+        if in_scope && hashed && !referenced.contains(hash) {
+            fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
+    }
+    Ok(())
+}

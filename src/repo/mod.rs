@@ -340,7 +340,7 @@ fn publish(dir: &Path, state: &State, options: &RepoOptions, report: &mut AddRep
     let unchanged = !old.is_empty() && apt::without_date(&old) == apt::without_date(&release);
     if unchanged {
         // Keep the published Date (and so the signatures) when nothing else changed.
-        release = old;
+        release = old.clone();
     }
     let rel = |name: &str| format!("{}/dists/{}/{name}", apt::APT_DIR, state.settings.suite);
     let (inrelease, detached) = (dists.join("InRelease"), dists.join("Release.gpg"));
@@ -367,6 +367,9 @@ fn publish(dir: &Path, state: &State, options: &RepoOptions, report: &mut AddRep
             write_atomic(&release_path, release.as_bytes())?;
         }
     }
+    // Index files of older generations go; the previous one stays for clients mid-update.
+    let keep = format!("{old}\n{release}");
+    files::remove_unreferenced(&dists, "by-hash", &keep)?;
     let mut components: Vec<&str> = state.deb.iter().map(|e| e.component.as_str()).collect();
     components.sort();
     components.dedup();
@@ -396,7 +399,7 @@ fn publish_yum(
     let path = root.join("repodata/repomd.xml");
     let old = fs::read_to_string(&path).unwrap_or_default();
     if !old.is_empty() && yum::without_dates(&old) == yum::without_dates(&repomd) {
-        repomd = old;
+        repomd = old.clone();
     }
     let asc = root.join("repodata/repomd.xml.asc");
     match options.signer.as_deref() {
@@ -416,6 +419,7 @@ fn publish_yum(
             write_atomic(&path, repomd.as_bytes())?;
         }
     }
+    files::remove_unreferenced(&root.join("repodata"), "", &format!("{old}\n{repomd}"))?;
     client::write_yum_repo_file(
         dir,
         state.settings.base_url.as_deref(),
@@ -488,6 +492,15 @@ fn load_state(dir: &Path, options: &RepoOptions) -> Result<State> {
 }
 
 fn save_state(dir: &Path, state: &State) -> Result<()> {
+    // Sorted, so that the same packages give the same state whatever the order they came in.
+    let mut state = state.clone();
+    state
+        .deb
+        .sort_by(|a, b| a.info.location.cmp(&b.info.location));
+    state
+        .rpm
+        .sort_by(|a, b| a.info.location.cmp(&b.info.location));
+    let state = &state;
     let mut bytes = serde_json::to_vec_pretty(state)?;
     bytes.push(b'\n');
     write_atomic(&state_path(dir), &bytes)?;
