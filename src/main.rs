@@ -53,6 +53,18 @@ enum RepoCommand {
     /// indexes and signatures (apt: Release, InRelease, Release.gpg; yum: repodata, repomd.xml,
     /// repomd.xml.asc) and mattermost.asc, mattermost.sources, mattermost.repo.
     Add(RepoAddArgs),
+    /// Check every signature, every hash Release and repomd.xml name, and every package file
+    /// against its index; exit code 1 and a list of what is wrong.
+    Verify(RepoVerifyArgs),
+}
+
+#[derive(Args)]
+struct RepoVerifyArgs {
+    /// Repository directory.
+    dir: PathBuf,
+    /// Public key to check signatures with [default: DIR/mattermost.asc].
+    #[arg(long)]
+    key: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -216,6 +228,7 @@ fn main() -> ExitCode {
         Command::List(args) => run_list(args),
         Command::Key(KeyCommand::Generate(args)) => run_key_generate(args),
         Command::Repo(RepoCommand::Add(args)) => run_repo_add(args),
+        Command::Repo(RepoCommand::Verify(args)) => run_repo_verify(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -500,6 +513,37 @@ fn run_repo_add(args: RepoAddArgs) -> Result<()> {
             println!("signed {file}");
         }
     }
+    Ok(())
+}
+
+fn run_repo_verify(args: RepoVerifyArgs) -> Result<()> {
+    let key = match &args.key {
+        Some(path) => {
+            Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+        }
+        None => repo::verify::default_key(&args.dir),
+    };
+    if key.is_none() {
+        eprintln!(
+            "mm-pkg: WARNING: no --key and no {}/mattermost.asc: checking hashes only, not signatures",
+            args.dir.display()
+        );
+    }
+    let problems = repo::verify::verify(&args.dir, key.as_deref());
+    for p in &problems {
+        eprintln!("mm-pkg: {}: {p}", args.dir.display());
+    }
+    if !problems.is_empty() {
+        bail!(
+            "{} problem(s) in the repository {}",
+            problems.len(),
+            args.dir.display()
+        );
+    }
+    println!(
+        "{}: every signature, index and package checks",
+        args.dir.display()
+    );
     Ok(())
 }
 

@@ -14,6 +14,7 @@ pub mod deb;
 pub mod files;
 pub mod package;
 pub mod rpm;
+pub mod verify;
 pub mod yum;
 
 use std::fs;

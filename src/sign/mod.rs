@@ -9,6 +9,7 @@
 
 pub mod generate;
 pub mod policy;
+pub mod verify;
 
 use std::io::Cursor;
 use std::path::Path;
