@@ -113,3 +113,30 @@ fn two_concurrent_repo_adds_both_keep_their_packages() {
         );
     }
 }
+
+#[test]
+fn re_adding_without_source_date_epoch_changes_no_byte_of_a_signed_repository() {
+    if !have("gpg") {
+        return;
+    }
+    let key = GpgKey::generate("rsa3072", None, &[], "never");
+    let (_d, debs) = packages("deb", &["9.11.90"]);
+    let (_r, rpms) = packages("rpm", &["9.11.90"]);
+    let files = [debs[0].clone(), rpms[0].clone()];
+    let repo = tempfile::tempdir().unwrap();
+    let args = ["--sign-key", key.secret.to_str().unwrap()];
+    repo_add(repo.path(), &files, &args);
+    let before = tree(repo.path());
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    run(mm_pkg()
+        .env_remove("SOURCE_DATE_EPOCH")
+        .args(["repo", "add"])
+        .arg(repo.path())
+        .args(&files)
+        .args(args));
+    assert_eq!(
+        tree(repo.path()),
+        before,
+        "a no-op re-add changed the repository"
+    );
+}

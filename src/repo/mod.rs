@@ -346,6 +346,9 @@ fn publish(dir: &Path, state: &State, options: &RepoOptions, report: &mut AddRep
     let rel = |name: &str| format!("{}/dists/{}/{name}", apt::APT_DIR, state.settings.suite);
     let (inrelease, detached) = (dists.join("InRelease"), dists.join("Release.gpg"));
     match signer {
+        Some(signer) if unchanged && still_signed(signer, &release, &detached, &inrelease) => {
+            // Nothing changed and this key signed it: no new signature, no changed byte.
+        }
         Some(signer) => {
             let clear = signer.clearsign(&release)?;
             let sig = signer.detached_armored(release.as_bytes())?;
@@ -403,7 +406,9 @@ fn publish_yum(
         repomd = old.clone();
     }
     let asc = root.join("repodata/repomd.xml.asc");
+    let unchanged = repomd == old;
     match options.signer.as_deref() {
+        Some(signer) if unchanged && still_signed(signer, &repomd, &asc, &asc) => {}
         Some(signer) => {
             let sig = signer.detached_armored(repomd.as_bytes())?;
             write_atomic(&path, repomd.as_bytes())?;
@@ -426,6 +431,19 @@ fn publish_yum(
         state.settings.base_url.as_deref(),
         options.signer.is_some(),
     )
+}
+
+/// True when the detached signature at `detached` verifies `text` with `signer`'s key and
+/// `clearsigned` exists (so an unchanged index keeps its signatures; a new key re-signs).
+fn still_signed(signer: &Signer, text: &str, detached: &Path, clearsigned: &Path) -> bool {
+    let (Ok(sig), true) = (fs::read(detached), clearsigned.exists()) else {
+        return false;
+    };
+    signer
+        .public_binary()
+        .ok()
+        .and_then(|key| crate::sign::verify::Verifier::from_bytes(&key).ok())
+        .is_some_and(|v| v.detached(&sig, text.as_bytes()).is_ok())
 }
 
 fn state_path(dir: &Path) -> PathBuf {
