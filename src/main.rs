@@ -92,6 +92,9 @@ struct RepoAddArgs {
     /// Public URL of DIR, written into mattermost.sources [default: the repository's].
     #[arg(long)]
     base_url: Option<String>,
+    /// Keep only the newest N versions of each package and architecture [default: all].
+    #[arg(long)]
+    keep: Option<usize>,
     /// Print what was added, skipped, pruned and signed as one JSON object.
     #[arg(long)]
     json: bool,
@@ -492,6 +495,7 @@ fn run_repo_add(args: RepoAddArgs) -> Result<()> {
         base_url: args.base_url,
         signer,
         date,
+        keep: args.keep,
     };
     let report = repo::add(&args.dir, &args.files, &options)?;
     if args.json {

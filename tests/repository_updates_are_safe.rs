@@ -140,3 +140,55 @@ fn re_adding_without_source_date_epoch_changes_no_byte_of_a_signed_repository() 
         "a no-op re-add changed the repository"
     );
 }
+
+#[test]
+fn keep_prunes_all_but_the_newest_versions_in_version_order() {
+    let (_d, debs) = packages("deb", &["9.11.90", "10.5.1", "9.11.91"]);
+    let (_r, rpms) = packages("rpm", &["9.11.90", "10.5.1", "9.11.91"]);
+    let repo = tempfile::tempdir().unwrap();
+    repo_add(repo.path(), &debs[..2], &[]);
+    repo_add(repo.path(), &rpms[..2], &[]);
+    let json = repo_add(
+        repo.path(),
+        &[debs[2].clone(), rpms[2].clone()],
+        &["--keep", "2", "--json"],
+    );
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let pruned: Vec<&str> = report["pruned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(pruned, ["9.11.90-1", "9.11.90-1"], "{json}");
+    let packages = fs::read_to_string(
+        repo.path()
+            .join("apt/dists/stable/main/binary-amd64/Packages"),
+    )
+    .unwrap();
+    assert!(packages.contains("Version: 10.5.1-1\n") && packages.contains("Version: 9.11.91-1\n"));
+    assert!(!packages.contains("9.11.90"), "{packages}");
+    assert!(
+        !repo
+            .path()
+            .join("apt/pool/main/m/mattermost/mattermost_9.11.90-1_amd64.deb")
+            .exists()
+    );
+    assert!(
+        !repo
+            .path()
+            .join("yum/Packages/mattermost-9.11.90-1.x86_64.rpm")
+            .exists()
+    );
+    assert!(
+        repo.path()
+            .join("yum/Packages/mattermost-10.5.1-1.x86_64.rpm")
+            .exists()
+    );
+    let verify = common::output(mm_pkg().args(["repo", "verify"]).arg(repo.path()));
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}

@@ -15,6 +15,7 @@ pub mod files;
 pub mod package;
 pub mod rpm;
 pub mod verify;
+pub mod version;
 pub mod yum;
 
 use std::fs;
@@ -55,6 +56,8 @@ pub struct RepoOptions {
     pub signer: Option<std::sync::Arc<Signer>>,
     /// `Date:` of Release (SOURCE_DATE_EPOCH or now).
     pub date: u64,
+    /// Keep only the newest N versions of each package and architecture (`--keep`).
+    pub keep: Option<usize>,
 }
 
 /// Settings a repository keeps between runs.
@@ -128,6 +131,9 @@ pub struct AddReport {
 pub fn add(dir: &Path, files: &[PathBuf], options: &RepoOptions) -> Result<AddReport> {
     let component = options.component.as_deref().unwrap_or(DEFAULT_COMPONENT);
     check_token("component", component, "-.")?;
+    if options.keep == Some(0) {
+        bail!("--keep 0 would remove every package: keep at least 1");
+    }
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let _lock = RepoLock::acquire(dir)?;
     let mut state = load_state(dir, options)?;
@@ -259,10 +265,82 @@ pub fn add(dir: &Path, files: &[PathBuf], options: &RepoOptions) -> Result<AddRe
     // 2. The state, so that an interrupted run is completed by the next one.
     state.deb.extend(new_debs.into_iter().map(|(_, e)| e));
     state.rpm.extend(rpm_entries);
+    let pruned = match options.keep {
+        Some(keep) => prune(&mut state, keep, &mut report),
+        None => Vec::new(),
+    };
     save_state(dir, &state)?;
     // 3. Indexes, Release and signatures; 4. the client files.
     publish(dir, &state, options, &mut report)?;
+    // 5. Pool files no index names any more.
+    for path in pruned {
+        let path = dir.join(path);
+        if path.exists() {
+            fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
+    }
     Ok(report)
+}
+
+/// Drops all but the newest `keep` versions of each package and architecture from `state`;
+/// returns the pool files to remove once the indexes no longer name them.
+fn prune(state: &mut State, keep: usize, report: &mut AddReport) -> Vec<PathBuf> {
+    use std::collections::BTreeMap;
+    let mut doomed: Vec<(String, PackageInfo)> = Vec::new();
+    let mut debs: BTreeMap<(String, String), Vec<DebEntry>> = BTreeMap::new();
+    for e in state.deb.drain(..) {
+        debs.entry((e.info.name.clone(), e.info.arch.clone()))
+            .or_default()
+            .push(e);
+    }
+    for (_, mut list) in debs {
+        list.sort_by(|a, b| version::cmp_deb(&b.info.version, &a.info.version));
+        for (i, e) in list.into_iter().enumerate() {
+            if i < keep {
+                state.deb.push(e);
+            } else {
+                doomed.push((apt::APT_DIR.to_string(), e.info));
+            }
+        }
+    }
+    let mut rpms: BTreeMap<(String, String), Vec<RpmEntry>> = BTreeMap::new();
+    for e in state.rpm.drain(..) {
+        rpms.entry((e.info.name.clone(), e.info.arch.clone()))
+            .or_default()
+            .push(e);
+    }
+    let evr = |i: &PackageInfo| {
+        let r = i.rpm.clone().unwrap_or_default();
+        (r.epoch, r.ver, r.rel)
+    };
+    for (_, mut list) in rpms {
+        list.sort_by(|a, b| {
+            let (x, y) = (evr(&b.info), evr(&a.info));
+            version::cmp_rpm((&x.0, &x.1, &x.2), (&y.0, &y.1, &y.2))
+        });
+        for (i, e) in list.into_iter().enumerate() {
+            if i < keep {
+                state.rpm.push(e);
+            } else {
+                doomed.push((yum::YUM_DIR.to_string(), e.info));
+            }
+        }
+    }
+    doomed
+        .into_iter()
+        .map(|(root, info)| {
+            let location = format!("{root}/{}", info.location);
+            report.pruned.push(Reported {
+                file: PathBuf::from(&location),
+                name: info.name,
+                version: info.version,
+                arch: info.arch,
+                location: location.clone(),
+                sha256: info.digests.sha256,
+            });
+            PathBuf::from(location)
+        })
+        .collect()
 }
 
 /// Writes the repository's copy of the rpm `from` at `to` (signed by `signer` unless it

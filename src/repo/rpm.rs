@@ -27,7 +27,7 @@ pub struct Dep {
 }
 
 /// What primary, filelists and other need from one rpm.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RpmInfo {
     /// Epoch (`0` when none).
     pub epoch: String,
