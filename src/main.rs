@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use mm_pkg::build::{BuildOptions, build};
 use mm_pkg::compress::Compression;
 use mm_pkg::context::Format;
+use mm_pkg::notify::{self, Notify, Webhook};
 use mm_pkg::release::catalog::Catalog;
 use mm_pkg::release::download::{Checks, Downloader, default_cache_dir, verify_local};
 use mm_pkg::release::http::Http;
@@ -22,6 +23,7 @@ use mm_pkg::release::{Arch, DEFAULT_MIRROR, Edition, Release};
 use mm_pkg::repo::{self, RepoOptions};
 use mm_pkg::sign::Signer;
 use mm_pkg::sign::generate::generate;
+use mm_pkg::sync::{self, SyncOptions};
 
 /// Build Debian and RPM packages of a Mattermost server release.
 #[derive(Parser)]
@@ -45,6 +47,9 @@ enum Command {
     /// Publish packages in a signed apt and yum repository.
     #[command(subcommand)]
     Repo(RepoCommand),
+    /// Keep a repository current: resolve every spec, build only what the repository lacks,
+    /// publish it as `repo add` does, and tell the team through a Mattermost webhook.
+    Sync(Box<SyncArgs>),
 }
 
 #[derive(Subcommand)]
@@ -221,17 +226,142 @@ struct BuildArgs {
     /// Print the result as one JSON object.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    notify: NotifyArgs,
+}
+
+/// Telling the team through a Mattermost incoming webhook (`build` and `sync`).
+#[derive(Args)]
+struct NotifyArgs {
+    /// Mattermost incoming webhook that gets one message per run. The URL is a secret: it is
+    /// never printed, only its host [env: MM_PKG_WEBHOOK_URL].
+    #[arg(
+        long,
+        env = "MM_PKG_WEBHOOK_URL",
+        hide_env_values = true,
+        hide_env = true
+    )]
+    webhook: Option<String>,
+    /// Channel to post in instead of the webhook's own (`town-square`, `@user`).
+    #[arg(long, requires = "webhook")]
+    webhook_channel: Option<String>,
+    /// Icon of the post (an http:// or https:// URL).
+    #[arg(long, requires = "webhook")]
+    webhook_icon_url: Option<String>,
+    /// When to post: `changes` (something was built or failed), `always` (also "nothing
+    /// new"), `failures` (only when something failed).
+    #[arg(long, default_value = "changes", value_parser = ["changes", "always", "failures"])]
+    notify: String,
+}
+
+impl NotifyArgs {
+    /// The checked webhook (before any work is done), and the policy.
+    fn webhook(&self) -> Result<(Option<Webhook>, Notify)> {
+        let hook = match self.webhook.as_deref().map(str::trim) {
+            Some(url) if !url.is_empty() => Some(Webhook::new(
+                url,
+                self.webhook_channel.as_deref(),
+                self.webhook_icon_url.as_deref(),
+            )?),
+            _ => None,
+        };
+        Ok((hook, self.notify.parse()?))
+    }
+}
+
+#[derive(Args)]
+struct SyncArgs {
+    /// Repository directory (created if needed), as for `repo add`.
+    #[arg(long)]
+    repo: PathBuf,
+    #[arg(long = "spec", required = true, help = format!("Version spec to follow, repeatable: {ACCEPTED_FORMS}"))]
+    specs: Vec<String>,
+    /// Server editions, comma-separated.
+    #[arg(long, default_value = "enterprise", value_delimiter = ',', value_parser = ["enterprise", "team"])]
+    edition: Vec<String>,
+    /// Architectures, comma-separated.
+    #[arg(long, default_value = "amd64", value_delimiter = ',', value_parser = ["amd64", "arm64"])]
+    arch: Vec<String>,
+    /// Package formats, comma-separated.
+    #[arg(long, default_value = "deb,rpm", value_delimiter = ',', value_parser = ["deb", "rpm"])]
+    format: Vec<String>,
+    /// Download server.
+    #[arg(long, default_value = DEFAULT_MIRROR)]
+    mirror: String,
+    /// Releases API to discover versions newer than the catalog (mm-pkg appends per_page and page).
+    #[arg(long, default_value = DEFAULT_INDEX_URL)]
+    index_url: String,
+    /// Download and index cache [default: $XDG_CACHE_HOME/mm-pkg].
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// No network at all: the catalog and the cache only.
+    #[arg(long, conflicts_with = "online")]
+    offline: bool,
+    /// Fail when the release index cannot be read (instead of using the catalog alone).
+    #[arg(long)]
+    online: bool,
+    /// Seconds before a connection attempt or a stalled read is given up (then retried).
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+    /// Armored OpenPGP keys to trust besides Mattermost's (mirrors that re-sign); repeatable.
+    #[arg(long)]
+    keyring: Vec<PathBuf>,
+    /// Build releases that have no signature.
+    #[arg(long)]
+    allow_unsigned: bool,
+    /// Check neither SHA-256 nor signature (deliberately patched releases).
+    #[arg(long)]
+    insecure_skip_verify: bool,
+    /// Packaging revision.
+    #[arg(long, default_value_t = 1)]
+    revision: u32,
+    /// Payload compression for both formats [default: gzip for .deb, zstd for .rpm].
+    #[arg(long, value_parser = ["gzip", "xz", "zstd", "none"])]
+    compression: Option<String>,
+    /// Directory of template overrides (files named like the templates in templates/).
+    #[arg(long)]
+    templates: Option<PathBuf>,
+    /// Maintainer and packager of the packages, `Name <email>`.
+    #[arg(
+        long,
+        env = "MM_PKG_MAINTAINER",
+        default_value = "mm-pkg <mm-pkg@example.org>"
+    )]
+    maintainer: String,
+    /// Armored OpenPGP secret key that signs the repository and its rpms
+    /// [default: $MM_PKG_SIGN_KEY, if set; passphrase in $MM_PKG_SIGN_PASSPHRASE].
+    #[arg(long)]
+    sign_key: Option<PathBuf>,
+    /// apt suite and codename of a new repository [default: the repository's, else stable].
+    #[arg(long)]
+    suite: Option<String>,
+    /// Public URL of the repository, written into mattermost.sources and mattermost.repo.
+    #[arg(long)]
+    base_url: Option<String>,
+    /// Keep only the newest N versions of each package and architecture [default: all].
+    #[arg(long)]
+    keep: Option<usize>,
+    /// Build nothing: print what is missing (with --json: a GitHub Actions matrix,
+    /// `{"include": [...]}`, each entry with its exact `mm-pkg build` arguments).
+    #[arg(long)]
+    plan: bool,
+    /// Print one JSON object: built, present, failed, repository, notification.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    notify: NotifyArgs,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Build(args) => run_build(*args),
+        Command::Build(args) => run_build_and_tell(*args),
         Command::Resolve(args) => run_resolve(args),
         Command::List(args) => run_list(args),
         Command::Key(KeyCommand::Generate(args)) => run_key_generate(args),
         Command::Repo(RepoCommand::Add(args)) => run_repo_add(args),
         Command::Repo(RepoCommand::Verify(args)) => run_repo_verify(args),
+        Command::Sync(args) => run_sync(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -347,7 +477,7 @@ fn run_list(args: ListArgs) -> Result<()> {
     Ok(())
 }
 
-fn run_build(args: BuildArgs) -> Result<()> {
+fn run_build(args: BuildArgs) -> Result<notify::Row> {
     let source_date = source_date_epoch()?;
     // The key is checked before anything is downloaded or written.
     let signer = Signer::from_flag_or_env(args.sign_key.as_deref(), source_date)?.map(Arc::new);
@@ -458,7 +588,15 @@ fn run_build(args: BuildArgs) -> Result<()> {
         }
         println!("wrote {}", args.output.join("SHA256SUMS").display());
     }
-    Ok(())
+    Ok(notify::Row {
+        version: release.version.to_string(),
+        edition: release.edition.to_string(),
+        arch: release.arch.to_string(),
+        packages: built
+            .iter()
+            .map(|p| (p.format.as_str().to_string(), p.sha256.clone()))
+            .collect(),
+    })
 }
 
 fn run_key_generate(args: KeyGenerateArgs) -> Result<()> {
@@ -560,4 +698,197 @@ fn source_date_epoch() -> Result<u64> {
             .with_context(|| format!("SOURCE_DATE_EPOCH=`{v}` is not a number of seconds")),
         _ => Ok(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs()),
     }
+}
+
+/// `build`, then one message to the team about it (success or failure).
+fn run_build_and_tell(args: BuildArgs) -> Result<()> {
+    let (webhook, policy) = args.notify.webhook()?;
+    let what = format!(
+        "mattermost {} ({}, {})",
+        args.spec, args.source.edition, args.source.arch
+    );
+    let result = run_build(args);
+    let mut summary = notify::Summary::default();
+    match &result {
+        Ok(row) => summary.rows.push(row.clone()),
+        Err(err) => summary.failures.push(notify::Failure {
+            what,
+            reason: format!("{err:#}"),
+        }),
+    }
+    notify::tell(&summary, policy, webhook.as_ref());
+    result.map(|_| ())
+}
+
+fn run_sync(args: SyncArgs) -> Result<()> {
+    let date = source_date_epoch()?;
+    // The key and the webhook are checked before anything is downloaded or written.
+    let signer = Signer::from_flag_or_env(args.sign_key.as_deref(), date)?.map(Arc::new);
+    let (webhook, policy) = args.notify.webhook()?;
+    if signer.is_none() && !args.plan {
+        eprintln!(
+            "mm-pkg: WARNING: no --sign-key (or MM_PKG_SIGN_KEY): the repository is UNSIGNED; \
+             clients must mark it trusted=yes"
+        );
+    }
+    let sources = Sources::new(&SourceArgs {
+        edition: "enterprise".into(),
+        arch: "amd64".into(),
+        mirror: args.mirror.clone(),
+        index_url: args.index_url.clone(),
+        cache_dir: args.cache_dir.clone(),
+        offline: args.offline,
+        online: args.online,
+        timeout: args.timeout,
+    })?;
+    let mut formats = Vec::new();
+    for f in &args.format {
+        let format = if f == "deb" { Format::Deb } else { Format::Rpm };
+        if !formats.contains(&format) {
+            formats.push(format);
+        }
+    }
+    let unique = |list: &[String]| -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for item in list {
+            if !out.contains(item) {
+                out.push(item.clone());
+            }
+        }
+        out
+    };
+    let options = SyncOptions {
+        dir: args.repo.clone(),
+        specs: unique(&args.specs),
+        editions: unique(&args.edition)
+            .iter()
+            .map(|e| e.parse())
+            .collect::<Result<_>>()?,
+        arches: unique(&args.arch)
+            .iter()
+            .map(|a| a.parse())
+            .collect::<Result<_>>()?,
+        formats,
+        mirror: args.mirror.clone(),
+        checks: Checks {
+            sha256: Vec::new(),
+            allow_unsigned: args.allow_unsigned,
+            skip_verify: args.insecure_skip_verify,
+        },
+        build: BuildOptions {
+            formats: Vec::new(),
+            output: PathBuf::new(),
+            revision: args.revision,
+            compression: args
+                .compression
+                .as_deref()
+                .map(str::parse::<Compression>)
+                .transpose()?,
+            templates: args.templates.clone(),
+            maintainer: args.maintainer.clone(),
+            source_date: date,
+            // rpms are signed in the repository's copy, as `repo add` signs CI-built ones.
+            signer: None,
+        },
+        repo: RepoOptions {
+            suite: args.suite.clone(),
+            base_url: args.base_url.clone(),
+            signer,
+            date,
+            keep: args.keep,
+            ..RepoOptions::default()
+        },
+        notify: policy,
+    };
+    if args.insecure_skip_verify {
+        eprintln!(
+            "mm-pkg: WARNING: --insecure-skip-verify: NOT checking the SHA-256 or the OpenPGP \
+             signature of any release; these packages may contain anything"
+        );
+    }
+
+    if args.plan {
+        let plan = sync::plan(&sources.discovery(), &options)?;
+        if args.json {
+            let matrix = sync::plan::matrix(&plan, &planned_build_flags(&args));
+            println!("{}", serde_json::to_string_pretty(&matrix)?);
+        } else {
+            for t in &plan.present {
+                println!("present {}", t.release);
+            }
+            for t in &plan.missing {
+                let formats: Vec<&str> = t.missing.iter().map(|f| f.as_str()).collect();
+                println!("missing {}: {}", t.release, formats.join(","));
+            }
+        }
+        for u in &plan.unresolved {
+            eprintln!(
+                "mm-pkg: `{}` ({}, {}) resolves to nothing: {}",
+                u.spec, u.edition, u.arch, u.reason
+            );
+        }
+        if !plan.unresolved.is_empty() {
+            bail!("{} spec(s) did not resolve", plan.unresolved.len());
+        }
+        return Ok(());
+    }
+
+    let trust = Trust::new(&args.keyring)?;
+    let downloader = Downloader {
+        http: &sources.http,
+        cache_dir: sources.cache_dir.clone(),
+        offline: sources.mode == NetMode::Offline,
+        trust: &trust,
+    };
+    let report = sync::sync(
+        &sources.discovery(),
+        &downloader,
+        &options,
+        webhook.as_ref(),
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for line in report.lines() {
+            println!("{line}");
+        }
+    }
+    if !report.failed.is_empty() {
+        let titles: Vec<String> = report.failed.iter().map(|e| e.title()).collect();
+        bail!(
+            "{} release(s) failed and were not published: {}",
+            report.failed.len(),
+            titles.join("; ")
+        );
+    }
+    Ok(())
+}
+
+/// The flags of this `sync` that each planned `mm-pkg build` needs to build the same bytes
+/// from the same place with the same checks.
+fn planned_build_flags(args: &SyncArgs) -> Vec<String> {
+    let mut flags = vec![
+        "--mirror".to_string(),
+        args.mirror.clone(),
+        "--revision".into(),
+        args.revision.to_string(),
+        "--maintainer".into(),
+        args.maintainer.clone(),
+    ];
+    for k in &args.keyring {
+        flags.extend(["--keyring".into(), k.display().to_string()]);
+    }
+    if let Some(c) = &args.compression {
+        flags.extend(["--compression".into(), c.clone()]);
+    }
+    if let Some(t) = &args.templates {
+        flags.extend(["--templates".into(), t.display().to_string()]);
+    }
+    if args.allow_unsigned {
+        flags.push("--allow-unsigned".into());
+    }
+    if args.insecure_skip_verify {
+        flags.push("--insecure-skip-verify".into());
+    }
+    flags
 }

@@ -12,6 +12,7 @@ pub mod apt;
 pub mod client;
 pub mod deb;
 pub mod files;
+pub mod held;
 pub mod package;
 pub mod rpm;
 pub mod verify;

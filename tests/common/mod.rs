@@ -10,6 +10,7 @@ pub mod repo;
 pub mod server;
 pub mod signing;
 pub mod static_files;
+pub mod upstream;
 
 use std::fs;
 use std::path::{Path, PathBuf};
