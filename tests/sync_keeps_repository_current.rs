@@ -7,9 +7,9 @@ mod common;
 use std::path::Path;
 
 use common::fixture::{Hostile, Spec};
+use common::run;
 use common::signing::{TestKey, release_key};
 use common::upstream::{Upstream, json, text, tree};
-use common::run;
 
 /// Both editions of each version, signed by the test release key.
 fn publish_both(up: &Upstream, versions: &[&str]) {

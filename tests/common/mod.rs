@@ -6,6 +6,7 @@
 pub mod fixture;
 pub mod gpg;
 pub mod lifecycle;
+pub mod receiver;
 pub mod repo;
 pub mod server;
 pub mod signing;
