@@ -50,6 +50,25 @@ enum Command {
     /// Keep a repository current: resolve every spec, build only what the repository lacks,
     /// publish it as `repo add` does, and tell the team through a Mattermost webhook.
     Sync(Box<SyncArgs>),
+    /// After CI built a `sync --plan --json` plan in separate jobs and `repo add` published
+    /// them: tell the team which planned releases the repository now holds and which it lacks
+    /// (exit code 1 when one is missing).
+    Notify(NotifyCommandArgs),
+}
+
+#[derive(Args)]
+struct NotifyCommandArgs {
+    /// Repository directory, after `repo add`.
+    #[arg(long)]
+    repo: PathBuf,
+    /// The plan printed by `mm-pkg sync --plan --json`.
+    #[arg(long)]
+    plan: PathBuf,
+    /// Print one JSON object: built, failed, repository, notification.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    notify: NotifyArgs,
 }
 
 #[derive(Subcommand)]
@@ -362,6 +381,7 @@ fn main() -> ExitCode {
         Command::Repo(RepoCommand::Add(args)) => run_repo_add(args),
         Command::Repo(RepoCommand::Verify(args)) => run_repo_verify(args),
         Command::Sync(args) => run_sync(*args),
+        Command::Notify(args) => run_notify(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -810,7 +830,7 @@ fn run_sync(args: SyncArgs) -> Result<()> {
     if args.plan {
         let plan = sync::plan(&sources.discovery(), &options)?;
         if args.json {
-            let matrix = sync::plan::matrix(&plan, &planned_build_flags(&args));
+            let matrix = sync::plan::matrix(&plan, args.revision, &planned_build_flags(&args));
             println!("{}", serde_json::to_string_pretty(&matrix)?);
         } else {
             for t in &plan.present {
@@ -846,8 +866,23 @@ fn run_sync(args: SyncArgs) -> Result<()> {
         &options,
         webhook.as_ref(),
     )?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    print_sync_report(&report, args.json)
+}
+
+fn run_notify(args: NotifyCommandArgs) -> Result<()> {
+    let (webhook, policy) = args.notify.webhook()?;
+    let json = std::fs::read(&args.plan)
+        .with_context(|| format!("reading the plan {}", args.plan.display()))?;
+    let planned = sync::plan::read_matrix(&json)
+        .with_context(|| format!("reading the plan {}", args.plan.display()))?;
+    let report = sync::settle(&args.repo, &planned, policy, webhook.as_ref())?;
+    print_sync_report(&report, args.json)
+}
+
+/// Prints a sync report (JSON or one line per release); an error when a release failed.
+fn print_sync_report(report: &sync::report::Report, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
     } else {
         for line in report.lines() {
             println!("{line}");

@@ -11,7 +11,7 @@ pub mod plan;
 pub mod report;
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
@@ -23,7 +23,7 @@ use crate::release::resolve::Discovery;
 use crate::release::{Arch, Edition};
 use crate::repo::held::{Holdings, holdings};
 use crate::repo::{self, RepoOptions};
-use plan::{Plan, Target, Wanted};
+use plan::{Plan, Planned, Target, Wanted};
 use report::{Entry, Report, RepositoryChange};
 
 /// What to keep current, and how.
@@ -162,6 +162,54 @@ pub fn sync(
 
     // 5. Tell the team.
     report.notification = Some(notify::tell(&report.summary(), options.notify, webhook));
+    Ok(report)
+}
+
+/// After CI built the releases of a plan (`sync --plan --json`) in separate jobs and one
+/// `repo add` published them: which of `planned` the repository at `dir` now holds (built)
+/// and which it lacks (failed: its build job produced nothing), told to the team as `sync`
+/// tells it.
+pub fn settle(
+    dir: &Path,
+    planned: &[Planned],
+    policy: Notify,
+    webhook: Option<&Webhook>,
+) -> Result<Report> {
+    let held = holdings(dir)?;
+    let mut report = Report {
+        repository: RepositoryChange {
+            dir: dir.to_path_buf(),
+            suite: held.suite.clone(),
+            ..RepositoryChange::default()
+        },
+        ..Report::default()
+    };
+    for p in planned {
+        let (release, formats) = p.release()?;
+        let wanted = Wanted {
+            specs: &[],
+            editions: &[],
+            arches: &[],
+            formats: &formats,
+            mirror: "",
+            revision: p.revision,
+        };
+        let (missing, files) = plan::compare(&release, &wanted, &held.packages);
+        let mut entry = Entry::new(&p.version, &release, &files);
+        if !missing.is_empty() {
+            let missing: Vec<&str> = missing.iter().map(|f| f.as_str()).collect();
+            entry.formats = missing.iter().map(|f| f.to_string()).collect();
+            entry.reason = Some(format!(
+                "the repository has no {} package of it: its build job failed or its artifact \
+                 was not added",
+                missing.join(" or ")
+            ));
+            report.failed.push(entry);
+        } else {
+            report.built.push(entry);
+        }
+    }
+    report.notification = Some(notify::tell(&report.summary(), policy, webhook));
     Ok(report)
 }
 

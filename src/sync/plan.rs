@@ -1,8 +1,8 @@
 //! What a sync has to do: every spec x edition x arch resolved as `build` resolves it, and
 //! compared with what the repository holds (both formats). The plan is also the CI matrix.
 
-use anyhow::Result;
-use serde::Serialize;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
 
 use crate::context::{Format, TemplateContext};
 use crate::layout::Layout;
@@ -237,6 +237,8 @@ pub struct MatrixEntry {
     pub arch: Arch,
     /// Formats to build, comma-separated.
     pub formats: String,
+    /// Packaging revision.
+    pub revision: u32,
     /// The exact `mm-pkg` arguments (`build VERSION ...`), one string each.
     pub argv: Vec<String>,
     /// The same arguments quoted for a POSIX shell.
@@ -245,8 +247,9 @@ pub struct MatrixEntry {
 
 /// The plan as a GitHub Actions matrix (`strategy.matrix: ${{ fromJSON(...) }}`):
 /// `{"include": [...]}`, one entry per missing release, with `build_flags` (the source,
-/// verification and packaging flags of this run) after the release's own.
-pub fn matrix(plan: &Plan, build_flags: &[String]) -> serde_json::Value {
+/// verification and packaging flags of this run, `--revision revision` among them) after the
+/// release's own.
+pub fn matrix(plan: &Plan, revision: u32, build_flags: &[String]) -> serde_json::Value {
     let include: Vec<MatrixEntry> = plan
         .missing
         .iter()
@@ -275,6 +278,7 @@ pub fn matrix(plan: &Plan, build_flags: &[String]) -> serde_json::Value {
                 edition: t.release.edition,
                 arch: t.release.arch,
                 formats,
+                revision,
                 args: argv
                     .iter()
                     .map(|a| shell_quote(a))
@@ -285,6 +289,53 @@ pub fn matrix(plan: &Plan, build_flags: &[String]) -> serde_json::Value {
         })
         .collect();
     serde_json::json!({ "include": include })
+}
+
+/// What a later step needs to know of one matrix entry (read back from the plan's JSON).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Planned {
+    /// Upstream version.
+    pub version: String,
+    /// Edition.
+    pub edition: String,
+    /// Architecture.
+    pub arch: String,
+    /// Formats, comma-separated.
+    pub formats: String,
+    /// Packaging revision.
+    pub revision: u32,
+}
+
+impl Planned {
+    /// The release and its formats.
+    pub fn release(&self) -> Result<(Release, Vec<Format>)> {
+        let what = || format!("plan entry {} {} {}", self.version, self.edition, self.arch);
+        let release = Release {
+            version: self.version.parse().with_context(what)?,
+            edition: self.edition.parse().with_context(what)?,
+            arch: self.arch.parse().with_context(what)?,
+        };
+        let mut formats = Vec::new();
+        for f in self.formats.split(',') {
+            formats.push(match f {
+                "deb" => Format::Deb,
+                "rpm" => Format::Rpm,
+                other => anyhow::bail!("{}: unknown format `{other}`", what()),
+            });
+        }
+        Ok((release, formats))
+    }
+}
+
+/// The entries of a plan printed by `sync --plan --json`.
+pub fn read_matrix(json: &[u8]) -> Result<Vec<Planned>> {
+    #[derive(Deserialize)]
+    struct Matrix {
+        include: Vec<Planned>,
+    }
+    let m: Matrix = serde_json::from_slice(json)
+        .context("not a plan printed by `mm-pkg sync --plan --json` ({\"include\": [...]})")?;
+    Ok(m.include)
 }
 
 /// `arg` as one word of a POSIX shell command line.

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::plan::{Target, Unresolved};
 use crate::notify::{Delivery, Failure, Row, Summary};
+use crate::release::Release;
 use crate::repo::AddReport;
 use crate::repo::held::Held;
 
@@ -34,11 +35,16 @@ pub struct Entry {
 impl Entry {
     /// `target` with the repository files in `held`.
     pub fn of(target: &Target, held: &[Held]) -> Self {
+        Entry::new(&target.spec, &target.release, held)
+    }
+
+    /// `release`, selected by `spec`, with the repository files in `held`.
+    pub fn new(spec: &str, release: &Release, held: &[Held]) -> Self {
         Entry {
-            spec: target.spec.clone(),
-            version: Some(target.resolved.version.clone()),
-            edition: target.release.edition.to_string(),
-            arch: target.release.arch.to_string(),
+            spec: spec.to_string(),
+            version: Some(release.version.to_string()),
+            edition: release.edition.to_string(),
+            arch: release.arch.to_string(),
             formats: held.iter().map(|h| h.format.to_string()).collect(),
             files: held.iter().map(|h| h.location.clone()).collect(),
             sha256: held.iter().map(|h| h.sha256.clone()).collect(),
