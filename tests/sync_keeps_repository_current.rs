@@ -7,9 +7,9 @@ mod common;
 use std::path::Path;
 
 use common::fixture::{Hostile, Spec};
-use common::run;
 use common::signing::{TestKey, release_key};
 use common::upstream::{Upstream, json, text, tree};
+use common::{output, run};
 
 /// Both editions of each version, signed by the test release key.
 fn publish_both(up: &Upstream, versions: &[&str]) {
@@ -315,4 +315,47 @@ fn plan_json_is_a_github_actions_matrix_of_exact_build_commands() {
     assert!(out.status.success(), "{}", text(&out));
     let out = up.sync(&rpm_only, &["--spec", "9.11", "--plan", "--json"]);
     assert_eq!(json(&out)["include"][0]["formats"], "deb", "{}", text(&out));
+}
+
+#[test]
+fn an_interrupted_publish_is_completed_and_a_signed_repository_needs_its_key() {
+    let up = Upstream::new();
+    up.publish(&Spec::new("9.11.90"), Some(release_key()));
+    let repo = up.path("repo");
+    let out = up.sync(&repo, &["--spec", "9.11"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let complete = tree(&repo);
+
+    // As if killed after the state was saved and before Release and repomd.xml were written.
+    let dists = repo.join("apt/dists/stable");
+    for name in ["Release", "InRelease", "Release.gpg"] {
+        std::fs::remove_file(dists.join(name)).unwrap();
+    }
+    std::fs::remove_file(repo.join("yum/repodata/repomd.xml")).unwrap();
+    std::fs::remove_file(repo.join("yum/repodata/repomd.xml.asc")).unwrap();
+    let out = up.sync(&repo, &["--spec", "9.11", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(json(&out)["built"].as_array().unwrap().is_empty());
+    assert!(
+        tree(&repo) == complete,
+        "the next sync did not complete the repository"
+    );
+    repo_verifies(&up, &repo);
+
+    // Without the key the signed repository is left alone, not rewritten unsigned.
+    up.publish(&Spec::new("9.11.91"), Some(release_key()));
+    let cmd = up.sync_cmd(&repo, &["--spec", "9.11"]);
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+    let at = args.iter().position(|a| a == "--sign-key").unwrap();
+    let mut bare = up.cmd();
+    bare.args(&args[..at]).args(&args[at + 2..]);
+    let out = output(&mut bare);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("is signed"), "{}", text(&out));
+    assert!(tree(&repo) == complete);
+    assert_eq!(
+        up.tarball_requests().len(),
+        1,
+        "it downloaded before refusing"
+    );
 }
