@@ -266,3 +266,33 @@ fn build_posts_its_packages_too() {
         assert!(message.contains(&line[..12]), "{message}\n{sums}");
     }
 }
+
+#[test]
+fn a_failed_build_posts_its_failure_and_still_exits_1() {
+    let up = Upstream::new();
+    up.list("9.11.90"); // listed, never published: 404
+    let hook = Receiver::start();
+    let out = output(
+        up.cmd()
+            .args(["build", "9.11.90", "--mirror", &up.server.base])
+            .arg("--cache-dir")
+            .arg(up.cache())
+            .arg("--output")
+            .arg(up.path("dist"))
+            .env("MM_PKG_WEBHOOK_URL", &hook.url),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(!text(&out).contains(&hook.secret));
+    let got = hook.received();
+    assert_eq!(got.len(), 1);
+    let message = got[0].json()["text"].as_str().unwrap().to_string();
+    assert!(
+        message.starts_with("#### mm-pkg: 1 build failed\n"),
+        "{message}"
+    );
+    assert!(
+        message.contains("- mattermost 9.11.90 (enterprise, amd64): `")
+            && message.contains("not published"),
+        "{message}"
+    );
+}
