@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use common::fixture::Spec;
 use common::signing::release_key;
-use common::upstream::{Upstream, json, text, tree};
+use common::upstream::{FOLLOW_TWO_SERIES, Upstream, json, text, tree};
 use common::{have, output, run};
 
 fn yaml(name: &str) -> serde_norway::Value {
@@ -145,18 +145,8 @@ fn run_planned_builds(up: &Upstream, plan: &serde_json::Value) -> Vec<PathBuf> {
 #[test]
 fn plan_builds_and_one_repo_add_give_the_repository_one_sync_gives() {
     let up = Upstream::new();
-    for v in ["9.11.90", "12.0.1"] {
-        up.publish(&Spec::new(v), Some(release_key()));
-        up.publish(&Spec::team(v), Some(release_key()));
-    }
-    let follow = [
-        "--spec",
-        "9.11",
-        "--spec",
-        "12.x",
-        "--edition",
-        "enterprise,team",
-    ];
+    up.publish_both(&["9.11.90", "12.0.1"]);
+    let follow = FOLLOW_TWO_SERIES;
     let ci = up.path("ci-repo");
 
     // plan

@@ -8,16 +8,8 @@ use std::path::Path;
 
 use common::fixture::{Hostile, Spec};
 use common::signing::{TestKey, release_key};
-use common::upstream::{Upstream, json, text, tree};
+use common::upstream::{FOLLOW_TWO_SERIES, Upstream, json, text, tree};
 use common::{output, run};
-
-/// Both editions of each version, signed by the test release key.
-fn publish_both(up: &Upstream, versions: &[&str]) {
-    for v in versions {
-        up.publish(&Spec::new(v), Some(release_key()));
-        up.publish(&Spec::team(v), Some(release_key()));
-    }
-}
 
 /// `(version, edition)` of each entry of a report list, sorted.
 fn releases(list: &serde_json::Value) -> Vec<(String, String)> {
@@ -57,16 +49,9 @@ fn repo_verifies(up: &Upstream, repo: &Path) {
 #[test]
 fn sync_builds_only_what_is_missing_and_a_rerun_changes_nothing() {
     let up = Upstream::new();
-    publish_both(&up, &["9.11.90", "12.0.1"]);
+    up.publish_both(&["9.11.90", "12.0.1"]);
     let repo = up.path("repo");
-    let specs = [
-        "--spec",
-        "9.11",
-        "--spec",
-        "12.x",
-        "--edition",
-        "enterprise,team",
-    ];
+    let specs = FOLLOW_TWO_SERIES;
 
     // First run: four releases, each as .deb and .rpm, in one signed repository.
     let out = up.sync(&repo, &[&specs[..], &["--json"]].concat());
@@ -120,7 +105,7 @@ fn sync_builds_only_what_is_missing_and_a_rerun_changes_nothing() {
     );
 
     // A new release upstream: the third run builds that one only.
-    publish_both(&up, &["12.0.2"]);
+    up.publish_both(&["12.0.2"]);
     let out = up.sync(&repo, &[&specs[..], &["--json"]].concat());
     assert!(out.status.success(), "{}", text(&out));
     let report = json(&out);
@@ -178,7 +163,7 @@ fn sync_builds_only_what_is_missing_and_a_rerun_changes_nothing() {
 #[test]
 fn a_failing_release_fails_alone_and_never_touches_the_repository() {
     let up = Upstream::new();
-    publish_both(&up, &["9.11.90"]);
+    up.publish_both(&["9.11.90"]);
     let repo = up.path("repo");
     let out = up.sync(&repo, &["--spec", "9.11", "--edition", "enterprise,team"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -266,7 +251,7 @@ fn a_failing_release_fails_alone_and_never_touches_the_repository() {
 #[test]
 fn plan_json_is_a_github_actions_matrix_of_exact_build_commands() {
     let up = Upstream::new();
-    publish_both(&up, &["9.11.90"]);
+    up.publish_both(&["9.11.90"]);
     let repo = up.path("repo");
     let args = [
         "--spec",

@@ -7,35 +7,21 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use common::fixture::Spec;
 use common::lifecycle::install_service_stubs;
-use common::signing::release_key;
 use common::static_files::StaticServer;
-use common::upstream::{Upstream, text};
+use common::upstream::{FOLLOW_TWO_SERIES, Upstream, text};
 use common::{chroot, chroot_ok, debian_root, have, output, run};
 
 /// A repository synced from an upstream with 9.11.90 and 12.0.1 in both editions, served
 /// over HTTP: (upstream, web root, server).
 fn synced() -> (Upstream, tempfile::TempDir, StaticServer) {
     let up = Upstream::new();
-    for v in ["9.11.90", "12.0.1"] {
-        up.publish(&Spec::new(v), Some(release_key()));
-        up.publish(&Spec::team(v), Some(release_key()));
-    }
+    up.publish_both(&["9.11.90", "12.0.1"]);
     let web = tempfile::tempdir().unwrap();
     let server = StaticServer::start(web.path());
     let out = up.sync(
         web.path(),
-        &[
-            "--spec",
-            "9.11",
-            "--spec",
-            "12.x",
-            "--edition",
-            "enterprise,team",
-            "--base-url",
-            &server.base,
-        ],
+        &[&FOLLOW_TWO_SERIES[..], &["--base-url", &server.base]].concat(),
     );
     assert!(out.status.success(), "{}", text(&out));
     (up, web, server)

@@ -11,14 +11,7 @@ use common::fixture::Spec;
 use common::output;
 use common::receiver::Receiver;
 use common::signing::{TestKey, release_key};
-use common::upstream::{INDEX_PATH, Upstream, json, text};
-
-fn publish_both(up: &Upstream, versions: &[&str]) {
-    for v in versions {
-        up.publish(&Spec::new(v), Some(release_key()));
-        up.publish(&Spec::team(v), Some(release_key()));
-    }
-}
+use common::upstream::{FOLLOW_TWO_SERIES, INDEX_PATH, Upstream, json, text};
 
 /// The run succeeded and its output does not contain the webhook's secret.
 fn ok_without_secret(out: &Output, hook: &Receiver) {
@@ -33,7 +26,7 @@ fn ok_without_secret(out: &Output, hook: &Receiver) {
 #[test]
 fn one_post_per_run_names_each_version_and_follows_the_notify_policy() {
     let up = Upstream::new();
-    publish_both(&up, &["9.11.90", "12.0.1"]);
+    up.publish_both(&["9.11.90", "12.0.1"]);
     let hook = Receiver::start();
     let repo = up.path("repo");
     let summary = up.path("step-summary.md");
@@ -42,14 +35,7 @@ fn one_post_per_run_names_each_version_and_follows_the_notify_policy() {
             up.sync_cmd(
                 &repo,
                 &[
-                    &[
-                        "--spec",
-                        "9.11",
-                        "--spec",
-                        "12.x",
-                        "--edition",
-                        "enterprise,team",
-                    ][..],
+                    &FOLLOW_TWO_SERIES[..],
                     &[
                         "--webhook",
                         &hook.url,

@@ -18,6 +18,17 @@ use super::{mm_pkg, output, run};
 /// Path of the releases index on the server.
 pub const INDEX_PATH: &str = "/api/releases";
 
+/// `sync` flags following two series in both editions (with [`Upstream::publish_both`] of
+/// 9.11.90 and 12.0.1: four releases).
+pub const FOLLOW_TWO_SERIES: [&str; 6] = [
+    "--spec",
+    "9.11",
+    "--spec",
+    "12.x",
+    "--edition",
+    "enterprise,team",
+];
+
 /// The fake upstream and the files a pipeline keeps.
 pub struct Upstream {
     /// The HTTP server.
@@ -62,6 +73,14 @@ impl Upstream {
         }
         self.server.route(&url, bytes);
         self.list(&spec.version);
+    }
+
+    /// Publishes both editions of each of `versions`, signed by the test release key.
+    pub fn publish_both(&self, versions: &[&str]) {
+        for v in versions {
+            self.publish(&Spec::new(v), Some(release_key()));
+            self.publish(&Spec::team(v), Some(release_key()));
+        }
     }
 
     /// Lists `version` in the index (whether or not its files exist).
