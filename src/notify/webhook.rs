@@ -158,6 +158,9 @@ impl Webhook {
         if path.len() > 1 {
             text = text.replace(path, "<webhook path>");
         }
+        if let Some(query) = self.url.query().filter(|q| !q.is_empty()) {
+            text = text.replace(query, "<webhook query>");
+        }
         let text: String = text
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })
@@ -187,6 +190,8 @@ mod tests {
         let text =
             hook.error_text(r#"{"message":"Invalid webhook /hooks/s3cr3t","status_code":400}"#);
         assert_eq!(text, ": Invalid webhook <webhook path>");
+        let hook = Webhook::new("https://chat.example.org/hooks?key=s3cr3t", None, None).unwrap();
+        assert_eq!(hook.error_text("bad key=s3cr3t"), ": bad <webhook query>");
     }
 
     #[test]
