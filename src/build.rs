@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use flate2::write::GzEncoder;
@@ -15,11 +16,13 @@ use crate::output::{BuiltPackage, PendingFile, scratch_file, write_sha256sums};
 use crate::package::{EntrySink, ThreadedSink, add_bytes, add_entry};
 use crate::relations::ExtraRelations;
 use crate::release::archive::{EntryKind, Expected, ReleaseEntry, read_release};
-use crate::release::verify::{StreamVerifier, Verified, VerifyingReader};
+use crate::release::known::{self, KnownTarballs};
+use crate::release::verify::{Expectations, StreamVerifier, Trust, Verified, VerifyingReader};
 use crate::release::{Edition, Release};
 use crate::rpm::spec::SpecHeader;
 use crate::rpm::{RpmMeta, RpmWriter, Scriptlets};
 use crate::scratch::OutputDir;
+use crate::sign::Signer;
 use crate::templates::Templates;
 use crate::validate;
 
@@ -48,6 +51,8 @@ pub struct BuildOptions {
     pub distribution: String,
     /// Extra relations for both formats.
     pub relations: ExtraRelations,
+    /// Key that signs the .rpm's header (`--sign-key`); the .deb is never signed itself.
+    pub signer: Option<Arc<Signer>>,
 }
 
 /// What a build wrote, and what it learnt about the release.
@@ -92,6 +97,39 @@ pub fn build(
     options: &BuildOptions,
 ) -> Result<Vec<BuiltPackage>> {
     build_verified(release, tarball, options, None).map(|report| report.packages)
+}
+
+/// What `mm-pkg build` and `mm-pkg sync` both do: builds `release` from `tarball`, checking
+/// the very bytes the build reads against `expect` (hashes, signature, trusted by `trust`)
+/// and refusing a tarball `known` as another release. A tarball that passed any check and is
+/// not in the record yet is added to the record of verified tarballs in `cache_dir`.
+pub fn build_checked(
+    release: &Release,
+    tarball: &Path,
+    expect: Expectations,
+    known: KnownTarballs,
+    trust: &Trust,
+    cache_dir: &Path,
+    options: &BuildOptions,
+) -> Result<BuildReport> {
+    let expect = Expectations {
+        identity: Some((release.clone(), known)),
+        ..expect
+    };
+    let verifier = StreamVerifier::new(&expect, trust)?;
+    let report = build_verified(release, tarball, options, Some(verifier))?;
+    let verified = report.verified.as_ref().expect("a verifier was given");
+    let recorded = expect
+        .identity
+        .as_ref()
+        .is_some_and(|(_, known)| known.knows(release, &verified.sha256));
+    if !verified.verified_by.is_empty()
+        && !recorded
+        && let Err(err) = known::record(cache_dir, release, &verified.sha256)
+    {
+        eprintln!("mm-pkg: warning: cannot record the verified tarball: {err:#}");
+    }
+    Ok(report)
 }
 
 /// Like [`build`], and `verifier` checks the very bytes the build reads, in the same pass:
@@ -147,6 +185,10 @@ pub fn build_verified(
         .as_ref()
         .map(|s| RpmWriter::new(s.path(), codec(Format::Rpm), options.source_date))
         .transpose()?
+        .map(|w| match &options.signer {
+            Some(signer) => w.with_signer(signer.clone()),
+            None => w,
+        })
         .map(ThreadedSink::spawn);
 
     let mut licenses = LicenseFinder::new(release.edition);

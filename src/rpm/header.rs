@@ -14,13 +14,19 @@ pub mod tag {
     pub const HEADERSIGNATURES: u32 = 62;
     pub const HEADERIMMUTABLE: u32 = 63;
     pub const HEADERI18NTABLE: u32 = 100;
+    pub const SIG_DSAHEADER: u32 = 267;
+    pub const SIG_RSAHEADER: u32 = 268;
     pub const SIG_SHA1: u32 = 269;
     pub const SIG_SHA256: u32 = 273;
+    pub const SIG_LONGARCHIVESIZE: u32 = 271;
     pub const SIG_SIZE: u32 = 1000;
+    pub const SIG_PGP: u32 = 1002;
+    pub const SIG_GPG: u32 = 1005;
     pub const SIG_PAYLOADSIZE: u32 = 1007;
     pub const NAME: u32 = 1000;
     pub const VERSION: u32 = 1001;
     pub const RELEASE: u32 = 1002;
+    pub const EPOCH: u32 = 1003;
     pub const SUMMARY: u32 = 1004;
     pub const DESCRIPTION: u32 = 1005;
     pub const BUILDTIME: u32 = 1006;
@@ -47,6 +53,7 @@ pub mod tag {
     pub const FILEUSERNAME: u32 = 1039;
     pub const FILEGROUPNAME: u32 = 1040;
     pub const SOURCERPM: u32 = 1044;
+    pub const ARCHIVESIZE: u32 = 1046;
     pub const FILEVERIFYFLAGS: u32 = 1045;
     pub const PROVIDENAME: u32 = 1047;
     pub const REQUIREFLAGS: u32 = 1048;
@@ -176,6 +183,12 @@ impl Header {
     /// Sets `tag` to `value` (replacing an earlier value).
     pub fn set(&mut self, tag: u32, value: Value) -> &mut Self {
         self.entries.insert(tag, value);
+        self
+    }
+
+    /// Removes `tag` if present.
+    pub fn remove(&mut self, tag: u32) -> &mut Self {
+        self.entries.remove(&tag);
         self
     }
 

@@ -8,12 +8,15 @@
 
 pub mod cpio;
 pub mod header;
+pub mod read;
+pub mod signature;
 pub mod spec;
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
@@ -23,6 +26,7 @@ use crate::output::HashingWriter;
 use crate::package::{Content, Entry, EntrySink};
 use cpio::{CpioWriter, Member};
 use header::{Header, Value, tag};
+pub use signature::HeaderSigner;
 use spec::{Relation, RelationKind, SpecHeader};
 
 /// Scriptlets of an RPM package.
@@ -102,6 +106,7 @@ pub struct RpmWriter {
     mtime: u32,
     files: Vec<FileRecord>,
     current: Option<(FileRecord, Sha256)>,
+    signer: Option<Arc<dyn HeaderSigner>>,
 }
 
 impl RpmWriter {
@@ -119,7 +124,15 @@ impl RpmWriter {
                 .context("SOURCE_DATE_EPOCH does not fit RPM's 32-bit time")?,
             files: Vec::new(),
             current: None,
+            signer: None,
         })
+    }
+
+    /// Signs the package's header with `signer` (an OpenPGP signature in the signature
+    /// header, as rpmsign writes it).
+    pub fn with_signer(mut self, signer: Arc<dyn HeaderSigner>) -> Self {
+        self.signer = Some(signer);
+        self
     }
 
     fn payload(&mut self) -> &mut PayloadSink {
@@ -164,18 +177,7 @@ impl RpmWriter {
         let Ok(total) = u32::try_from(total) else {
             bail!("the RPM would be {total} bytes; packages over 4 GiB are not supported");
         };
-        let mut signature = Header::new();
-        signature
-            .set(
-                tag::SIG_SHA1,
-                Value::Str(hex::encode(sha1::Sha1::digest(&header))),
-            )
-            .set(
-                tag::SIG_SHA256,
-                Value::Str(hex::encode(Sha256::digest(&header))),
-            )
-            .set(tag::SIG_SIZE, Value::Int32(vec![total]));
-        let signature = signature.to_bytes(tag::HEADERSIGNATURES);
+        let signature = signature::signature_header(&header, total, self.signer.as_deref())?;
 
         let nvr = format!("{}-{}-{}", spec.name, meta.version, meta.release);
         out.write_all(&header::lead(&nvr))?;

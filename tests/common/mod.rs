@@ -4,10 +4,15 @@
 #![allow(dead_code)]
 
 pub mod fixture;
+pub mod gpg;
 pub mod lifecycle;
 pub mod mirror;
+pub mod receiver;
+pub mod repo;
 pub mod server;
 pub mod signing;
+pub mod static_files;
+pub mod upstream;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,168 @@
+//! The apt side of a repository: `Packages` indexes (plain, `.gz`, `.xz`), their by-hash
+//! copies, and the `Release` file that `InRelease` and `Release.gpg` sign.
+//!
+//! Layout under `DIR/apt/`: `pool/<component>/<letter>/<package>/<file>.deb` and
+//! `dists/<suite>/<component>/binary-<arch>/Packages*`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use anyhow::Result;
+use sha2::{Digest, Sha256, Sha512};
+
+use super::package::PackageInfo;
+
+/// Root of the apt repository inside the repository directory.
+pub const APT_DIR: &str = "apt";
+
+/// What `Release` says about the repository.
+#[derive(Debug, Clone)]
+pub struct ReleaseMeta {
+    /// `Origin:`.
+    pub origin: String,
+    /// `Label:`.
+    pub label: String,
+    /// `Suite:` and `Codename:`.
+    pub suite: String,
+    /// `Date:`, seconds since 1970 (SOURCE_DATE_EPOCH or now).
+    pub date: u64,
+}
+
+/// One index file under `dists/<suite>/`.
+#[derive(Debug, Clone)]
+pub struct IndexFile {
+    /// Path relative to `dists/<suite>/` (`main/binary-amd64/Packages.xz`).
+    pub path: String,
+    /// Contents.
+    pub bytes: Vec<u8>,
+}
+
+impl IndexFile {
+    /// Paths of the by-hash copies apt fetches when `Acquire-By-Hash: yes`.
+    pub fn by_hash_paths(&self) -> [String; 2] {
+        let dir = self.path.rsplit_once('/').map_or("", |(d, _)| d);
+        [
+            format!(
+                "{dir}/by-hash/SHA256/{}",
+                hex::encode(Sha256::digest(&self.bytes))
+            ),
+            format!(
+                "{dir}/by-hash/SHA512/{}",
+                hex::encode(Sha512::digest(&self.bytes))
+            ),
+        ]
+    }
+}
+
+/// Every index of `packages` (each tagged with its component): for each component and
+/// architecture, `Packages`, `Packages.gz` and `Packages.xz`.
+pub fn indexes(packages: &[(String, PackageInfo)]) -> Result<Vec<IndexFile>> {
+    let mut groups: BTreeMap<(&str, &str), Vec<&PackageInfo>> = BTreeMap::new();
+    for (component, p) in packages {
+        groups.entry((component, &p.arch)).or_default().push(p);
+    }
+    let mut files = Vec::new();
+    for ((component, arch), mut list) in groups {
+        list.sort_by(|a, b| (&a.name, &a.location).cmp(&(&b.name, &b.location)));
+        let text = list
+            .iter()
+            .map(|p| stanza(p))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let dir = format!("{component}/binary-{arch}");
+        let bytes = text.into_bytes();
+        files.push(IndexFile {
+            path: format!("{dir}/Packages.gz"),
+            bytes: super::files::gzip(&bytes)?,
+        });
+        files.push(IndexFile {
+            path: format!("{dir}/Packages.xz"),
+            bytes: xz(&bytes)?,
+        });
+        files.push(IndexFile {
+            path: format!("{dir}/Packages"),
+            bytes,
+        });
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+/// The `Packages` stanza of `p`: every control field, then where and what the file is.
+pub fn stanza(p: &PackageInfo) -> String {
+    let mut out = String::new();
+    for (name, value) in &p.control {
+        if value.starts_with('\n') {
+            out.push_str(&format!("{name}:{value}\n"));
+        } else {
+            out.push_str(&format!("{name}: {value}\n"));
+        }
+    }
+    let d = &p.digests;
+    out.push_str(&format!(
+        "Filename: {}\nSize: {}\nMD5sum: {}\nSHA256: {}\nSHA512: {}\n",
+        p.location, d.size, d.md5, d.sha256, d.sha512
+    ));
+    out
+}
+
+/// The `Release` text naming every index with its SHA-256 and SHA-512.
+pub fn release(meta: &ReleaseMeta, files: &[IndexFile]) -> String {
+    let mut architectures: Vec<&str> = Vec::new();
+    let mut components: Vec<&str> = Vec::new();
+    for f in files {
+        let mut parts = f.path.split('/');
+        let (Some(component), Some(arch)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let arch = arch.trim_start_matches("binary-");
+        if !architectures.contains(&arch) {
+            architectures.push(arch);
+        }
+        if !components.contains(&component) {
+            components.push(component);
+        }
+    }
+    architectures.sort();
+    components.sort();
+    let date = chrono::DateTime::from_timestamp(meta.date as i64, 0)
+        .unwrap_or_default()
+        .format("%a, %d %b %Y %H:%M:%S UTC");
+    let mut out = format!(
+        "Origin: {}\nLabel: {}\nSuite: {}\nCodename: {}\nDate: {date}\nArchitectures: {}\n\
+         Components: {}\nAcquire-By-Hash: yes\n",
+        meta.origin,
+        meta.label,
+        meta.suite,
+        meta.suite,
+        architectures.join(" "),
+        components.join(" "),
+    );
+    out.push_str("SHA256:\n");
+    for f in files {
+        let h = hex::encode(Sha256::digest(&f.bytes));
+        out.push_str(&format!(" {h} {:>16} {}\n", f.bytes.len(), f.path));
+    }
+    out.push_str("SHA512:\n");
+    for f in files {
+        let h = hex::encode(Sha512::digest(&f.bytes));
+        out.push_str(&format!(" {h} {:>16} {}\n", f.bytes.len(), f.path));
+    }
+    out
+}
+
+/// The `Release` text without its `Date:` line (to tell whether anything else changed).
+pub fn without_date(release: &str) -> String {
+    release
+        .lines()
+        .filter(|l| !l.starts_with("Date:"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// xz at level 6 with a CRC64 check (what apt reads everywhere).
+fn xz(bytes: &[u8]) -> Result<Vec<u8>> {
+    let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 6);
+    xz.write_all(bytes)?;
+    Ok(xz.finish()?)
+}

@@ -1,0 +1,235 @@
+//! The yum side of a repository: `repodata/` with `primary`, `filelists` and `other` (gzip
+//! XML, names prefixed with their SHA-256 as createrepo_c writes them) and `repomd.xml`, which
+//! `repomd.xml.asc` signs. Layout under `DIR/yum/`: `Packages/<file>.rpm` and `repodata/`.
+
+use std::fmt::Write as _;
+
+use anyhow::Result;
+use sha2::{Digest, Sha256};
+
+use super::package::PackageInfo;
+use super::rpm::{Dep, RpmInfo, is_primary_file};
+
+/// Root of the yum repository inside the repository directory.
+pub const YUM_DIR: &str = "yum";
+const NS_COMMON: &str = "http://linux.duke.edu/metadata/common";
+const NS_RPM: &str = "http://linux.duke.edu/metadata/rpm";
+
+/// One metadata file of `repodata/`.
+#[derive(Debug, Clone)]
+pub struct RepoData {
+    /// `primary`, `filelists`, `other`.
+    pub kind: &'static str,
+    /// The XML before compression.
+    pub open: Vec<u8>,
+    /// The gzip file.
+    pub gz: Vec<u8>,
+}
+
+impl RepoData {
+    /// `repodata/<sha256>-<kind>.xml.gz`.
+    pub fn location(&self) -> String {
+        format!(
+            "repodata/{}-{}.xml.gz",
+            hex::encode(Sha256::digest(&self.gz)),
+            self.kind
+        )
+    }
+}
+
+/// XML text escaping for element content and attribute values.
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn rpm_of(p: &PackageInfo) -> &RpmInfo {
+    p.rpm.as_ref().expect("yum packages carry rpm metadata")
+}
+
+/// primary, filelists and other for `packages` (sorted by name, then location).
+pub fn repodata(packages: &[&PackageInfo]) -> Result<Vec<RepoData>> {
+    let mut list = packages.to_vec();
+    list.sort_by(|a, b| (&a.name, &a.location).cmp(&(&b.name, &b.location)));
+    let n = list.len();
+    let mut primary = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<metadata xmlns=\"{NS_COMMON}\" xmlns:rpm=\"{NS_RPM}\" packages=\"{n}\">\n"
+    );
+    let mut filelists = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<filelists xmlns=\"http://linux.duke.edu/metadata/filelists\" packages=\"{n}\">\n"
+    );
+    let mut other = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<otherdata xmlns=\"http://linux.duke.edu/metadata/other\" packages=\"{n}\">\n"
+    );
+    for p in list {
+        let r = rpm_of(p);
+        let id = &p.digests.sha256;
+        let version = format!(
+            "<version epoch=\"{}\" ver=\"{}\" rel=\"{}\"/>",
+            esc(&r.epoch),
+            esc(&r.ver),
+            esc(&r.rel)
+        );
+        let _ = write!(
+            primary,
+            "<package type=\"rpm\">\n  <name>{}</name>\n  <arch>{}</arch>\n  {version}\n  \
+             <checksum type=\"sha256\" pkgid=\"YES\">{id}</checksum>\n  <summary>{}</summary>\n  \
+             <description>{}</description>\n  <packager>{}</packager>\n  <url>{}</url>\n  \
+             <time file=\"{}\" build=\"{}\"/>\n  <size package=\"{}\" installed=\"{}\" archive=\"{}\"/>\n  \
+             <location href=\"{}\"/>\n  <format>\n    <rpm:license>{}</rpm:license>\n    \
+             <rpm:vendor>{}</rpm:vendor>\n    <rpm:group>{}</rpm:group>\n    \
+             <rpm:buildhost>{}</rpm:buildhost>\n    <rpm:sourcerpm>{}</rpm:sourcerpm>\n    \
+             <rpm:header-range start=\"{}\" end=\"{}\"/>\n",
+            esc(&p.name),
+            esc(&p.arch),
+            esc(&r.summary),
+            esc(&r.description),
+            esc(&r.packager),
+            esc(&r.url),
+            r.build_time,
+            r.build_time,
+            p.digests.size,
+            r.installed_size,
+            r.archive_size,
+            esc(&p.location),
+            esc(&r.license),
+            esc(&r.vendor),
+            esc(&r.group),
+            esc(&r.buildhost),
+            esc(&r.sourcerpm),
+            r.header_range.0,
+            r.header_range.1,
+        );
+        for (name, deps) in [
+            ("provides", &r.provides),
+            ("requires", &r.requires),
+            ("conflicts", &r.conflicts),
+            ("obsoletes", &r.obsoletes),
+            ("recommends", &r.recommends),
+            ("suggests", &r.suggests),
+        ] {
+            if deps.is_empty() {
+                continue;
+            }
+            let _ = writeln!(primary, "    <rpm:{name}>");
+            for d in deps {
+                let _ = writeln!(primary, "      {}", entry(d, name == "requires"));
+            }
+            let _ = writeln!(primary, "    </rpm:{name}>");
+        }
+        for (path, kind) in &r.files {
+            if is_primary_file(path) {
+                let _ = writeln!(primary, "    {}", file_element(path, kind));
+            }
+        }
+        primary.push_str("  </format>\n</package>\n");
+
+        let head = format!(
+            "<package pkgid=\"{id}\" name=\"{}\" arch=\"{}\">\n  {version}\n",
+            esc(&p.name),
+            esc(&p.arch)
+        );
+        filelists.push_str(&head);
+        for (path, kind) in &r.files {
+            let _ = writeln!(filelists, "  {}", file_element(path, kind));
+        }
+        filelists.push_str("</package>\n");
+        other.push_str(&head);
+        for (author, date, text) in &r.changelog {
+            let _ = writeln!(
+                other,
+                "  <changelog author=\"{}\" date=\"{date}\">{}</changelog>",
+                esc(author),
+                esc(text)
+            );
+        }
+        other.push_str("</package>\n");
+    }
+    primary.push_str("</metadata>\n");
+    filelists.push_str("</filelists>\n");
+    other.push_str("</otherdata>\n");
+    let mut out = Vec::new();
+    for (kind, text) in [
+        ("primary", primary),
+        ("filelists", filelists),
+        ("other", other),
+    ] {
+        let open = text.into_bytes();
+        out.push(RepoData {
+            kind,
+            gz: super::files::gzip(&open)?,
+            open,
+        });
+    }
+    Ok(out)
+}
+
+fn entry(d: &Dep, requires: bool) -> String {
+    let mut s = format!("<rpm:entry name=\"{}\"", esc(&d.name));
+    if !d.flags.is_empty() {
+        let _ = write!(s, " flags=\"{}\"", d.flags);
+    }
+    let (e, v, r) = &d.evr;
+    if !v.is_empty() {
+        let _ = write!(s, " epoch=\"{}\" ver=\"{}\"", esc(e), esc(v));
+        if !r.is_empty() {
+            let _ = write!(s, " rel=\"{}\"", esc(r));
+        }
+    }
+    if requires && d.pre {
+        s.push_str(" pre=\"1\"");
+    }
+    s.push_str("/>");
+    s
+}
+
+fn file_element(path: &str, kind: &str) -> String {
+    if kind.is_empty() {
+        format!("<file>{}</file>", esc(path))
+    } else {
+        format!("<file type=\"{kind}\">{}</file>", esc(path))
+    }
+}
+
+/// `repomd.xml` naming `data`, revision and timestamps `date`.
+pub fn repomd(data: &[RepoData], date: u64) -> String {
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<repomd xmlns=\"http://linux.duke.edu/metadata/repo\" xmlns:rpm=\"{NS_RPM}\">\n  <revision>{date}</revision>\n"
+    );
+    for d in data {
+        let _ = write!(
+            out,
+            "  <data type=\"{}\">\n    <checksum type=\"sha256\">{}</checksum>\n    \
+             <open-checksum type=\"sha256\">{}</open-checksum>\n    <location href=\"{}\"/>\n    \
+             <timestamp>{date}</timestamp>\n    <size>{}</size>\n    <open-size>{}</open-size>\n  </data>\n",
+            d.kind,
+            hex::encode(Sha256::digest(&d.gz)),
+            hex::encode(Sha256::digest(&d.open)),
+            d.location(),
+            d.gz.len(),
+            d.open.len()
+        );
+    }
+    out.push_str("</repomd>\n");
+    out
+}
+
+/// `repomd.xml` without its revision and timestamps (to tell whether anything else changed).
+pub fn without_dates(repomd: &str) -> String {
+    repomd
+        .lines()
+        .filter(|l| !l.contains("<revision>") && !l.contains("<timestamp>"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

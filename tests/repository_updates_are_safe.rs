@@ -1,0 +1,194 @@
+//! Repository updates: the same inputs give byte-identical repositories, and two `repo add`
+//! runs at once both land (a lock), neither losing the other's packages.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use common::gpg::GpgKey;
+use common::repo::{packages, repo_add};
+use common::{have, mm_pkg, run};
+
+/// `sha256sum` of every file under `dir` except the lock, sorted by path.
+fn tree(dir: &Path) -> String {
+    run(Command::new("sh").arg("-c").arg(format!(
+        "cd {} && find . -type f ! -path ./.mm-pkg/lock -exec sha256sum {{}} + | sort -k2",
+        dir.display()
+    )))
+}
+
+#[test]
+fn same_inputs_and_source_date_epoch_give_byte_identical_repositories() {
+    if !have("gpg") {
+        return;
+    }
+    let key = GpgKey::generate("ed25519", None, &[], "never");
+    let (_d, debs) = packages("deb", &["9.11.90", "9.11.91"]);
+    let (_r, rpms) = packages("rpm", &["9.11.90", "9.11.91"]);
+    let files: Vec<_> = debs.iter().chain(&rpms).cloned().collect();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let args = ["--sign-key", key.secret.to_str().unwrap()];
+    for repo in [a.path(), b.path()] {
+        repo_add(repo, &[files[3].clone(), files[0].clone()], &args);
+        repo_add(repo, &[files[2].clone(), files[1].clone()], &args);
+    }
+    let (ta, tb) = (tree(a.path()), tree(b.path()));
+    assert!(
+        ta.contains("InRelease") && ta.contains("repomd.xml.asc"),
+        "{ta}"
+    );
+    assert_eq!(ta, tb, "two repositories of the same runs differ");
+
+    // In one run, in another order: the same packages, indexes, state and signatures; only
+    // the previous generation of indexes (kept for clients mid-update) is missing.
+    let c = tempfile::tempdir().unwrap();
+    let mut reversed = files.clone();
+    reversed.reverse();
+    repo_add(c.path(), &reversed, &args);
+    let tc = tree(c.path());
+    let missing: Vec<&str> = ta
+        .lines()
+        .filter(|l| !tc.lines().any(|m| m == *l))
+        .collect();
+    assert!(
+        missing
+            .iter()
+            .all(|l| l.contains("/by-hash/") || l.ends_with(".xml.gz")),
+        "more than an older index generation differs: {missing:#?}"
+    );
+    assert!(
+        !missing.is_empty(),
+        "the previous index generation was not kept"
+    );
+    assert!(tc.lines().all(|l| ta.lines().any(|m| m == l)), "{tc}\n{ta}");
+}
+
+#[test]
+fn two_concurrent_repo_adds_both_keep_their_packages() {
+    let (_d, debs) = packages("deb", &["9.11.90", "9.11.91", "10.5.1", "10.5.2"]);
+    let (_r, rpms) = packages("rpm", &["9.11.90", "9.11.91"]);
+    let repo = tempfile::tempdir().unwrap();
+    let spawn = |files: Vec<&Path>| {
+        mm_pkg()
+            .args(["repo", "add"])
+            .arg(repo.path())
+            .args(files)
+            .env_remove("MM_PKG_SIGN_KEY")
+            .spawn()
+            .unwrap()
+    };
+    let mut one = spawn(vec![&debs[0], &debs[1], &rpms[0]]);
+    let mut two = spawn(vec![&debs[2], &debs[3], &rpms[1]]);
+    assert!(one.wait().unwrap().success());
+    assert!(two.wait().unwrap().success());
+    let packages = fs::read_to_string(
+        repo.path()
+            .join("apt/dists/stable/main/binary-amd64/Packages"),
+    )
+    .unwrap();
+    for v in ["9.11.90-1", "9.11.91-1", "10.5.1-1", "10.5.2-1"] {
+        assert!(
+            packages.contains(&format!("Version: {v}\n")),
+            "{v} lost from Packages:\n{packages}"
+        );
+    }
+    let repomd = fs::read_to_string(repo.path().join("yum/repodata/repomd.xml")).unwrap();
+    assert!(repomd.contains("primary"));
+    let verify = common::output(
+        mm_pkg()
+            .args(["repo", "add"])
+            .arg(repo.path())
+            .arg(&rpms[1]),
+    );
+    assert!(verify.status.success(), "re-adding after the race failed");
+    for rpm in [
+        "mattermost-9.11.90-1.x86_64.rpm",
+        "mattermost-9.11.91-1.x86_64.rpm",
+    ] {
+        assert!(
+            repo.path().join("yum/Packages").join(rpm).exists(),
+            "{rpm} lost"
+        );
+    }
+}
+
+#[test]
+fn re_adding_without_source_date_epoch_changes_no_byte_of_a_signed_repository() {
+    if !have("gpg") {
+        return;
+    }
+    let key = GpgKey::generate("rsa3072", None, &[], "never");
+    let (_d, debs) = packages("deb", &["9.11.90"]);
+    let (_r, rpms) = packages("rpm", &["9.11.90"]);
+    let files = [debs[0].clone(), rpms[0].clone()];
+    let repo = tempfile::tempdir().unwrap();
+    let args = ["--sign-key", key.secret.to_str().unwrap()];
+    repo_add(repo.path(), &files, &args);
+    let before = tree(repo.path());
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    run(mm_pkg()
+        .env_remove("SOURCE_DATE_EPOCH")
+        .args(["repo", "add"])
+        .arg(repo.path())
+        .args(&files)
+        .args(args));
+    assert_eq!(
+        tree(repo.path()),
+        before,
+        "a no-op re-add changed the repository"
+    );
+}
+
+#[test]
+fn keep_prunes_all_but_the_newest_versions_in_version_order() {
+    let (_d, debs) = packages("deb", &["9.11.90", "10.5.1", "9.11.91"]);
+    let (_r, rpms) = packages("rpm", &["9.11.90", "10.5.1", "9.11.91"]);
+    let repo = tempfile::tempdir().unwrap();
+    repo_add(repo.path(), &debs[..2], &[]);
+    repo_add(repo.path(), &rpms[..2], &[]);
+    let json = repo_add(
+        repo.path(),
+        &[debs[2].clone(), rpms[2].clone()],
+        &["--keep", "2", "--json"],
+    );
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let pruned: Vec<&str> = report["pruned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(pruned, ["9.11.90-1", "9.11.90-1"], "{json}");
+    let packages = fs::read_to_string(
+        repo.path()
+            .join("apt/dists/stable/main/binary-amd64/Packages"),
+    )
+    .unwrap();
+    assert!(packages.contains("Version: 10.5.1-1\n") && packages.contains("Version: 9.11.91-1\n"));
+    assert!(!packages.contains("9.11.90"), "{packages}");
+    assert!(
+        !repo
+            .path()
+            .join("apt/pool/main/m/mattermost/mattermost_9.11.90-1_amd64.deb")
+            .exists()
+    );
+    assert!(
+        !repo
+            .path()
+            .join("yum/Packages/mattermost-9.11.90-1.x86_64.rpm")
+            .exists()
+    );
+    assert!(
+        repo.path()
+            .join("yum/Packages/mattermost-10.5.1-1.x86_64.rpm")
+            .exists()
+    );
+    let verify = common::output(mm_pkg().args(["repo", "verify"]).arg(repo.path()));
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}
