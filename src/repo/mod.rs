@@ -105,6 +105,7 @@ pub fn add(dir: &Path, files: &[PathBuf], options: &RepoOptions) -> Result<AddRe
     }
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let _lock = RepoLock::acquire(dir)?;
+    files::remove_stale_temporaries(dir)?;
     let mut state = load_state(dir, options)?;
 
     // Read every new file and decide before anything is written.

@@ -49,9 +49,12 @@ pub(super) fn publish(
             write_atomic(&dists.join(by_hash), &index.bytes)?;
         }
     }
-    for index in &indexes {
-        write_atomic(&dists.join(&index.path), &index.bytes)?;
-    }
+    // The plain-named indexes are renamed together with Release, right before it.
+    let plain: Vec<(std::path::PathBuf, &[u8])> = indexes
+        .iter()
+        .map(|i| (dists.join(&i.path), i.bytes.as_slice()))
+        .collect();
+    let mut batch: Vec<(&Path, &[u8])> = plain.iter().map(|(p, b)| (p.as_path(), *b)).collect();
     let meta = apt::ReleaseMeta {
         origin: state.settings.origin.clone(),
         label: state.settings.label.clone(),
@@ -70,16 +73,24 @@ pub(super) fn publish(
     let (inrelease, detached) = (dists.join("InRelease"), dists.join("Release.gpg"));
     match signer {
         Some(signer) if unchanged && still_signed(signer, &release, &detached, &inrelease) => {
-            // Nothing changed and this key signed it: no new signature, no changed byte.
+            // Nothing changed and this key signed it: no new signature, no changed byte
+            // (plain-named indexes restored if an interrupted run left them behind).
+            files::write_all_atomic(&batch)?;
         }
         Some(signer) => {
             let clear = signer.clearsign(&release)?;
             let sig = signer.detached_armored(release.as_bytes())?;
-            write_atomic(&release_path, release.as_bytes())?;
-            if write_atomic(&detached, sig.as_bytes())? {
+            batch.extend([
+                (release_path.as_path(), release.as_bytes()),
+                (detached.as_path(), sig.as_bytes()),
+                (inrelease.as_path(), clear.as_bytes()),
+            ]);
+            let written = files::write_all_atomic(&batch)?;
+            let n = written.len();
+            if written[n - 2] {
                 report.signed.push(rel("Release.gpg"));
             }
-            if write_atomic(&inrelease, clear.as_bytes())? {
+            if written[n - 1] {
                 report.signed.push(rel("InRelease"));
             }
         }
@@ -91,7 +102,8 @@ pub(super) fn publish(
                         .with_context(|| format!("removing {}", stale.display()))?;
                 }
             }
-            write_atomic(&release_path, release.as_bytes())?;
+            batch.push((release_path.as_path(), release.as_bytes()));
+            files::write_all_atomic(&batch)?;
         }
     }
     // Index files of older generations go; the previous one stays for clients mid-update.
@@ -134,8 +146,9 @@ fn publish_yum(
         Some(signer) if unchanged && still_signed(signer, &repomd, &asc, &asc) => {}
         Some(signer) => {
             let sig = signer.detached_armored(repomd.as_bytes())?;
-            write_atomic(&path, repomd.as_bytes())?;
-            if write_atomic(&asc, sig.as_bytes())? {
+            let written =
+                files::write_all_atomic(&[(&path, repomd.as_bytes()), (&asc, sig.as_bytes())])?;
+            if written[1] {
                 report
                     .signed
                     .push(format!("{}/repodata/repomd.xml.asc", yum::YUM_DIR));
