@@ -28,22 +28,32 @@ pub(super) fn publish(
             signer.public_armored()?.as_bytes(),
         )?;
     }
-    if !state.rpm.is_empty() {
-        publish_yum(dir, state, options, report)?;
-    }
-    if state.deb.is_empty() {
-        return Ok(());
-    }
     let debs: Vec<(String, PackageInfo)> = state
         .deb
         .iter()
         .map(|e| (e.component.clone(), e.info.clone()))
         .collect();
+    // The apt indexes (xz dominates) are compressed while the yum side is written.
+    let indexes = std::thread::scope(|scope| -> Result<_> {
+        let apt = scope.spawn(|| apt::indexes(&debs));
+        let yum = if state.rpm.is_empty() {
+            Ok(())
+        } else {
+            publish_yum(dir, state, options, report)
+        };
+        let indexes = apt
+            .join()
+            .map_err(|_| anyhow::anyhow!("the apt index thread panicked"))?;
+        yum?;
+        indexes
+    })?;
+    if state.deb.is_empty() {
+        return Ok(());
+    }
     let dists = dir
         .join(apt::APT_DIR)
         .join("dists")
         .join(&state.settings.suite);
-    let indexes = apt::indexes(&debs)?;
     for index in &indexes {
         for by_hash in index.by_hash_paths() {
             write_atomic(&dists.join(by_hash), &index.bytes)?;
