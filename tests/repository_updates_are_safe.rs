@@ -192,3 +192,99 @@ fn keep_prunes_all_but_the_newest_versions_in_version_order() {
         String::from_utf8_lossy(&verify.stderr)
     );
 }
+
+/// What an apt client reads: each index by hash. Replaces the plain-named indexes of a copy
+/// of `repo` by the by-hash files its Release names, so `repo verify` checks what clients see.
+fn as_apt_client_sees_it(repo: &Path) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    run(Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", repo.display()))
+        .arg(copy.path()));
+    let dists = copy.path().join("apt/dists/stable");
+    if let Ok(release) = fs::read_to_string(dists.join("Release")) {
+        let section = release.split("SHA256:\n").nth(1).unwrap_or("");
+        for line in section.lines().take_while(|l| l.starts_with(' ')) {
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            let (hash, name) = (parts[0], parts[2]);
+            let dir = Path::new(name).parent().unwrap();
+            let by_hash = dists.join(dir).join("by-hash/SHA256").join(hash);
+            if by_hash.exists() {
+                fs::copy(&by_hash, dists.join(name)).unwrap();
+            }
+        }
+    }
+    copy
+}
+
+#[test]
+fn a_repo_add_killed_at_any_point_leaves_a_readable_repository_the_next_add_completes() {
+    if !have("gpg") {
+        return;
+    }
+    let key = GpgKey::generate("ed25519", None, &[], "never");
+    let (_d, debs) = packages("deb", &["9.11.90", "9.11.91", "10.5.1"]);
+    let (_r, rpms) = packages("rpm", &["9.11.90", "9.11.91", "10.5.1"]);
+    let args = ["--sign-key", key.secret.to_str().unwrap()];
+    let base = tempfile::tempdir().unwrap();
+    repo_add(base.path(), &[debs[0].clone(), rpms[0].clone()], &args);
+    let new = [&debs[1], &debs[2], &rpms[1], &rpms[2]];
+    let mut interrupted = 0;
+    for delay_ms in [0u64, 2, 5, 10, 15, 20, 30, 40, 60, 80, 120, 160, 240] {
+        let repo = tempfile::tempdir().unwrap();
+        run(Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", base.path().display()))
+            .arg(repo.path()));
+        let mut child = mm_pkg()
+            .args(["repo", "add"])
+            .arg(repo.path())
+            .args(new)
+            .args(args)
+            .env_remove("MM_PKG_SIGN_KEY")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill(); // SIGKILL
+        let status = child.wait().unwrap();
+        if !status.success() {
+            interrupted += 1;
+        }
+        // What clients read is signed and consistent at this point.
+        let seen = as_apt_client_sees_it(repo.path());
+        let out = common::output(mm_pkg().args(["repo", "verify"]).arg(seen.path()));
+        assert!(
+            out.status.success(),
+            "killed after {delay_ms} ms: clients would see a broken repository:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The next run completes the work.
+        repo_add(repo.path(), &[debs[1].clone(), rpms[1].clone()], &args);
+        repo_add(repo.path(), &[debs[2].clone(), rpms[2].clone()], &args);
+        let out = common::output(mm_pkg().args(["repo", "verify"]).arg(repo.path()));
+        assert!(
+            out.status.success(),
+            "after a run killed at {delay_ms} ms the next add did not repair:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let leftovers = run(Command::new("find")
+            .arg(repo.path())
+            .args(["-name", ".*.tmp-*"]));
+        assert!(
+            leftovers.trim().is_empty(),
+            "temporary files left: {leftovers}"
+        );
+        let packages = fs::read_to_string(
+            repo.path()
+                .join("apt/dists/stable/main/binary-amd64/Packages"),
+        )
+        .unwrap();
+        assert_eq!(packages.matches("Package: mattermost\n").count(), 3);
+    }
+    assert!(
+        interrupted >= 3,
+        "too few runs were actually interrupted ({interrupted})"
+    );
+}

@@ -226,3 +226,40 @@ fn dnf_lists_every_version_downloads_the_newest_checked_and_refuses_a_changed_re
     assert!(!ok, "dnf accepted a changed repomd.xml:\n{out}");
     assert!(out.contains("GPG signature verification error"), "{out}");
 }
+
+#[test]
+fn an_rpm_already_signed_by_the_repository_key_is_copied_unchanged() {
+    if !have("gpg") {
+        return;
+    }
+    let key = GpgKey::generate("ed25519", None, &[], "never");
+    let built = common::build(
+        &common::fixture::Spec::new("9.11.90"),
+        &[
+            "--format",
+            "rpm",
+            "--sign-key",
+            key.secret.to_str().unwrap(),
+        ],
+    );
+    let rpm = built.rpm.clone().unwrap();
+    let repo = tempfile::tempdir().unwrap();
+    let json = repo_add(
+        repo.path(),
+        std::slice::from_ref(&rpm),
+        &["--sign-key", key.secret.to_str().unwrap(), "--json"],
+    );
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(
+        !report["signed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s.as_str().unwrap().ends_with(".rpm")),
+        "a signed rpm was signed again: {json}"
+    );
+    let copy = repo
+        .path()
+        .join("yum/Packages/mattermost-9.11.90-1.x86_64.rpm");
+    assert_eq!(fs::read(&copy).unwrap(), fs::read(&rpm).unwrap());
+}

@@ -15,28 +15,49 @@ pub const PRIVATE_DIR: &str = ".mm-pkg";
 /// directories; does nothing when `path` already holds exactly these bytes. Returns whether
 /// it wrote.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<bool> {
-    if fs::read(path).is_ok_and(|old| old == bytes) {
-        return Ok(false);
-    }
-    let dir = path.parent().context("a file path without a directory")?;
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
+    Ok(write_all_atomic(&[(path, bytes)])?[0])
+}
+
+/// Like [`write_atomic`] for several files that belong together (`Release` and its
+/// signatures): every changed file is written and synced under a temporary name first, then
+/// all are renamed one right after the other, so a reader can only catch them out of step
+/// in the moment between two renames. Returns, per file, whether it was written.
+pub fn write_all_atomic(files: &[(&Path, &[u8])]) -> Result<Vec<bool>> {
+    let mut staged = Vec::new();
+    let mut written = Vec::new();
     let result = (|| {
-        let mut file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        file.write_all(bytes)
-            .and_then(|()| file.sync_all())
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        fs::rename(&tmp, path)
-            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+        for (path, bytes) in files {
+            if fs::read(path).is_ok_and(|old| old == *bytes) {
+                written.push(false);
+                continue;
+            }
+            let dir = path.parent().context("a file path without a directory")?;
+            fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            let tmp = dir.join(format!(
+                ".{}.tmp-{}",
+                path.file_name().unwrap_or_default().to_string_lossy(),
+                std::process::id()
+            ));
+            staged.push((tmp.clone(), path.to_path_buf()));
+            let mut file =
+                File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+            file.write_all(bytes)
+                .and_then(|()| file.sync_all())
+                .with_context(|| format!("writing {}", tmp.display()))?;
+            written.push(true);
+        }
+        for (tmp, path) in &staged {
+            fs::rename(tmp, path)
+                .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+        }
+        Ok(())
     })();
     if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+        for (tmp, _) in &staged {
+            let _ = fs::remove_file(tmp);
+        }
     }
-    result.map(|()| true)
+    result.map(|()| written)
 }
 
 /// Copies `from` to `to` atomically (temporary file, fsync, rename).
@@ -113,6 +134,27 @@ pub fn remove_unreferenced(root: &Path, marker: &str, referenced: &str) -> Resul
         let hash = name.split('-').next().unwrap_or("");
         let hashed = hash.len() >= 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
         if in_scope && hashed && !referenced.contains(hash) {
+            fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the temporary files (`.NAME.tmp-PID`) an interrupted run left under `dir`; called
+/// with the lock held, so no live run owns them.
+pub fn remove_stale_temporaries(dir: &Path) -> Result<()> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type()?.is_dir() {
+            if name != PRIVATE_DIR {
+                remove_stale_temporaries(&path)?;
+            }
+        } else if name.starts_with('.') && name.contains(".tmp-") {
             fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
         }
     }

@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Repository benchmark: the time of `mm-pkg repo add` of one new .deb and one new .rpm into a
+signed repository that already holds N of each, next to reprepro (apt side) plus
+createrepo_c --update and gpg (yum side) doing the same work, side by side, alternating.
+
+    bench/repo.py [--scales 10,100,1000] [--runs 3] [--work DIR] [--mm-pkg PATH]
+
+The packages are small synthetic ones (one 4 KiB file each): the cost measured is the
+repository's, not the packages'. Both sides sign their metadata with an Ed25519 key (mm-pkg
+from the key file, reprepro and gpg from a GnuPG home holding the same kind of key); mm-pkg
+also signs its copy of the new rpm. Needs dpkg-deb, rpmbuild, reprepro, createrepo_c and gpg
+(apt-get install dpkg-dev rpm reprepro createrepo-c gnupg).
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+
+
+def run(cmd, **kw):
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+
+
+def make_debs(out, names):
+    os.makedirs(out, exist_ok=True)
+    for name in names:
+        root = os.path.join(out, "root-" + name)
+        os.makedirs(os.path.join(root, "DEBIAN"))
+        os.makedirs(os.path.join(root, "usr/share", name))
+        with open(os.path.join(root, "DEBIAN/control"), "w") as f:
+            f.write(f"Package: {name}\nVersion: 1.0-1\nArchitecture: amd64\nSection: misc\nPriority: optional\n"
+                    f"Maintainer: Bench <bench@example.org>\nDescription: bench package {name}\n")
+        with open(os.path.join(root, "usr/share", name, "data"), "wb") as f:
+            f.write(os.urandom(4096))
+        run(["dpkg-deb", "-Znone", "--root-owner-group", "--build", root,
+             os.path.join(out, f"{name}_1.0-1_amd64.deb")])
+        shutil.rmtree(root)
+
+
+def make_rpms(out, names):
+    """One rpmbuild run writing one subpackage per name (fast even for 1,000)."""
+    top = os.path.join(out, "rpmbuild")
+    spec = os.path.join(out, "bench.spec")
+    with open(spec, "w") as f:
+        f.write("Name: bench-base\nVersion: 1.0\nRelease: 1\nSummary: bench\nLicense: MIT\n"
+                "BuildArch: x86_64\n%description\nbench\n")
+        for name in names:
+            f.write(f"%package -n {name}\nSummary: bench package {name}\n"
+                    f"%description -n {name}\nbench package {name}\n"
+                    f"%files -n {name}\n/usr/share/{name}/data\n")
+        f.write("%install\n")
+        for name in names:
+            f.write(f"mkdir -p %{{buildroot}}/usr/share/{name} && "
+                    f"head -c 4096 /dev/urandom > %{{buildroot}}/usr/share/{name}/data\n")
+    run(["rpmbuild", "-bb", "--define", f"_topdir {top}", "--define", "_binary_payload w0.ufdio",
+         "--define", "__spec_install_post %{nil}", "--define", "debug_package %{nil}", spec])
+    rpms = os.path.join(top, "RPMS/x86_64")
+    for f in os.listdir(rpms):
+        shutil.move(os.path.join(rpms, f), os.path.join(out, f))
+    shutil.rmtree(top)
+
+
+def timed(cmds, env=None):
+    start = time.perf_counter()
+    for c in cmds:
+        run(c, env=env)
+    return time.perf_counter() - start
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scales", default="10,100,1000")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--work")
+    ap.add_argument("--mm-pkg", default="target/release/mm-pkg")
+    a = ap.parse_args()
+    work = a.work or tempfile.mkdtemp(prefix="mm-pkg-repo-bench-")
+    mm = os.path.abspath(a.mm_pkg)
+    env = dict(os.environ, SOURCE_DATE_EPOCH="1764000000")
+    keys = os.path.join(work, "keys")
+    if not os.path.exists(keys):
+        run([mm, "key", "generate", "--name", "Bench <bench@example.org>", "--output", keys], env=env)
+    gnupg = os.path.join(work, "gnupg")
+    if not os.path.exists(gnupg):
+        os.makedirs(gnupg, mode=0o700)
+        run(["gpg", "--homedir", gnupg, "--batch", "--passphrase", "", "--quick-gen-key",
+             "Bench <bench@example.org>", "ed25519", "sign", "never"])
+    fpr = subprocess.run(["gpg", "--homedir", gnupg, "--with-colons", "--list-secret-keys"],
+                         check=True, capture_output=True, text=True).stdout
+    fpr = next(l.split(":")[9] for l in fpr.splitlines() if l.startswith("fpr:"))
+    genv = dict(env, GNUPGHOME=gnupg)
+    print(f"{'held':>6} {'mm-pkg repo add':>16} {'reprepro + createrepo_c --update + gpg':>40}")
+    for scale in [int(s) for s in a.scales.split(",")]:
+        pkgs = os.path.join(work, f"pkgs-{scale}")
+        names = [f"bench{i:04d}" for i in range(scale + 1)]
+        if not os.path.exists(pkgs):
+            make_debs(pkgs, names)
+            make_rpms(pkgs, names)
+        debs = sorted(os.path.join(pkgs, f) for f in os.listdir(pkgs) if f.endswith(".deb"))
+        rpms = sorted(os.path.join(pkgs, f) for f in os.listdir(pkgs) if f.endswith(".rpm"))
+        old, new = debs[:-1] + rpms[:-1], [debs[-1], rpms[-1]]
+        ours, theirs = [], []
+        for _ in range(a.runs):
+            # mm-pkg: a repository of `scale` packages per format, then the timed add.
+            repo = os.path.join(work, "mm")
+            shutil.rmtree(repo, ignore_errors=True)
+            key = os.path.join(keys, "signing-key.secret.asc")
+            run([mm, "repo", "add", repo, *old, "--sign-key", key], env=env)
+            ours.append(timed([[mm, "repo", "add", repo, *new, "--sign-key", key]], env=env))
+            # reprepro + createrepo_c: the same repository, then the same add.
+            ref = os.path.join(work, "ref")
+            shutil.rmtree(ref, ignore_errors=True)
+            os.makedirs(os.path.join(ref, "apt/conf"))
+            with open(os.path.join(ref, "apt/conf/distributions"), "w") as f:
+                f.write(f"Codename: stable\nSuite: stable\nArchitectures: amd64\n"
+                        f"Components: main\nSignWith: {fpr}\n")
+            yum = os.path.join(ref, "yum/Packages")
+            os.makedirs(yum)
+            run(["reprepro", "-b", os.path.join(ref, "apt"), "includedeb", "stable", *debs[:-1]],
+                env=genv)
+            for r in rpms[:-1]:
+                shutil.copy(r, yum)
+            run(["createrepo_c", os.path.join(ref, "yum")])
+            repomd = os.path.join(ref, "yum/repodata/repomd.xml")
+            sign = ["gpg", "--homedir", gnupg, "--batch", "--yes", "--armor", "--detach-sign",
+                    "--output", repomd + ".asc", repomd]
+            run(sign)
+            theirs.append(timed([
+                ["reprepro", "-b", os.path.join(ref, "apt"), "includedeb", "stable", debs[-1]],
+                ["cp", rpms[-1], yum],
+                ["createrepo_c", "--update", os.path.join(ref, "yum")],
+                sign,
+            ], env=genv))
+        print(f"{scale:>6} {statistics.median(ours):>15.3f}s {statistics.median(theirs):>39.3f}s")
+
+
+if __name__ == "__main__":
+    main()
