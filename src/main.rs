@@ -515,7 +515,11 @@ fn run_build(args: BuildArgs) -> Result<()> {
         .identity
         .as_ref()
         .is_some_and(|(_, known)| known.knows(&release, &verified.sha256));
+    // A tarball whose server binary does not name the release is most likely another
+    // release replayed under this name: recording it would make the genuine release look
+    // like a replay of this one.
     if !verified.verified_by.is_empty()
+        && report.version_in_server
         && !recorded
         && let Err(err) = known::record(&sources.cache_dir, &release, &verified.sha256)
     {
