@@ -4,9 +4,10 @@ mod common;
 
 use std::fs;
 
-use common::fixture::Spec;
-use common::mirror::{Mirror, ok};
+use common::fixture::{Spec, write_release};
+use common::mirror::{Mirror, fails, ok, packages_in};
 use common::signing::release_key;
+use common::{mm_pkg, output};
 
 /// A mirror that replays the signed 9.11.90 tarball as 9.11.91 *before* mm-pkg has ever seen
 /// 9.11.90 gets a warning-only build (the binary does not name 9.11.91), but must not get the
@@ -34,4 +35,60 @@ fn a_replay_seen_first_does_not_poison_the_record_of_verified_tarballs() {
     let record = fs::read_to_string(m.cache().join("verified-tarballs.tsv")).unwrap();
     let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
     assert_eq!(record, format!("9.11.90\tenterprise\tamd64\t{sha}\n"));
+}
+
+/// dpkg and rpm keep a symbolic link to a directory that a later package ships as a
+/// directory, and write that package's files through it. A release whose link resolves to
+/// the directory holding a packaging path (the top, where the data-directory links are, or
+/// `client/`, where the service account's `client/plugins` is) lets the next release write
+/// into the admin's data or the service account's directory as root (`cl -> client`, then
+/// `cl/plugins/x/...`): such a link is refused, whichever spelling or chain reaches it.
+#[test]
+fn links_to_directories_holding_packaging_paths_are_refused() {
+    let cases: [(&[(&str, &str)], &str); 4] = [
+        (&[("cl", "client")], "`mattermost/cl` is a link to `client`"),
+        (
+            &[("bin/top", "..")],
+            "`mattermost/bin/top` is a link to `..`",
+        ),
+        (
+            &[("bin/c", "../client/./")],
+            "`mattermost/bin/c` is a link to `../client/./`",
+        ),
+        (
+            &[("i18n/b", "../client"), ("bin/a", "../i18n/b")],
+            "`mattermost/bin/a` is a link to `../i18n/b`",
+        ),
+    ];
+    for (links, needle) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = Spec::new("9.11.90");
+        spec.extra_links = links
+            .iter()
+            .map(|(p, t)| (p.to_string(), t.to_string(), false))
+            .collect();
+        let tarball = write_release(&dir.path().join("src"), &spec);
+        let out = dir.path().join("out");
+        let result = output(
+            mm_pkg()
+                .args([
+                    "build",
+                    "9.11.90",
+                    "--format",
+                    "deb",
+                    "--insecure-skip-verify",
+                ])
+                .arg("--tarball")
+                .arg(&tarball)
+                .arg("-o")
+                .arg(&out),
+        );
+        let text = fails(result);
+        assert!(text.contains(needle), "expected `{needle}` in:\n{text}");
+        assert!(
+            text.contains("a later release's files would be written through it"),
+            "{text}"
+        );
+        assert!(packages_in(&out).is_empty());
+    }
 }

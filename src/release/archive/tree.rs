@@ -201,13 +201,48 @@ impl Tree {
             })
             .collect();
         links.sort_unstable();
+        let mut resolved = Vec::with_capacity(links.len());
         for (path, target) in links {
-            self.resolve(path, target)?;
+            resolved.push((path, target, self.resolve(path, target)?));
+        }
+        // dpkg and rpm keep an installed link to a directory when a later package ships a
+        // directory there, and write that package's files through the link: a link to a
+        // directory that holds a packaging path (the top, `client/`) would let the next
+        // release write into the data directory or the service account's directory.
+        for (path, target, end) in resolved {
+            self.check_link_end(path, target, &end)?;
         }
         Ok(())
     }
 
-    fn resolve(&self, link: &str, target: &str) -> Result<()> {
+    /// Refuses a link whose resolution `end` is a packaging path, is below one, or is a
+    /// directory that holds one.
+    fn check_link_end(&self, link: &str, target: &str, end: &str) -> Result<()> {
+        for (path, reserved) in &self.reserved {
+            let holds = end.is_empty() || is_below(path, end);
+            let within = end == *path || is_below(end, path);
+            if holds || within {
+                let relation = match (holds, end == *path) {
+                    (true, _) => "the directory that holds",
+                    (false, true) => "which is",
+                    (false, false) => "inside",
+                };
+                bail!(
+                    "release entry `{}` is a link to `{target}`, which resolves to `{}`, \
+                     {relation} `{}`, {}: a later release's files would be written through it",
+                    display_path(link),
+                    display_path(end),
+                    display_path(path),
+                    reserved.describe()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Follows `target` from `link`'s directory through the release's links; returns the
+    /// path it ends at (relative to the install prefix).
+    fn resolve(&self, link: &str, target: &str) -> Result<String> {
         let shown = display_path(link);
         let mut dir: Vec<&str> = link.split('/').collect();
         dir.pop(); // the link's own name
@@ -254,8 +289,13 @@ impl Tree {
                 }
             }
         }
-        Ok(())
+        Ok(dir.join("/"))
     }
+}
+
+/// True when `path` is strictly below the directory `dir`.
+fn is_below(path: &str, dir: &str) -> bool {
+    path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/'
 }
 
 #[cfg(test)]
@@ -310,9 +350,9 @@ mod tests {
         let mut tree = Tree::new();
         for e in [
             file("bin/mattermost"),
-            link("client/static/top", "../.."),
+            link("client/static/bin", "../../bin"),
             link("bin/server", "mattermost"),
-            link("bin/again", "../client/static/top/bin/server"),
+            link("bin/again", "../client/static/bin/server"),
             entry("config", EntryKind::Dir),
             file("config/config.json"),
         ] {
@@ -365,5 +405,25 @@ mod tests {
                 .contains("resolves into")
         );
         assert!(refused(&[file("client")]).contains("a file and a directory"));
+    }
+
+    #[test]
+    fn links_a_later_release_could_write_through_into_packaging_paths_are_refused() {
+        let written_through = "a later release's files would be written through it";
+        for links in [
+            vec![link("cl", "client")],
+            vec![link("client/static/top", "../..")],
+            vec![link("bin/c", "../client/./")],
+            vec![link("i18n/b", "../client"), link("bin/a", "../i18n/b")],
+            vec![link("bin/d", "../defaults")],
+            vec![link("bin/v", "../mm-pkg-version")],
+        ] {
+            let err = refused(&links);
+            assert!(err.contains(written_through), "{links:?}: {err}");
+        }
+        // The escape of a chain through the top is what is reported for it.
+        let top = link("client/static/top", "../..");
+        let esc = link("esc", "client/static/top/../../etc");
+        assert!(refused(&[top, esc]).contains("leaves the release"));
     }
 }
