@@ -210,6 +210,25 @@ fn only_keys_and_subkeys_bound_for_signing_count() {
 }
 
 #[test]
+fn a_subkey_whose_binding_signature_expired_does_not_count() {
+    // gpgv and sqv ignore a binding signature past its own expiration time: the subkey is
+    // then not bound, and a data signature it makes is not valid.
+    let local = Local::new();
+    let owner = TestKey::build("Owner <owner@example.org>", now() - 1000, true);
+    let sig = owner.sign_with_subkey(&local.bytes);
+    local.accepted(
+        &sig,
+        &[armor(&owner.subkey_binding_expiring_public(200, 86400))],
+        &owner.fingerprint(),
+    );
+    local.refused(
+        &sig,
+        &[armor(&owner.subkey_binding_expiring_public(200, 100))],
+        "its binding signature by that key has expired",
+    );
+}
+
+#[test]
 fn revoked_and_expired_keyring_keys_are_refused() {
     let local = Local::new();
     let key = TestKey::build("Mirror <mirror@example.org>", now() - 1000, false);
