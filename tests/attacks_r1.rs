@@ -92,3 +92,103 @@ fn links_to_directories_holding_packaging_paths_are_refused() {
         assert!(packages_in(&out).is_empty());
     }
 }
+
+/// Builds the intact 9.11.90 from a local tarball pinned by `--sha256` (so it is verified and
+/// recorded), with `cache` as the cache directory and `env` added; returns the output.
+fn build_with_cache(
+    dir: &std::path::Path,
+    cache: Option<&std::path::Path>,
+    env: &[(&str, Option<&std::path::Path>)],
+) -> std::process::Output {
+    let tarball = write_release(&dir.join("src"), &Spec::new("9.11.90"));
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+        fs::read(&tarball).unwrap(),
+    ));
+    let mut cmd = mm_pkg();
+    cmd.args(["build", "9.11.90", "--format", "deb", "--sha256", &sha])
+        .arg("--tarball")
+        .arg(&tarball)
+        .arg("-o")
+        .arg(dir.join("out"));
+    if let Some(cache) = cache {
+        cmd.arg("--cache-dir").arg(cache);
+    }
+    for (name, value) in env {
+        match value {
+            Some(v) => cmd.env(name, v),
+            None => cmd.env_remove(name),
+        };
+    }
+    output(&mut cmd)
+}
+
+/// Another local user who owns the cache directory (say, the one created in /tmp when
+/// there is no HOME) plants symlinks named like the cache's files: mm-pkg running as root
+/// appended its record to, wrote its signature over, or truncated whatever they point at.
+/// A cache directory that another user owns, or that others may write to, is refused, and
+/// the target is untouched.
+#[test]
+fn a_cache_directory_another_user_controls_is_refused() {
+    if !common::have_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    fs::write(&victim, "").unwrap();
+    let cache = dir.path().join("cache");
+    fs::create_dir(&cache).unwrap();
+    std::os::unix::fs::symlink(&victim, cache.join("verified-tarballs.tsv")).unwrap();
+    common::run(
+        std::process::Command::new("chown")
+            .args(["-h", "nobody"])
+            .arg(&cache),
+    );
+    let err = fails(build_with_cache(dir.path(), Some(&cache), &[]));
+    assert!(err.contains("is owned by another user"), "{err}");
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "", "written through");
+
+    // Owned by root but writable by everyone, like /tmp itself.
+    common::run(
+        std::process::Command::new("chown")
+            .args(["-h", "root"])
+            .arg(&cache),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&cache, fs::Permissions::from_mode(0o1777)).unwrap();
+    let err = fails(build_with_cache(dir.path(), Some(&cache), &[]));
+    assert!(err.contains("other users can write to it"), "{err}");
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "", "written through");
+
+    // A link to the cache planted by another user is refused even when it leads to a
+    // directory of ours.
+    let ours = dir.path().join("ours");
+    fs::create_dir(&ours).unwrap();
+    let planted = dir.path().join("planted");
+    std::os::unix::fs::symlink(&ours, &planted).unwrap();
+    common::run(
+        std::process::Command::new("chown")
+            .args(["-h", "nobody"])
+            .arg(&planted),
+    );
+    let err = fails(build_with_cache(dir.path(), Some(&planted), &[]));
+    assert!(err.contains("is owned by another user"), "{err}");
+}
+
+/// Without HOME and XDG_CACHE_HOME the cache is created for this user alone (mode 0700),
+/// so that nobody else can plant files in it later.
+#[test]
+fn a_cache_directory_mm_pkg_creates_is_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let xdg = dir.path().join("xdg");
+    ok(build_with_cache(
+        dir.path(),
+        None,
+        &[("XDG_CACHE_HOME", Some(&xdg))],
+    ));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(xdg.join("mm-pkg"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+}

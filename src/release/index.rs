@@ -79,8 +79,7 @@ pub fn fetch(http: &Http, base_url: &str, token: Option<&str>) -> Result<Vec<Ver
 
 /// Saves what the index listed, for later `--offline` runs.
 pub fn save_snapshot(cache_dir: &Path, versions: &[Version]) -> Result<()> {
-    fs::create_dir_all(cache_dir)
-        .with_context(|| format!("creating cache directory {}", cache_dir.display()))?;
+    super::download::check_cache_dir(cache_dir)?;
     let path = cache_dir.join("index.json");
     let snapshot = IndexSnapshot {
         versions: versions.iter().map(Version::to_string).collect(),
