@@ -166,7 +166,7 @@ pub fn build_verified(
             add_bytes(&mut sinks, parent, &[])?;
         }
         licenses.refuse_other_edition(&entry.path)?;
-        if licenses.wants(entry) {
+        if licenses.wants(entry)? {
             let mut text = Vec::new();
             data.read_to_end(&mut text)?;
             add_bytes(&mut sinks, &last, &text)?;
@@ -343,6 +343,9 @@ fn gzip_best(bytes: &[u8]) -> Result<Vec<u8>> {
     Ok(gz.finish()?)
 }
 
+/// Largest licence file read (into the copyright file and the RPM header).
+pub const MAX_LICENSE_BYTES: u64 = 1 << 20;
+
 /// Picks the edition's licence file out of the release stream, and refuses a release of the
 /// other edition (an enterprise tarball must not be published under the MIT licence).
 struct LicenseFinder {
@@ -390,9 +393,21 @@ impl LicenseFinder {
         Ok(())
     }
 
-    /// True for the edition's licence file (a regular file: a link names no text).
-    fn wants(&self, entry: &ReleaseEntry) -> bool {
-        entry.path == license_file(self.edition) && matches!(entry.kind, EntryKind::File { .. })
+    /// True for the edition's licence file (a regular file: a link names no text). Fails
+    /// when it is larger than [`MAX_LICENSE_BYTES`]: its text is held in memory.
+    fn wants(&self, entry: &ReleaseEntry) -> Result<bool> {
+        if entry.path != license_file(self.edition) {
+            return Ok(false);
+        }
+        match entry.kind {
+            EntryKind::File { size } if size > MAX_LICENSE_BYTES => bail!(
+                "the release's licence file `{}` is {size} bytes (at most {MAX_LICENSE_BYTES} \
+                 are read; upstream's are a few kilobytes): it is not a release",
+                entry.path
+            ),
+            EntryKind::File { .. } => Ok(true),
+            _ => Ok(false),
+        }
     }
 
     fn found(&mut self, text: Vec<u8>) {

@@ -192,3 +192,70 @@ fn a_cache_directory_mm_pkg_creates_is_private() {
         .mode();
     assert_eq!(mode & 0o777, 0o700, "{mode:o}");
 }
+
+/// `tarball` rewritten with the entry at `path` holding `size` zero bytes instead.
+fn with_zero_filled(tarball: &std::path::Path, path: &str, size: u64) -> std::path::PathBuf {
+    let input = flate2::read::GzDecoder::new(fs::File::open(tarball).unwrap());
+    let out = tarball.with_file_name(format!(
+        "zeros-{}",
+        tarball.file_name().unwrap().to_string_lossy()
+    ));
+    let gz =
+        flate2::write::GzEncoder::new(fs::File::create(&out).unwrap(), flate2::Compression::fast());
+    let mut builder = tar::Builder::new(gz);
+    let mut archive = tar::Archive::new(input);
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let mut header = entry.header().clone();
+        if entry.path().unwrap().to_str() == Some(path) {
+            header.set_size(size);
+            header.set_cksum();
+            builder
+                .append(&header, std::io::Read::take(std::io::repeat(0), size))
+                .unwrap();
+        } else {
+            let name = entry.path().unwrap().into_owned();
+            let link = entry.link_name().unwrap().map(|l| l.into_owned());
+            match link {
+                Some(link) => builder.append_link(&mut header, &name, &link).unwrap(),
+                None => builder.append_data(&mut header, &name, &mut entry).unwrap(),
+            }
+        }
+    }
+    builder.into_inner().unwrap().finish().unwrap();
+    out
+}
+
+/// The licence text is read into memory (for the copyright file and the RPM header): a
+/// release whose licence file is 1 GiB of zeros (4.7 MB compressed) took 8.4 GB of memory
+/// to build. A licence file over the documented limit is refused before it is read.
+#[test]
+fn an_absurd_licence_file_is_refused_before_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let tarball = write_release(&dir.path().join("src"), &Spec::new("9.11.90"));
+    let huge = with_zero_filled(
+        &tarball,
+        "mattermost/ENTERPRISE-EDITION-LICENSE.txt",
+        64 << 20,
+    );
+    let out = dir.path().join("out");
+    let err = fails(output(
+        mm_pkg()
+            .args([
+                "build",
+                "9.11.90",
+                "--format",
+                "deb",
+                "--insecure-skip-verify",
+            ])
+            .arg("--tarball")
+            .arg(&huge)
+            .arg("-o")
+            .arg(&out),
+    ));
+    assert!(
+        err.contains("ENTERPRISE-EDITION-LICENSE.txt` is 67108864 bytes"),
+        "{err}"
+    );
+    assert!(packages_in(&out).is_empty());
+}
