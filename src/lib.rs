@@ -10,6 +10,7 @@ pub mod context;
 pub mod deb;
 pub mod layout;
 pub mod output;
+pub mod owned_dir;
 pub mod package;
 pub mod relations;
 pub mod release;

@@ -259,3 +259,58 @@ fn an_absurd_licence_file_is_refused_before_it_is_read() {
     );
     assert!(packages_in(&out).is_empty());
 }
+
+/// An output directory another user controls (say `dist` in /tmp, created first by someone
+/// else) is refused: that user could plant a package and a `SHA256SUMS` line that mm-pkg's
+/// merged `SHA256SUMS` would vouch for, or swap the packages after the build.
+#[test]
+fn an_output_directory_another_user_controls_is_refused() {
+    if !common::have_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tarball = write_release(&dir.path().join("src"), &Spec::new("9.11.90"));
+    let out = dir.path().join("out");
+    fs::create_dir(&out).unwrap();
+    common::run(
+        std::process::Command::new("chown")
+            .args(["-h", "nobody"])
+            .arg(&out),
+    );
+    let build = |out: &std::path::Path| {
+        output(
+            mm_pkg()
+                .args([
+                    "build",
+                    "9.11.90",
+                    "--format",
+                    "deb",
+                    "--insecure-skip-verify",
+                ])
+                .arg("--tarball")
+                .arg(&tarball)
+                .arg("--cache-dir")
+                .arg(dir.path().join("cache"))
+                .arg("-o")
+                .arg(out),
+        )
+    };
+    let err = fails(build(&out));
+    assert!(err.contains("output directory"), "{err}");
+    assert!(err.contains("is owned by another user"), "{err}");
+    assert!(packages_in(&out).is_empty());
+    assert!(!out.join("SHA256SUMS").exists());
+
+    let planted = dir.path().join("planted");
+    let ours = dir.path().join("ours");
+    fs::create_dir(&ours).unwrap();
+    std::os::unix::fs::symlink(&ours, &planted).unwrap();
+    common::run(
+        std::process::Command::new("chown")
+            .args(["-h", "nobody"])
+            .arg(&planted),
+    );
+    let err = fails(build(&planted));
+    assert!(err.contains("is owned by another user"), "{err}");
+    assert!(packages_in(&ours).is_empty());
+}

@@ -30,55 +30,18 @@ pub fn default_cache_dir() -> PathBuf {
 }
 
 /// Creates the cache directory `dir` for this user alone (mode 0700) when it is missing, and
-/// refuses one another user could plant files in: owned (or, for a symbolic link, the link
-/// owned) by someone other than this user or root, or writable by group or others. mm-pkg
-/// often runs as root and writes, appends to and truncates files there by name: another
-/// user's symlink named like one of them would lead those writes anywhere.
+/// refuses one another user could plant files in ([`crate::owned_dir::check`]): mm-pkg
+/// writes, appends to and truncates files there by name.
 pub fn check_cache_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
-    let link = match fs::symlink_metadata(dir) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .with_context(|| format!("creating cache directory {}", dir.display()))?;
-            fs::symlink_metadata(dir)
-                .with_context(|| format!("reading cache directory {}", dir.display()))?
-        }
-        Err(e) => {
-            return Err(e).with_context(|| format!("reading cache directory {}", dir.display()));
-        }
-    };
-    let meta =
-        fs::metadata(dir).with_context(|| format!("reading cache directory {}", dir.display()))?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
-    let refuse = |why: String| -> Result<()> {
-        bail!(
-            "cache directory {} {why}: another user could plant links there that lead mm-pkg's              writes anywhere; use a directory only you can write to (--cache-dir, or              `chmod go-w` it)",
-            dir.display()
-        )
-    };
-    for (meta, what) in [(&link, "the link"), (&meta, "the directory")] {
-        if meta.uid() != me && meta.uid() != 0 {
-            return refuse(format!(
-                "is owned by another user ({what} belongs to uid {})",
-                meta.uid()
-            ));
-        }
+    use std::os::unix::fs::DirBuilderExt;
+    if fs::symlink_metadata(dir).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating cache directory {}", dir.display()))?;
     }
-    if !meta.is_dir() {
-        bail!("cache directory {} is not a directory", dir.display());
-    }
-    if meta.mode() & 0o022 != 0 {
-        return refuse(format!(
-            "has mode {:04o}: other users can write to it",
-            meta.mode() & 0o7777
-        ));
-    }
-    Ok(())
+    crate::owned_dir::check(dir, "cache directory")
 }
 
 /// What must hold before a download is used.
