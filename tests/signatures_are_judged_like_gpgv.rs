@@ -271,6 +271,17 @@ fn expired_and_backdated_signatures_are_refused() {
         &keys,
         "before its key was created",
     );
+    // Dated a day ahead: sqv refuses a signature that is not yet alive (beyond its 30
+    // minutes of clock skew), so it does not count.
+    let future = Craft {
+        created: now() + 86400,
+        ..Craft::binary()
+    };
+    local.refused(
+        &key.sign_crafted(&local.bytes, future),
+        &keys,
+        "in the future",
+    );
     // A signature that expires later is fine.
     let valid = Craft {
         expires_after: Some(86400),

@@ -240,6 +240,9 @@ fn date(secs: u64) -> String {
         .unwrap_or_else(|| format!("{secs} s after the epoch"))
 }
 
+/// How far in the future a signature may be dated (sqv's tolerance for clock skew).
+const CLOCK_SKEW: u64 = 30 * 60;
+
 /// The checks on a data signature that need no data: class, digest, dates.
 fn acceptable(
     sig: &Signature,
@@ -273,6 +276,13 @@ fn acceptable(
         return Err("it has no creation time".into());
     };
     let created = u64::from(created.as_secs());
+    if created > u64::from(now) + CLOCK_SKEW {
+        return Err(format!(
+            "it is dated {}, in the future (sqv allows {} minutes of clock skew)",
+            date(created),
+            CLOCK_SKEW / 60
+        ));
+    }
     let key_created = u64::from(key_created.as_secs());
     if created < key_created {
         return Err(format!(
