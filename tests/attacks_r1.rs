@@ -195,6 +195,17 @@ fn a_cache_directory_mm_pkg_creates_is_private() {
 
 /// `tarball` rewritten with the entry at `path` holding `size` zero bytes instead.
 fn with_zero_filled(tarball: &std::path::Path, path: &str, size: u64) -> std::path::PathBuf {
+    rewritten(tarball, Some((path, size)), &[])
+}
+
+/// `tarball` rewritten: the entry at `zeros.0` (if any) holds `zeros.1` zero bytes instead,
+/// and the symbolic links `links` (archive path, target of any length) are added at the end.
+fn rewritten(
+    tarball: &std::path::Path,
+    zeros: Option<(&str, u64)>,
+    links: &[(String, String)],
+) -> std::path::PathBuf {
+    let (path, size) = zeros.unwrap_or(("", 0));
     let input = flate2::read::GzDecoder::new(fs::File::open(tarball).unwrap());
     let out = tarball.with_file_name(format!(
         "zeros-{}",
@@ -207,7 +218,7 @@ fn with_zero_filled(tarball: &std::path::Path, path: &str, size: u64) -> std::pa
     for entry in archive.entries().unwrap() {
         let mut entry = entry.unwrap();
         let mut header = entry.header().clone();
-        if entry.path().unwrap().to_str() == Some(path) {
+        if zeros.is_some() && entry.path().unwrap().to_str() == Some(path) {
             header.set_size(size);
             header.set_cksum();
             builder
@@ -221,6 +232,13 @@ fn with_zero_filled(tarball: &std::path::Path, path: &str, size: u64) -> std::pa
                 None => builder.append_data(&mut header, &name, &mut entry).unwrap(),
             }
         }
+    }
+    for (name, target) in links {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_mode(0o777);
+        header.set_size(0);
+        builder.append_link(&mut header, name, target).unwrap();
     }
     builder.into_inner().unwrap().finish().unwrap();
     out
@@ -313,4 +331,37 @@ fn an_output_directory_another_user_controls_is_refused() {
     let err = fails(build(&planted));
     assert!(err.contains("is owned by another user"), "{err}");
     assert!(packages_in(&ours).is_empty());
+}
+
+/// Link targets cost memory and every link is resolved through the others: 40,000 links
+/// with 4 KB targets (a 750 KB tarball) kept a build busy for over ten minutes. Link targets
+/// count towards the bound on path bytes, and resolving all links has a bound of its own.
+#[test]
+fn many_long_link_targets_are_refused_before_they_cost_memory_or_hours() {
+    let long = format!("{}b", "a/".repeat(1990));
+    for (count, needle) in [(1100, "link targets"), (900, "MiB of path lookups")] {
+        let dir = tempfile::tempdir().unwrap();
+        let intact = write_release(&dir.path().join("src"), &Spec::new("9.11.90"));
+        let links: Vec<(String, String)> = (0..count)
+            .map(|i| (format!("mattermost/client/l/{i:05}"), long.clone()))
+            .collect();
+        let tarball = rewritten(&intact, None, &links);
+        let out = dir.path().join("out");
+        let err = fails(output(
+            mm_pkg()
+                .args([
+                    "build",
+                    "9.11.90",
+                    "--format",
+                    "deb",
+                    "--insecure-skip-verify",
+                ])
+                .arg("--tarball")
+                .arg(&tarball)
+                .arg("-o")
+                .arg(&out),
+        ));
+        assert!(err.contains(needle), "{count} links: {err}");
+        assert!(packages_in(&out).is_empty());
+    }
 }

@@ -18,8 +18,13 @@ use crate::layout::{RELEASE_DEFAULT_DIRS, Reserved, install_relative, reserved_p
 /// have a few thousand; the bound keeps a build of both formats within 128 MiB whatever the
 /// input (the package writers keep a record of every path).
 pub const MAX_PATHS: usize = 50_000;
-/// Most bytes all those paths may take together (80 bytes each on average).
+/// Most bytes all those paths and link targets may take together (80 bytes each on
+/// average).
 pub const MAX_PATH_BYTES: usize = 4 << 20;
+/// Most bytes of path looked up while resolving all links together: a few links with long
+/// targets that lead through each other would otherwise take hours to resolve. Real
+/// releases need a tiny fraction of it.
+pub const MAX_LINK_WORK: usize = 64 << 20;
 /// Most links followed while resolving one path (the kernel's `MAXSYMLINKS`).
 pub const MAX_LINK_STEPS: usize = 40;
 
@@ -175,11 +180,14 @@ impl Tree {
 
     fn add(&mut self, path: &str, node: Node) -> Result<()> {
         self.bytes += path.len();
+        if let Node::Link(target) = &node {
+            self.bytes += target.len();
+        }
         if self.nodes.len() >= MAX_PATHS || self.bytes > MAX_PATH_BYTES {
             bail!(
                 "the release has more than {MAX_PATHS} paths (entries and the directories \
-                 they imply) or {} MiB of path names; real releases have far fewer, and mm-pkg \
-                 refuses more to bound its memory",
+                 they imply) or {} MiB of path names and link targets; real releases have far \
+                 fewer, and mm-pkg refuses more to bound its memory",
                 MAX_PATH_BYTES >> 20
             );
         }
@@ -202,8 +210,9 @@ impl Tree {
             .collect();
         links.sort_unstable();
         let mut resolved = Vec::with_capacity(links.len());
+        let mut work = 0;
         for (path, target) in links {
-            resolved.push((path, target, self.resolve(path, target)?));
+            resolved.push((path, target, self.resolve(path, target, &mut work)?));
         }
         // dpkg and rpm keep an installed link to a directory when a later package ships a
         // directory there, and write that package's files through the link: a link to a
@@ -241,18 +250,19 @@ impl Tree {
     }
 
     /// Follows `target` from `link`'s directory through the release's links; returns the
-    /// path it ends at (relative to the install prefix).
-    fn resolve(&self, link: &str, target: &str) -> Result<String> {
+    /// path it ends at (relative to the install prefix). `work` counts the bytes of path
+    /// looked up so far, for [`MAX_LINK_WORK`].
+    fn resolve(&self, link: &str, target: &str, work: &mut usize) -> Result<String> {
         let shown = display_path(link);
-        let mut dir: Vec<&str> = link.split('/').collect();
-        dir.pop(); // the link's own name
+        // The directory reached so far, as a path (kept in step, not joined per component).
+        let mut here = String::from(link.rsplit_once('/').map_or("", |(dir, _)| dir));
         let mut pending: Vec<&str> = target.split('/').rev().collect();
         let mut steps = 0;
         while let Some(part) = pending.pop() {
             match part {
                 "" | "." => {}
                 ".." => {
-                    if dir.pop().is_none() {
+                    if !pop_component(&mut here) {
                         bail!(
                             "release entry `{shown}` is a symbolic link to `{target}`, which \
                              leaves the release through the release's own links"
@@ -260,8 +270,19 @@ impl Tree {
                     }
                 }
                 name => {
-                    dir.push(name);
-                    let here = dir.join("/");
+                    if !here.is_empty() {
+                        here.push('/');
+                    }
+                    here.push_str(name);
+                    *work += here.len();
+                    if *work > MAX_LINK_WORK {
+                        bail!(
+                            "the release's links take more than {} MiB of path lookups to \
+                             resolve (at `{shown}`); real releases have few, short links, and \
+                             mm-pkg refuses more to bound its time",
+                            MAX_LINK_WORK >> 20
+                        );
+                    }
                     match self.nodes.get(here.as_str()) {
                         Some(Node::Link(next)) => {
                             steps += 1;
@@ -271,7 +292,7 @@ impl Tree {
                                      does not resolve within {MAX_LINK_STEPS} links (a loop)"
                                 );
                             }
-                            dir.pop();
+                            pop_component(&mut here);
                             pending.extend(next.split('/').rev());
                         }
                         Some(Node::Reserved(r @ (Reserved::DataLink | Reserved::ServiceDir))) => {
@@ -289,8 +310,18 @@ impl Tree {
                 }
             }
         }
-        Ok(dir.join("/"))
+        Ok(here)
     }
+}
+
+/// Removes the last component of `path`; false when it is empty (already the top).
+fn pop_component(path: &mut String) -> bool {
+    if path.is_empty() {
+        return false;
+    }
+    let cut = path.rfind('/').unwrap_or(0);
+    path.truncate(cut);
+    true
 }
 
 /// True when `path` is strictly below the directory `dir`.
@@ -405,6 +436,26 @@ mod tests {
                 .contains("resolves into")
         );
         assert!(refused(&[file("client")]).contains("a file and a directory"));
+    }
+
+    #[test]
+    fn long_link_targets_count_towards_the_memory_and_time_bounds() {
+        // 1,100 links of 3,981 bytes each: 4.4 MB of targets, over the byte bound.
+        let long = format!("{}b", "a/".repeat(1990));
+        let mut tree = Tree::new();
+        let err = (0..1100)
+            .find_map(|i| tree.insert(&link(&format!("l/{i:05}"), &long), None).err())
+            .expect("refused");
+        assert!(err.to_string().contains("link targets"), "{err}");
+
+        // 900 of them fit, but resolving them all would look up 900 * 4 MB of path.
+        let mut tree = Tree::new();
+        for i in 0..900 {
+            tree.insert(&link(&format!("l/{i:05}"), &long), None)
+                .unwrap();
+        }
+        let err = tree.check_links().unwrap_err().to_string();
+        assert!(err.contains("MiB of path lookups"), "{err}");
     }
 
     #[test]
