@@ -37,6 +37,16 @@ pub struct IndexSnapshot {
 /// returns the final releases it lists: drafts, prereleases and `-rcN` tags are skipped.
 /// GitHub's "latest" flag is ignored: older branches get patch releases in parallel.
 pub fn fetch(http: &Http, base_url: &str, token: Option<&str>) -> Result<Vec<Version>, HttpError> {
+    let token = match token {
+        Some(_) if !may_carry_token(base_url) => {
+            eprintln!(
+                "mm-pkg: warning: GITHUB_TOKEN is not sent to {base_url}: it would cross the \
+                 network in clear text (use an https index URL)"
+            );
+            None
+        }
+        token => token,
+    };
     let separator = if base_url.contains('?') { '&' } else { '?' };
     let mut versions = Vec::new();
     for page in 1..=MAX_PAGES {
@@ -96,4 +106,42 @@ pub fn load_snapshot(cache_dir: &Path) -> Vec<Version> {
         .and_then(|bytes| serde_json::from_slice::<IndexSnapshot>(&bytes).ok())
         .map(|s| s.versions.iter().filter_map(|v| v.parse().ok()).collect())
         .unwrap_or_default()
+}
+
+/// Whether a bearer token may be sent to `url`: over https, or over plain http only to this
+/// machine (a local test server or proxy), never in clear text across the network.
+fn may_carry_token(url: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    let host = url.host_str().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match url.scheme() {
+        "https" => true,
+        "http" => {
+            host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_carry_token;
+
+    #[test]
+    fn the_github_token_never_crosses_the_network_in_clear_text() {
+        assert!(may_carry_token("https://api.github.com/repos/x/y/releases"));
+        assert!(may_carry_token("https://mirror.example.org/api"));
+        assert!(may_carry_token("http://127.0.0.1:8080/api/releases"));
+        assert!(may_carry_token("http://[::1]:8080/api"));
+        assert!(may_carry_token("http://localhost/api"));
+        assert!(!may_carry_token("http://mirror.example.org/api"));
+        assert!(!may_carry_token("http://10.0.0.1/api"));
+        assert!(!may_carry_token("ftp://example.org/"));
+        assert!(!may_carry_token("not a url"));
+    }
 }
