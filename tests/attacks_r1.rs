@@ -365,3 +365,26 @@ fn many_long_link_targets_are_refused_before_they_cost_memory_or_hours() {
         assert!(packages_in(&out).is_empty());
     }
 }
+
+/// An index server (`--index-url`, or whoever answers for it) that sends an endless page
+/// made mm-pkg hold all of it in memory: a page is read up to a bound and refused beyond.
+#[test]
+fn an_oversized_index_page_is_refused_not_held_in_memory() {
+    let server = common::server::Server::start();
+    let release = br#"{"tag_name":"v1.0.0","draft":false,"prerelease":false},"#;
+    let mut page = b"[".to_vec();
+    while page.len() < (33 << 20) {
+        page.extend_from_slice(release);
+    }
+    page.extend_from_slice(br#"{"tag_name":"v1.0.1","draft":false,"prerelease":false}]"#);
+    server.route("/big?per_page=100&page=1", page);
+    let dir = tempfile::tempdir().unwrap();
+    let err = fails(output(
+        mm_pkg()
+            .args(["resolve", "9.x", "--online", "--index-url"])
+            .arg(format!("{}/big", server.base))
+            .arg("--cache-dir")
+            .arg(dir.path().join("cache")),
+    ));
+    assert!(err.contains("larger than 33554432 bytes"), "{err}");
+}

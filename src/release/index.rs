@@ -16,6 +16,9 @@ pub const DEFAULT_INDEX_URL: &str = "https://api.github.com/repos/mattermost/mat
 pub const PER_PAGE: usize = 100;
 /// A bound on pages, so a misbehaving index cannot keep us paging forever.
 pub const MAX_PAGES: usize = 100;
+/// Most bytes of one index page (GitHub's pages of 100 releases, with their notes and
+/// assets, are a few MB); a larger answer is an error rather than held in memory.
+pub const MAX_PAGE_BYTES: u64 = 32 << 20;
 
 #[derive(Deserialize)]
 struct GithubRelease {
@@ -61,12 +64,14 @@ pub fn fetch(http: &Http, base_url: &str, token: Option<&str>) -> Result<Vec<Ver
             }
             req
         })?;
-        let body = response.text().map_err(|e| HttpError::Network {
-            url: url.clone(),
-            message: super::http::describe(&e),
+        let body = super::http::read_body(response, &url, MAX_PAGE_BYTES).map_err(|e| {
+            HttpError::Network {
+                url: url.clone(),
+                message: format!("{e:#}"),
+            }
         })?;
         let releases: Vec<GithubRelease> =
-            serde_json::from_str(&body).map_err(|e| HttpError::Network {
+            serde_json::from_slice(&body).map_err(|e| HttpError::Network {
                 url: url.clone(),
                 message: format!("not a GitHub releases list: {e}"),
             })?;
