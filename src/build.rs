@@ -101,8 +101,9 @@ pub fn build(
 
 /// What `mm-pkg build` and `mm-pkg sync` both do: builds `release` from `tarball`, checking
 /// the very bytes the build reads against `expect` (hashes, signature, trusted by `trust`)
-/// and refusing a tarball `known` as another release. A tarball that passed any check and is
-/// not in the record yet is added to the record of verified tarballs in `cache_dir`.
+/// and refusing a tarball `known` as another release. A tarball that passed any check, whose
+/// server binary names the release and that is not in the record yet is added to the record
+/// of verified tarballs in `cache_dir`.
 pub fn build_checked(
     release: &Release,
     tarball: &Path,
@@ -123,7 +124,11 @@ pub fn build_checked(
         .identity
         .as_ref()
         .is_some_and(|(_, known)| known.knows(release, &verified.sha256));
+    // A tarball whose server binary does not name the release is most likely another
+    // release replayed under this name: recording it would make the genuine release look
+    // like a replay of this one.
     if !verified.verified_by.is_empty()
+        && report.version_in_server
         && !recorded
         && let Err(err) = known::record(cache_dir, release, &verified.sha256)
     {
@@ -208,7 +213,7 @@ pub fn build_verified(
             add_bytes(&mut sinks, parent, &[])?;
         }
         licenses.refuse_other_edition(&entry.path)?;
-        if licenses.wants(entry) {
+        if licenses.wants(entry)? {
             let mut text = Vec::new();
             data.read_to_end(&mut text)?;
             add_bytes(&mut sinks, &last, &text)?;
@@ -385,6 +390,9 @@ fn gzip_best(bytes: &[u8]) -> Result<Vec<u8>> {
     Ok(gz.finish()?)
 }
 
+/// Largest licence file read (into the copyright file and the RPM header).
+pub const MAX_LICENSE_BYTES: u64 = 1 << 20;
+
 /// Picks the edition's licence file out of the release stream, and refuses a release of the
 /// other edition (an enterprise tarball must not be published under the MIT licence).
 struct LicenseFinder {
@@ -432,9 +440,21 @@ impl LicenseFinder {
         Ok(())
     }
 
-    /// True for the edition's licence file (a regular file: a link names no text).
-    fn wants(&self, entry: &ReleaseEntry) -> bool {
-        entry.path == license_file(self.edition) && matches!(entry.kind, EntryKind::File { .. })
+    /// True for the edition's licence file (a regular file: a link names no text). Fails
+    /// when it is larger than [`MAX_LICENSE_BYTES`]: its text is held in memory.
+    fn wants(&self, entry: &ReleaseEntry) -> Result<bool> {
+        if entry.path != license_file(self.edition) {
+            return Ok(false);
+        }
+        match entry.kind {
+            EntryKind::File { size } if size > MAX_LICENSE_BYTES => bail!(
+                "the release's licence file `{}` is {size} bytes (at most {MAX_LICENSE_BYTES} \
+                 are read; upstream's are a few kilobytes): it is not a release",
+                entry.path
+            ),
+            EntryKind::File { .. } => Ok(true),
+            _ => Ok(false),
+        }
     }
 
     fn found(&mut self, text: Vec<u8>) {

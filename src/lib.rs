@@ -11,6 +11,7 @@ pub mod deb;
 pub mod layout;
 pub mod notify;
 pub mod output;
+pub mod owned_dir;
 pub mod package;
 pub mod relations;
 pub mod release;

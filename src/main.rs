@@ -685,6 +685,8 @@ fn run_build(args: BuildArgs) -> Result<notify::Row> {
              OpenPGP signature of {release}; these packages may contain anything"
         );
     }
+    // Refuse a cache another user could plant links in before writing anything there.
+    mm_pkg::release::download::check_cache_dir(&sources.cache_dir).map_err(tag(Kind::Fetch))?;
     let trust = Trust::new(&args.keyring)?;
     let (tarball, expect) = match &args.tarball {
         Some(path) => (

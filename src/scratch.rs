@@ -36,6 +36,7 @@ impl OutputDir {
     pub fn open(path: &Path) -> Result<Self> {
         fs::create_dir_all(path)
             .with_context(|| format!("creating output directory {}", path.display()))?;
+        crate::owned_dir::check(path, "output directory")?;
         let lock = File::open(path)
             .with_context(|| format!("opening output directory {}", path.display()))?;
         // A file system without directory locks (some network file systems) still builds;

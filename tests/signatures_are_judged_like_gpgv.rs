@@ -210,6 +210,25 @@ fn only_keys_and_subkeys_bound_for_signing_count() {
 }
 
 #[test]
+fn a_subkey_whose_binding_signature_expired_does_not_count() {
+    // gpgv and sqv ignore a binding signature past its own expiration time: the subkey is
+    // then not bound, and a data signature it makes is not valid.
+    let local = Local::new();
+    let owner = TestKey::build("Owner <owner@example.org>", now() - 1000, true);
+    let sig = owner.sign_with_subkey(&local.bytes);
+    local.accepted(
+        &sig,
+        &[armor(&owner.subkey_binding_expiring_public(200, 86400))],
+        &owner.fingerprint(),
+    );
+    local.refused(
+        &sig,
+        &[armor(&owner.subkey_binding_expiring_public(200, 100))],
+        "its binding signature by that key has expired",
+    );
+}
+
+#[test]
 fn revoked_and_expired_keyring_keys_are_refused() {
     let local = Local::new();
     let key = TestKey::build("Mirror <mirror@example.org>", now() - 1000, false);
@@ -251,6 +270,17 @@ fn expired_and_backdated_signatures_are_refused() {
         &key.sign_crafted(&local.bytes, backdated),
         &keys,
         "before its key was created",
+    );
+    // Dated a day ahead: sqv refuses a signature that is not yet alive (beyond its 30
+    // minutes of clock skew), so it does not count.
+    let future = Craft {
+        created: now() + 86400,
+        ..Craft::binary()
+    };
+    local.refused(
+        &key.sign_crafted(&local.bytes, future),
+        &keys,
+        "in the future",
     );
     // A signature that expires later is fine.
     let valid = Craft {

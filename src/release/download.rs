@@ -29,6 +29,21 @@ pub fn default_cache_dir() -> PathBuf {
     }
 }
 
+/// Creates the cache directory `dir` for this user alone (mode 0700) when it is missing, and
+/// refuses one another user could plant files in ([`crate::owned_dir::check`]): mm-pkg
+/// writes, appends to and truncates files there by name.
+pub fn check_cache_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if fs::symlink_metadata(dir).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating cache directory {}", dir.display()))?;
+    }
+    crate::owned_dir::check(dir, "cache directory")
+}
+
 /// What must hold before a download is used.
 #[derive(Debug, Clone, Default)]
 pub struct Checks {

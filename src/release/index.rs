@@ -16,6 +16,9 @@ pub const DEFAULT_INDEX_URL: &str = "https://api.github.com/repos/mattermost/mat
 pub const PER_PAGE: usize = 100;
 /// A bound on pages, so a misbehaving index cannot keep us paging forever.
 pub const MAX_PAGES: usize = 100;
+/// Most bytes of one index page (GitHub's pages of 100 releases, with their notes and
+/// assets, are a few MB); a larger answer is an error rather than held in memory.
+pub const MAX_PAGE_BYTES: u64 = 32 << 20;
 
 #[derive(Deserialize)]
 struct GithubRelease {
@@ -37,6 +40,16 @@ pub struct IndexSnapshot {
 /// returns the final releases it lists: drafts, prereleases and `-rcN` tags are skipped.
 /// GitHub's "latest" flag is ignored: older branches get patch releases in parallel.
 pub fn fetch(http: &Http, base_url: &str, token: Option<&str>) -> Result<Vec<Version>, HttpError> {
+    let token = match token {
+        Some(_) if !may_carry_token(base_url) => {
+            eprintln!(
+                "mm-pkg: warning: GITHUB_TOKEN is not sent to {base_url}: it would cross the \
+                 network in clear text (use an https index URL)"
+            );
+            None
+        }
+        token => token,
+    };
     let separator = if base_url.contains('?') { '&' } else { '?' };
     let mut versions = Vec::new();
     for page in 1..=MAX_PAGES {
@@ -51,12 +64,14 @@ pub fn fetch(http: &Http, base_url: &str, token: Option<&str>) -> Result<Vec<Ver
             }
             req
         })?;
-        let body = response.text().map_err(|e| HttpError::Network {
-            url: url.clone(),
-            message: super::http::describe(&e),
+        let body = super::http::read_body(response, &url, MAX_PAGE_BYTES).map_err(|e| {
+            HttpError::Network {
+                url: url.clone(),
+                message: format!("{e:#}"),
+            }
         })?;
         let releases: Vec<GithubRelease> =
-            serde_json::from_str(&body).map_err(|e| HttpError::Network {
+            serde_json::from_slice(&body).map_err(|e| HttpError::Network {
                 url: url.clone(),
                 message: format!("not a GitHub releases list: {e}"),
             })?;
@@ -79,8 +94,7 @@ pub fn fetch(http: &Http, base_url: &str, token: Option<&str>) -> Result<Vec<Ver
 
 /// Saves what the index listed, for later `--offline` runs.
 pub fn save_snapshot(cache_dir: &Path, versions: &[Version]) -> Result<()> {
-    fs::create_dir_all(cache_dir)
-        .with_context(|| format!("creating cache directory {}", cache_dir.display()))?;
+    super::download::check_cache_dir(cache_dir)?;
     let path = cache_dir.join("index.json");
     let snapshot = IndexSnapshot {
         versions: versions.iter().map(Version::to_string).collect(),
@@ -97,4 +111,42 @@ pub fn load_snapshot(cache_dir: &Path) -> Vec<Version> {
         .and_then(|bytes| serde_json::from_slice::<IndexSnapshot>(&bytes).ok())
         .map(|s| s.versions.iter().filter_map(|v| v.parse().ok()).collect())
         .unwrap_or_default()
+}
+
+/// Whether a bearer token may be sent to `url`: over https, or over plain http only to this
+/// machine (a local test server or proxy), never in clear text across the network.
+fn may_carry_token(url: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    let host = url.host_str().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match url.scheme() {
+        "https" => true,
+        "http" => {
+            host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_carry_token;
+
+    #[test]
+    fn the_github_token_never_crosses_the_network_in_clear_text() {
+        assert!(may_carry_token("https://api.github.com/repos/x/y/releases"));
+        assert!(may_carry_token("https://mirror.example.org/api"));
+        assert!(may_carry_token("http://127.0.0.1:8080/api/releases"));
+        assert!(may_carry_token("http://[::1]:8080/api"));
+        assert!(may_carry_token("http://localhost/api"));
+        assert!(!may_carry_token("http://mirror.example.org/api"));
+        assert!(!may_carry_token("http://10.0.0.1/api"));
+        assert!(!may_carry_token("ftp://example.org/"));
+        assert!(!may_carry_token("not a url"));
+    }
 }

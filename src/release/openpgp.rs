@@ -137,7 +137,7 @@ impl Trust {
             }
             // The embedded copy's expiry is not applied (see README); every other key's is.
             let self_sig = (!trusted.embedded)
-                .then(|| newest_self_signature(&trusted.key))
+                .then(|| newest_self_signature(&trusted.key, now))
                 .flatten();
             let primary_expires = self_sig.and_then(|s| expiry(s, primary.created_at()));
             let (key, created, expires) = if issued(primary) {
@@ -153,7 +153,7 @@ impl Trust {
                 let key = SigningKey::Primary(primary.clone());
                 (key, primary.created_at(), primary_expires)
             } else if let Some(sub) = subkey {
-                match bound_signing_subkey(primary, sub, trusted.embedded) {
+                match bound_signing_subkey(primary, sub, trusted.embedded, now) {
                     Ok(sub_expires) => {
                         let key = SigningKey::Subkey(sub.key.clone());
                         // A subkey dies with its primary key.
@@ -240,6 +240,9 @@ fn date(secs: u64) -> String {
         .unwrap_or_else(|| format!("{secs} s after the epoch"))
 }
 
+/// How far in the future a signature may be dated (sqv's tolerance for clock skew).
+const CLOCK_SKEW: u64 = 30 * 60;
+
 /// The checks on a data signature that need no data: class, digest, dates.
 fn acceptable(
     sig: &Signature,
@@ -273,6 +276,13 @@ fn acceptable(
         return Err("it has no creation time".into());
     };
     let created = u64::from(created.as_secs());
+    if created > u64::from(now) + CLOCK_SKEW {
+        return Err(format!(
+            "it is dated {}, in the future (sqv allows {} minutes of clock skew)",
+            date(created),
+            CLOCK_SKEW / 60
+        ));
+    }
     let key_created = u64::from(key_created.as_secs());
     if created < key_created {
         return Err(format!(
@@ -303,23 +313,35 @@ fn acceptable(
 }
 
 /// The primary key's newest valid self-signature (user ID certifications and direct key
-/// signatures): it decides the key's expiry and flags.
-fn newest_self_signature(key: &SignedPublicKey) -> Option<&Signature> {
+/// signatures) that has not expired at `now`: it decides the key's expiry and flags.
+fn newest_self_signature(key: &SignedPublicKey, now: u32) -> Option<&Signature> {
     let primary = &key.primary_key;
-    let certifications = key.details.users.iter().flat_map(|user| {
+    let certifications = key.details.users.iter().flat_map(move |user| {
         user.signatures.iter().filter(move |s| {
-            s.verify_certification(primary, Tag::UserId, &user.id)
-                .is_ok()
+            alive(s, now)
+                && s.verify_certification(primary, Tag::UserId, &user.id)
+                    .is_ok()
         })
     });
     let direct = key
         .details
         .direct_signatures
         .iter()
-        .filter(|s| s.verify_key(primary).is_ok());
+        .filter(|s| alive(s, now) && s.verify_key(primary).is_ok());
     certifications
         .chain(direct)
         .max_by_key(|s| s.created().map(|t| t.as_secs()).unwrap_or(0))
+}
+
+/// Whether `sig` has not passed its own expiration time at `now` (gpgv and sqv ignore a
+/// self-signature or binding signature that has).
+fn alive(sig: &Signature, now: u32) -> bool {
+    match (sig.created(), sig.signature_expiration_time()) {
+        (Some(created), Some(valid)) if valid.as_secs() != 0 => {
+            u64::from(created.as_secs()) + u64::from(valid.as_secs()) > u64::from(now)
+        }
+        _ => true,
+    }
 }
 
 /// When a key created at `created` expires per `self_sig` (seconds since the epoch);
@@ -348,12 +370,14 @@ fn is_revoked(key: &SignedPublicKey) -> bool {
 }
 
 /// Checks that `sub` is bound to `primary` for signing: a valid binding signature by the
-/// primary with the signing flag and the subkey's own back-signature, and no valid
-/// revocation. Returns when the binding expires (not applied to the embedded key).
+/// primary, not expired itself at `now`, with the signing flag and the subkey's own
+/// back-signature, and no valid revocation. Returns when the binding says the subkey
+/// expires (not applied to the embedded key).
 fn bound_signing_subkey(
     primary: &PublicKey,
     sub: &SignedPublicSubKey,
     embedded: bool,
+    now: u32,
 ) -> Result<Option<u64>, String> {
     let valid = |typ| {
         sub.signatures.iter().filter(move |s| {
@@ -363,9 +387,13 @@ fn bound_signing_subkey(
     if valid(SignatureType::SubkeyRevocation).next().is_some() {
         return Err("it is revoked".into());
     }
+    if valid(SignatureType::SubkeyBinding).next().is_none() {
+        return Err("it has no valid binding signature by that key".into());
+    }
     let binding = valid(SignatureType::SubkeyBinding)
+        .filter(|s| alive(s, now))
         .max_by_key(|s| s.created().map(|t| t.as_secs()).unwrap_or(0))
-        .ok_or("it has no valid binding signature by that key")?;
+        .ok_or("its binding signature by that key has expired")?;
     if !binding.key_flags().sign() {
         return Err("its binding does not allow signing".into());
     }

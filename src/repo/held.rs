@@ -7,7 +7,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use super::{State, apt, state_path, yum};
+use super::state::{State, state_path};
+use super::{apt, yum};
 
 /// One package file a repository holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

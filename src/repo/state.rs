@@ -48,7 +48,7 @@ pub(super) struct State {
     pub(super) rpm: Vec<RpmEntry>,
 }
 
-fn state_path(dir: &Path) -> PathBuf {
+pub(super) fn state_path(dir: &Path) -> PathBuf {
     dir.join(PRIVATE_DIR).join(STATE_FILE)
 }
 

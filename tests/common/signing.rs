@@ -251,6 +251,41 @@ impl TestKey {
         public
     }
 
+    /// The public key whose first subkey's only binding was made `ago` seconds ago and
+    /// expires (the binding signature itself) `valid_for` seconds after it was made; the
+    /// subkey's back-signature is kept.
+    pub fn subkey_binding_expiring_public(&self, ago: u32, valid_for: u32) -> SignedPublicKey {
+        let mut public = self.public();
+        let old = &public.public_subkeys[0].signatures[0];
+        let back = old.embedded_signature().expect("back-signature").clone();
+        let key = &self.secret.primary_key;
+        let mut config = SignatureConfig::v4(
+            SignatureType::SubkeyBinding,
+            key.algorithm(),
+            HashAlgorithm::Sha256,
+        );
+        config.hashed_subpackets = [
+            SubpacketData::SignatureCreationTime(Timestamp::from_secs(now() - ago)),
+            SubpacketData::SignatureExpirationTime(Duration::from_secs(valid_for)),
+            SubpacketData::KeyFlags(old.key_flags()),
+            SubpacketData::IssuerFingerprint(key.fingerprint()),
+            SubpacketData::EmbeddedSignature(Box::new(back)),
+        ]
+        .into_iter()
+        .map(|d| Subpacket::regular(d).unwrap())
+        .collect();
+        let binding = config
+            .sign_subkey_binding(
+                key,
+                &public.primary_key,
+                &Password::empty(),
+                &public.public_subkeys[0].key,
+            )
+            .expect("subkey binding");
+        public.public_subkeys[0].signatures = vec![binding];
+        public
+    }
+
     /// The public key with a newer self-signature saying it expires `secs` after creation.
     pub fn expiring_public(&self, secs: u32) -> SignedPublicKey {
         // Strictly newer than the original self-signature.

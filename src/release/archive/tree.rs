@@ -18,8 +18,13 @@ use crate::layout::{RELEASE_DEFAULT_DIRS, Reserved, install_relative, reserved_p
 /// have a few thousand; the bound keeps a build of both formats within 128 MiB whatever the
 /// input (the package writers keep a record of every path).
 pub const MAX_PATHS: usize = 50_000;
-/// Most bytes all those paths may take together (80 bytes each on average).
+/// Most bytes all those paths and link targets may take together (80 bytes each on
+/// average).
 pub const MAX_PATH_BYTES: usize = 4 << 20;
+/// Most bytes of path looked up while resolving all links together: a few links with long
+/// targets that lead through each other would otherwise take hours to resolve. Real
+/// releases need a tiny fraction of it.
+pub const MAX_LINK_WORK: usize = 64 << 20;
 /// Most links followed while resolving one path (the kernel's `MAXSYMLINKS`).
 pub const MAX_LINK_STEPS: usize = 40;
 
@@ -175,11 +180,14 @@ impl Tree {
 
     fn add(&mut self, path: &str, node: Node) -> Result<()> {
         self.bytes += path.len();
+        if let Node::Link(target) = &node {
+            self.bytes += target.len();
+        }
         if self.nodes.len() >= MAX_PATHS || self.bytes > MAX_PATH_BYTES {
             bail!(
                 "the release has more than {MAX_PATHS} paths (entries and the directories \
-                 they imply) or {} MiB of path names; real releases have far fewer, and mm-pkg \
-                 refuses more to bound its memory",
+                 they imply) or {} MiB of path names and link targets; real releases have far \
+                 fewer, and mm-pkg refuses more to bound its memory",
                 MAX_PATH_BYTES >> 20
             );
         }
@@ -201,23 +209,60 @@ impl Tree {
             })
             .collect();
         links.sort_unstable();
+        let mut resolved = Vec::with_capacity(links.len());
+        let mut work = 0;
         for (path, target) in links {
-            self.resolve(path, target)?;
+            resolved.push((path, target, self.resolve(path, target, &mut work)?));
+        }
+        // dpkg and rpm keep an installed link to a directory when a later package ships a
+        // directory there, and write that package's files through the link: a link to a
+        // directory that holds a packaging path (the top, `client/`) would let the next
+        // release write into the data directory or the service account's directory.
+        for (path, target, end) in resolved {
+            self.check_link_end(path, target, &end)?;
         }
         Ok(())
     }
 
-    fn resolve(&self, link: &str, target: &str) -> Result<()> {
+    /// Refuses a link whose resolution `end` is a packaging path, is below one, or is a
+    /// directory that holds one.
+    fn check_link_end(&self, link: &str, target: &str, end: &str) -> Result<()> {
+        for (path, reserved) in &self.reserved {
+            let holds = end.is_empty() || is_below(path, end);
+            let within = end == *path || is_below(end, path);
+            if holds || within {
+                let relation = match (holds, end == *path) {
+                    (true, _) => "the directory that holds",
+                    (false, true) => "which is",
+                    (false, false) => "inside",
+                };
+                bail!(
+                    "release entry `{}` is a link to `{target}`, which resolves to `{}`, \
+                     {relation} `{}`, {}: a later release's files would be written through it",
+                    display_path(link),
+                    display_path(end),
+                    display_path(path),
+                    reserved.describe()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Follows `target` from `link`'s directory through the release's links; returns the
+    /// path it ends at (relative to the install prefix). `work` counts the bytes of path
+    /// looked up so far, for [`MAX_LINK_WORK`].
+    fn resolve(&self, link: &str, target: &str, work: &mut usize) -> Result<String> {
         let shown = display_path(link);
-        let mut dir: Vec<&str> = link.split('/').collect();
-        dir.pop(); // the link's own name
+        // The directory reached so far, as a path (kept in step, not joined per component).
+        let mut here = String::from(link.rsplit_once('/').map_or("", |(dir, _)| dir));
         let mut pending: Vec<&str> = target.split('/').rev().collect();
         let mut steps = 0;
         while let Some(part) = pending.pop() {
             match part {
                 "" | "." => {}
                 ".." => {
-                    if dir.pop().is_none() {
+                    if !pop_component(&mut here) {
                         bail!(
                             "release entry `{shown}` is a symbolic link to `{target}`, which \
                              leaves the release through the release's own links"
@@ -225,8 +270,19 @@ impl Tree {
                     }
                 }
                 name => {
-                    dir.push(name);
-                    let here = dir.join("/");
+                    if !here.is_empty() {
+                        here.push('/');
+                    }
+                    here.push_str(name);
+                    *work += here.len();
+                    if *work > MAX_LINK_WORK {
+                        bail!(
+                            "the release's links take more than {} MiB of path lookups to \
+                             resolve (at `{shown}`); real releases have few, short links, and \
+                             mm-pkg refuses more to bound its time",
+                            MAX_LINK_WORK >> 20
+                        );
+                    }
                     match self.nodes.get(here.as_str()) {
                         Some(Node::Link(next)) => {
                             steps += 1;
@@ -236,7 +292,7 @@ impl Tree {
                                      does not resolve within {MAX_LINK_STEPS} links (a loop)"
                                 );
                             }
-                            dir.pop();
+                            pop_component(&mut here);
                             pending.extend(next.split('/').rev());
                         }
                         Some(Node::Reserved(r @ (Reserved::DataLink | Reserved::ServiceDir))) => {
@@ -254,8 +310,23 @@ impl Tree {
                 }
             }
         }
-        Ok(())
+        Ok(here)
     }
+}
+
+/// Removes the last component of `path`; false when it is empty (already the top).
+fn pop_component(path: &mut String) -> bool {
+    if path.is_empty() {
+        return false;
+    }
+    let cut = path.rfind('/').unwrap_or(0);
+    path.truncate(cut);
+    true
+}
+
+/// True when `path` is strictly below the directory `dir`.
+fn is_below(path: &str, dir: &str) -> bool {
+    path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/'
 }
 
 #[cfg(test)]
@@ -310,9 +381,9 @@ mod tests {
         let mut tree = Tree::new();
         for e in [
             file("bin/mattermost"),
-            link("client/static/top", "../.."),
+            link("client/static/bin", "../../bin"),
             link("bin/server", "mattermost"),
-            link("bin/again", "../client/static/top/bin/server"),
+            link("bin/again", "../client/static/bin/server"),
             entry("config", EntryKind::Dir),
             file("config/config.json"),
         ] {
@@ -365,5 +436,45 @@ mod tests {
                 .contains("resolves into")
         );
         assert!(refused(&[file("client")]).contains("a file and a directory"));
+    }
+
+    #[test]
+    fn long_link_targets_count_towards_the_memory_and_time_bounds() {
+        // 1,100 links of 3,981 bytes each: 4.4 MB of targets, over the byte bound.
+        let long = format!("{}b", "a/".repeat(1990));
+        let mut tree = Tree::new();
+        let err = (0..1100)
+            .find_map(|i| tree.insert(&link(&format!("l/{i:05}"), &long), None).err())
+            .expect("refused");
+        assert!(err.to_string().contains("link targets"), "{err}");
+
+        // 900 of them fit, but resolving them all would look up 900 * 4 MB of path.
+        let mut tree = Tree::new();
+        for i in 0..900 {
+            tree.insert(&link(&format!("l/{i:05}"), &long), None)
+                .unwrap();
+        }
+        let err = tree.check_links().unwrap_err().to_string();
+        assert!(err.contains("MiB of path lookups"), "{err}");
+    }
+
+    #[test]
+    fn links_a_later_release_could_write_through_into_packaging_paths_are_refused() {
+        let written_through = "a later release's files would be written through it";
+        for links in [
+            vec![link("cl", "client")],
+            vec![link("client/static/top", "../..")],
+            vec![link("bin/c", "../client/./")],
+            vec![link("i18n/b", "../client"), link("bin/a", "../i18n/b")],
+            vec![link("bin/d", "../defaults")],
+            vec![link("bin/v", "../mm-pkg-version")],
+        ] {
+            let err = refused(&links);
+            assert!(err.contains(written_through), "{links:?}: {err}");
+        }
+        // The escape of a chain through the top is what is reported for it.
+        let top = link("client/static/top", "../..");
+        let esc = link("esc", "client/static/top/../../etc");
+        assert!(refused(&[top, esc]).contains("leaves the release"));
     }
 }
