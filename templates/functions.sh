@@ -44,10 +44,14 @@ mm_as_service() {
     )
 }
 
-# Can the service account write directory $1? Decides who creates what in the data
-# directory: the account where it can write, root only where it cannot.
+# Is directory $1 the service account's to work in: does the account own it, or can it
+# write there? Decides who creates what in the data directory: the account then, root only
+# in a directory the admin gave to someone else. Ownership counts on its own: an owner can
+# take away its own write bit at any moment and give it back just as fast, so a read-only
+# directory of the account's is still no place for root's mkdir, chown or `>`.
 mm_service_can_write() {
-    mm_as_service test -w "$1"
+    [ "$(stat -L -c %u "$1" 2>/dev/null)" = "$(id -u "$MM_USER")" ] ||
+        mm_as_service test -w "$1"
 }
 
 # Create the system group and user unless getent finds them. Idempotent. Where

@@ -1,0 +1,94 @@
+//! The `mattermost` account owns its data directory, so it can take its own write bit away
+//! (`chmod 0555`) whenever it likes. That must not make the maintainer scripts believe the
+//! directory is "someone else's" and create there as root: root's `mkdir` then `chown -h`
+//! in a directory the account controls is a race the account can win (swap the new
+//! directory for a hard link to a root file between the two: possible wherever
+//! fs.protected_hardlinks is off). The race is made certain here by a `chown` in the root
+//! that first does what the attacker would do between the two steps.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use common::chroot_ok;
+use common::debian_root;
+use common::lifecycle::*;
+
+/// A root file the attacker wants for the account.
+const VICTIM: &str = "etc/mm-victim";
+
+/// `chown` as the attacker wins the race: when root hands over $MM_DATA/logs, the account
+/// (its data directory is its own: it can give itself the write bit back) has already
+/// replaced the fresh directory with a hard link to the victim.
+const RACING_CHOWN: &str = "#!/bin/sh\n\
+    case \"$*\" in\n\
+    *mattermost-daten/logs*)\n\
+        chmod u+w /opt/mattermost-daten\n\
+        rmdir /opt/mattermost-daten/logs && ln /etc/mm-victim /opt/mattermost-daten/logs\n\
+        ;;\n\
+    esac\n\
+    exec /usr/bin/chown.real \"$@\"\n";
+
+fn read_only_data_dir_does_not_make_root_work_there(format: Format) {
+    let Some(root) = debian_root() else { return };
+    let root = root.path();
+    format.prepare(root);
+    install_service_stubs(root);
+    fs::write(root.join(VICTIM), "root's\n").unwrap();
+    fs::set_permissions(root.join(VICTIM), fs::Permissions::from_mode(0o644)).unwrap();
+    let pkgs = packages();
+    ok(
+        format.install(root, &pkgs.path(Pkg::Old, format)),
+        "install",
+    );
+    // The account removes its (empty) logs directory and its own write bit.
+    chroot_ok(
+        root,
+        &[
+            "setpriv",
+            "--reuid=mattermost",
+            "--regid=mattermost",
+            "--clear-groups",
+            "sh",
+            "-c",
+            "rmdir /opt/mattermost-daten/logs && chmod 0555 /opt/mattermost-daten",
+        ],
+    );
+    fs::rename(root.join("usr/bin/chown"), root.join("usr/bin/chown.real")).unwrap();
+    fs::write(root.join("usr/bin/chown"), RACING_CHOWN).unwrap();
+    fs::set_permissions(
+        root.join("usr/bin/chown"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+
+    ok(
+        format.install(root, &pkgs.path(Pkg::New, format)),
+        "upgrade",
+    );
+    let victim = fs::metadata(root.join(VICTIM)).unwrap();
+    assert_eq!(
+        (victim.uid(), victim.gid(), victim.mode() & 0o7777),
+        (0, 0, 0o644),
+        "the upgrade handed a root file to the account"
+    );
+    assert!(
+        !root.join("opt/mattermost-daten/logs").exists(),
+        "root made the directory the account had removed from its read-only data directory"
+    );
+}
+
+#[test]
+fn deb_read_only_data_dir_of_the_account_gets_no_root_mkdir_and_chown() {
+    if common::have("dpkg-deb") {
+        read_only_data_dir_does_not_make_root_work_there(Format::Deb);
+    }
+}
+
+#[test]
+fn rpm_read_only_data_dir_of_the_account_gets_no_root_mkdir_and_chown() {
+    if common::have("rpm") {
+        read_only_data_dir_does_not_make_root_work_there(Format::Rpm);
+    }
+}
