@@ -20,8 +20,8 @@ mm_record_undo() {
 #   b. $MM_PREFIX a symlink to a versioned directory whose config, data, logs and plugins
 #      are symlinks (usually into $MM_DATA);
 #   c. Mattermost's own .deb (also named {{layout.user}}), which this package upgrades
-#      ($1 = takeover): like a, but dpkg owns the program files, so they stay for dpkg to
-#      replace and are given back to root first (that package gives them to the account).
+#      ($1 = takeover): like a; its program files (which that package gives to the account)
+#      are moved aside untouched, and dpkg, finding none, unpacks this package's.
 # Everything is checked first; if anything cannot be moved safely, nothing is changed and the
 # script fails, so the package manager stops before unpacking. Moves are renames (`mv -T`)
 # and links are made with `ln -sT`: neither follows a symlink at the destination. Each step
@@ -118,10 +118,15 @@ PROBLEMS
         esac
     done
     if [ "$mode" = takeover ]; then
-        # Only program files are left; the other package gave them to the account.
-        find -P "$MM_PREFIX" -xdev -exec chown -h root:root {} +
+        # Only program files are left, but the other package gave them to the account, which
+        # may have planted hard links to root's files or swap directories for symlinks under
+        # a walking chown: root does not touch that tree, it moves it out of the way whole
+        # (a rename in root's own parent directory) and dpkg unpacks fresh root-owned files.
+        mv -T "$MM_PREFIX" "$MM_PREFIX.mattermost-deb-$stamp"
+        mm_record_undo aside "$MM_PREFIX" "$MM_PREFIX.mattermost-deb-$stamp"
         notes="$notes
-  the program files in $MM_PREFIX are replaced by this package's"
+  moved the old package's program files (the account's, as that package left them) to
+  $MM_PREFIX.mattermost-deb-$stamp; this package unpacks its own; delete it once the package runs"
     elif [ -L "$MM_PREFIX" ]; then
         rm "$MM_PREFIX"
         mm_record_undo unlinked "$MM_PREFIX" "$old_root"
