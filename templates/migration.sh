@@ -28,7 +28,7 @@ mm_record_undo() {
 # is recorded for mm_undo_migration.
 mm_migrate_hand_made() {
     mode=${1:-hand-made}
-    [ -f "$MM_VERSION_FILE" ] && return 0       # already an installation of this packaging
+    mm_is_packaged && return 0                  # already an installation of this packaging
     [ -e "$MM_PREFIX" ] || [ -L "$MM_PREFIX" ] || return 0
     old_root=$(readlink -f "$MM_PREFIX")
     [ -d "$old_root" ] || return 0

@@ -92,3 +92,90 @@ fn rpm_read_only_data_dir_of_the_account_gets_no_root_mkdir_and_chown() {
         read_only_data_dir_does_not_make_root_work_there(Format::Rpm);
     }
 }
+
+/// Program directories below /opt/mattermost the account owns or anyone can write (the
+/// webapp plugin directory is the account's by design).
+fn account_writable_program_dirs(root: &std::path::Path) -> String {
+    chroot_ok(
+        root,
+        &[
+            "find",
+            "-P",
+            "/opt/mattermost",
+            "-type",
+            "d",
+            "(",
+            "-perm",
+            "-0002",
+            "-o",
+            "-user",
+            "mattermost",
+            ")",
+            "!",
+            "-path",
+            "/opt/mattermost/client/plugins",
+        ],
+    )
+}
+
+/// Upstream's tarball instructions give /opt/mattermost to the account
+/// (`chown -R mattermost:mattermost /opt/mattermost`). The account writes an
+/// `mm-pkg-version` there, so that the package believes it is already installed, skips
+/// the migration and unpacks its root-run program files into the account's directories.
+fn faked_version_file_does_not_skip_the_migration(format: Format) {
+    let Some(root) = debian_root() else { return };
+    let root = root.path();
+    format.prepare(root);
+    chroot_ok(root, &["useradd", "--system", "--user-group", "mattermost"]);
+    let old = root.join("opt/mattermost");
+    for dir in ["bin", "config", "data", "logs", "plugins"] {
+        fs::create_dir_all(old.join(dir)).unwrap();
+    }
+    fs::write(old.join("config/config.json"), "{\"hand\": \"made\"}\n").unwrap();
+    fs::write(old.join("bin/mattermost"), "old binary").unwrap();
+    chroot_ok(
+        root,
+        &["chown", "-R", "mattermost:mattermost", "/opt/mattermost"],
+    );
+    chroot_ok(
+        root,
+        &[
+            "setpriv",
+            "--reuid=mattermost",
+            "--regid=mattermost",
+            "--clear-groups",
+            "sh",
+            "-c",
+            "printf '9.11.90\\n9.11.90-1\\nmattermost\\n' > /opt/mattermost/mm-pkg-version",
+        ],
+    );
+
+    let log = ok(
+        format.install(root, &packages().path(Pkg::Old, format)),
+        "install over a hand-made tree with a faked version file",
+    );
+    assert_eq!(
+        account_writable_program_dirs(root),
+        "",
+        "the package unpacked its program files into the account's directories:\n{log}"
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("opt/mattermost-daten/config/config.json")).unwrap(),
+        "{\"hand\": \"made\"}\n",
+        "the hand-made config moved into the data directory"
+    );
+}
+
+#[test]
+fn deb_faked_version_file_in_the_accounts_tree_does_not_skip_the_migration() {
+    if common::have("dpkg-deb") {
+        faked_version_file_does_not_skip_the_migration(Format::Deb);
+    }
+}
+
+#[test]
+fn rpm_faked_version_file_in_the_accounts_tree_does_not_skip_the_migration() {
+    if common::have("rpm") {
+        faked_version_file_does_not_skip_the_migration(Format::Rpm);
+    }
+}
