@@ -23,7 +23,8 @@ mm_record_undo() {
 #      ($1 = takeover): like a; its program files (which that package gives to the account)
 #      are moved aside untouched, and dpkg, finding none, unpacks this package's.
 # Everything is checked first; if anything cannot be moved safely, nothing is changed and the
-# script fails, so the package manager stops before unpacking. Moves are renames (`mv -T`)
+# script fails, so the package manager stops before unpacking. Trees are compared with
+# `diff --no-dereference`: root never reads through a symlink the account may have planted. Moves are renames (`mv -T`)
 # and links are made with `ln -sT`: neither follows a symlink at the destination. Each step
 # is recorded for mm_undo_migration.
 mm_migrate_hand_made() {
@@ -57,12 +58,12 @@ mm_migrate_hand_made() {
                 [ "$mode" = takeover ] && plan="$plan drop:$dir"
             elif [ -d "$dst" ] && [ ! -L "$dst" ] && mm_dir_empty "$dst"; then
                 plan="$plan replace:$dir"
-            elif diff -r -q "$src" "$dst" >/dev/null 2>&1; then
+            elif diff -r -q --no-dereference "$src" "$dst" >/dev/null 2>&1; then
                 continue                          # the same files are already in place
             else
                 problems="$problems
   $src and $dst both hold files, and they differ:
-$(diff -r -q "$src" "$dst" 2>/dev/null | head -n 3 | sed 's/^/    /')"
+$(diff -r -q --no-dereference "$src" "$dst" 2>/dev/null | head -n 3 | sed 's/^/    /')"
             fi
         fi
     done

@@ -179,3 +179,50 @@ fn rpm_faked_version_file_in_the_accounts_tree_does_not_skip_the_migration() {
         faked_version_file_does_not_skip_the_migration(Format::Rpm);
     }
 }
+
+/// Before a migration, root compares the old and the data directory's copy of a directory
+/// both hold. Both trees are the account's: a symlink in them must be compared as a
+/// symlink, never read through as root (that would tell the account whether a root-only
+/// file holds what it guessed: the migration goes on if so, stops if not).
+fn migration_compares_links_as_links(format: Format) {
+    let Some(root) = debian_root() else { return };
+    let root = root.path();
+    format.prepare(root);
+    fs::write(root.join("etc/mm-secret"), "root only\n").unwrap();
+    fs::set_permissions(
+        root.join("etc/mm-secret"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let old = root.join("opt/mattermost");
+    let data = root.join("opt/mattermost-daten");
+    for dir in [old.join("config"), data.join("config")] {
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("config.json"), "{\"hand\": \"made\"}\n").unwrap();
+    }
+    std::os::unix::fs::symlink("/etc/mm-secret", old.join("config/guess")).unwrap();
+    fs::write(data.join("config/guess"), "root only\n").unwrap();
+
+    let log = fails(
+        format.install(root, &packages().path(Pkg::Old, format)),
+        "install over a link and a file of the same content",
+    );
+    assert!(
+        log.contains("cannot move the existing Mattermost installation"),
+        "a link and a file are not the same files: {log}"
+    );
+}
+
+#[test]
+fn deb_migration_compares_links_as_links() {
+    if common::have("dpkg-deb") {
+        migration_compares_links_as_links(Format::Deb);
+    }
+}
+
+#[test]
+fn rpm_migration_compares_links_as_links() {
+    if common::have("rpm") {
+        migration_compares_links_as_links(Format::Rpm);
+    }
+}
