@@ -67,6 +67,19 @@ $(diff -r -q --no-dereference "$src" "$dst" 2>/dev/null | head -n 3 | sed 's/^/ 
             fi
         fi
     done
+    # Root renames directories out of $old_root: a path only root may change on the way
+    # there, or an account owning a directory above could swap it for a symlink between
+    # these checks and the move, and have a directory of the system moved into its own.
+    up=$(dirname "$old_root")
+    while [ "$up" != / ]; do
+        if [ "$(stat -c %u "$up")" != 0 ] || [ $((0$(stat -c %a "$up") & 022)) -ne 0 ]; then
+            problems="$problems
+  $old_root lies below $up, which someone other than root can change; move the installation
+  below directories only root can write (or point $MM_PREFIX there) first"
+            break
+        fi
+        up=$(dirname "$up")
+    done
     if [ -n "$problems" ]; then
         cat >&2 <<PROBLEMS
 {{package}}: cannot move the existing Mattermost installation in $MM_PREFIX into the

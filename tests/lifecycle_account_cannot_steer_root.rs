@@ -226,3 +226,60 @@ fn rpm_migration_compares_links_as_links() {
         migration_compares_links_as_links(Format::Rpm);
     }
 }
+
+/// `mv` as the attacker wins the race: when root moves the old installation's config/ into
+/// the data directory, the account (it owns /srv/mm, the parent of the versioned directory
+/// /opt/mattermost points to) has just swapped that directory for a symlink to /etc/mm-target.
+const RACING_MV: &str = "#!/bin/sh\n\
+    case \"$*\" in\n\
+    *mattermost-9.5/config*)\n\
+        /usr/bin/mv.real /srv/mm/mattermost-9.5 /srv/mm/real\n\
+        ln -s /etc/mm-target /srv/mm/mattermost-9.5\n\
+        ;;\n\
+    esac\n\
+    exec /usr/bin/mv.real \"$@\"\n";
+
+/// /opt/mattermost points to a versioned directory below a directory the account owns:
+/// whatever root moves from there may, by the time of the move, be reached through the
+/// account's symlink. The migration must refuse before moving anything.
+fn migration_from_below_an_account_directory_stops(format: Format) {
+    let Some(root) = debian_root() else { return };
+    let root = root.path();
+    format.prepare(root);
+    chroot_ok(root, &["useradd", "--system", "--user-group", "mattermost"]);
+    let versioned = root.join("srv/mm/mattermost-9.5");
+    for dir in ["bin", "config", "data"] {
+        fs::create_dir_all(versioned.join(dir)).unwrap();
+    }
+    fs::write(versioned.join("config/config.json"), "{}\n").unwrap();
+    chroot_ok(root, &["chown", "-R", "mattermost:mattermost", "/srv/mm"]);
+    std::os::unix::fs::symlink("/srv/mm/mattermost-9.5", root.join("opt/mattermost")).unwrap();
+    fs::create_dir_all(root.join("etc/mm-target/config")).unwrap();
+    fs::write(root.join("etc/mm-target/config/keep"), "root's\n").unwrap();
+    fs::rename(root.join("usr/bin/mv"), root.join("usr/bin/mv.real")).unwrap();
+    fs::write(root.join("usr/bin/mv"), RACING_MV).unwrap();
+    fs::set_permissions(root.join("usr/bin/mv"), fs::Permissions::from_mode(0o755)).unwrap();
+
+    let out = format.install(root, &packages().path(Pkg::Old, format));
+    assert!(
+        root.join("etc/mm-target/config/keep").exists(),
+        "root moved a directory outside the installation into the data directory:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = fails(out, "migrate from below a directory of the account's");
+    assert!(log.contains("/srv/mm"), "says why: {log}");
+}
+
+#[test]
+fn deb_migration_from_below_an_account_directory_stops() {
+    if common::have("dpkg-deb") {
+        migration_from_below_an_account_directory_stops(Format::Deb);
+    }
+}
+
+#[test]
+fn rpm_migration_from_below_an_account_directory_stops() {
+    if common::have("rpm") {
+        migration_from_below_an_account_directory_stops(Format::Rpm);
+    }
+}
