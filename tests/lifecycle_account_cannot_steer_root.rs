@@ -1,10 +1,19 @@
+//! Ways a `mattermost` account (or whoever owns a directory on the way) could steer the
+//! root-run maintainer scripts, each checked with dpkg and with rpm:
+//! - its data directory made read-only by itself must not send root's mkdir/chown there;
+//! - a faked `mm-pkg-version` in a tree it owns must not skip the migration;
+//! - the migration's comparison of two trees compares symlinks as symlinks;
+//! - a migration from below a directory it owns stops before moving anything.
+//!
+//! Races the attacker would have to win are made certain by a wrapper (`chown`, `mv`) in the
+//! root that does the attacker's step first; hard links to root files stand for what the
+//! account can make wherever fs.protected_hardlinks is off.
+//!
 //! The `mattermost` account owns its data directory, so it can take its own write bit away
 //! (`chmod 0555`) whenever it likes. That must not make the maintainer scripts believe the
 //! directory is "someone else's" and create there as root: root's `mkdir` then `chown -h`
 //! in a directory the account controls is a race the account can win (swap the new
-//! directory for a hard link to a root file between the two: possible wherever
-//! fs.protected_hardlinks is off). The race is made certain here by a `chown` in the root
-//! that first does what the attacker would do between the two steps.
+//! directory for a hard link to a root file between the two).
 
 mod common;
 
