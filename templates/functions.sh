@@ -44,10 +44,14 @@ mm_as_service() {
     )
 }
 
-# Can the service account write directory $1? Decides who creates what in the data
-# directory: the account where it can write, root only where it cannot.
+# Is directory $1 the service account's to work in: does the account own it, or can it
+# write there? Decides who creates what in the data directory: the account then, root only
+# in a directory the admin gave to someone else. Ownership counts on its own: an owner can
+# take away its own write bit at any moment and give it back just as fast, so a read-only
+# directory of the account's is still no place for root's mkdir, chown or `>`.
 mm_service_can_write() {
-    mm_as_service test -w "$1"
+    [ "$(stat -L -c %u "$1" 2>/dev/null)" = "$(id -u "$MM_USER")" ] ||
+        mm_as_service test -w "$1"
 }
 
 # Create the system group and user unless getent finds them. Idempotent. Where
@@ -86,10 +90,22 @@ mm_sysusers_entry() {
 {{{layout.sysusers_text}}}SYSUSERS
 }
 
+# Is a package of this packaging installed in $MM_PREFIX? Its version file says so, but
+# only where the service account cannot have written it: a regular file of root's in a
+# directory of root's that neither group nor others can write. Upstream's tarball
+# instructions and Mattermost's own .deb give $MM_PREFIX to the account, which could fake
+# the file so that the migration is skipped and dpkg or rpm unpacks the program files root
+# runs (mmctl, the binary given capabilities) into directories the account owns.
+mm_is_packaged() {
+    [ -f "$MM_VERSION_FILE" ] && [ ! -L "$MM_VERSION_FILE" ] || return 1
+    [ "$(stat -c %u "$MM_VERSION_FILE")" = 0 ] && [ "$(stat -L -c %u "$MM_PREFIX")" = 0 ] &&
+        [ $((0$(stat -L -c %a "$MM_PREFIX") & 022)) -eq 0 ]
+}
+
 # Line $1 of the version file of the installed package (1: upstream version, 2: full
 # package version, 3: package name), or "" when there is none.
 mm_installed_field() {
-    if [ -f "$MM_VERSION_FILE" ]; then
+    if mm_is_packaged; then
         sed -n "${1}p" "$MM_VERSION_FILE"
     fi
 }

@@ -20,15 +20,16 @@ mm_record_undo() {
 #   b. $MM_PREFIX a symlink to a versioned directory whose config, data, logs and plugins
 #      are symlinks (usually into $MM_DATA);
 #   c. Mattermost's own .deb (also named {{layout.user}}), which this package upgrades
-#      ($1 = takeover): like a, but dpkg owns the program files, so they stay for dpkg to
-#      replace and are given back to root first (that package gives them to the account).
+#      ($1 = takeover): like a; its program files (which that package gives to the account)
+#      are moved aside untouched, and dpkg, finding none, unpacks this package's.
 # Everything is checked first; if anything cannot be moved safely, nothing is changed and the
-# script fails, so the package manager stops before unpacking. Moves are renames (`mv -T`)
+# script fails, so the package manager stops before unpacking. Trees are compared with
+# `diff --no-dereference`: root never reads through a symlink the account may have planted. Moves are renames (`mv -T`)
 # and links are made with `ln -sT`: neither follows a symlink at the destination. Each step
 # is recorded for mm_undo_migration.
 mm_migrate_hand_made() {
     mode=${1:-hand-made}
-    [ -f "$MM_VERSION_FILE" ] && return 0       # already an installation of this packaging
+    mm_is_packaged && return 0                  # already an installation of this packaging
     [ -e "$MM_PREFIX" ] || [ -L "$MM_PREFIX" ] || return 0
     old_root=$(readlink -f "$MM_PREFIX")
     [ -d "$old_root" ] || return 0
@@ -57,14 +58,27 @@ mm_migrate_hand_made() {
                 [ "$mode" = takeover ] && plan="$plan drop:$dir"
             elif [ -d "$dst" ] && [ ! -L "$dst" ] && mm_dir_empty "$dst"; then
                 plan="$plan replace:$dir"
-            elif diff -r -q "$src" "$dst" >/dev/null 2>&1; then
+            elif diff -r -q --no-dereference "$src" "$dst" >/dev/null 2>&1; then
                 continue                          # the same files are already in place
             else
                 problems="$problems
   $src and $dst both hold files, and they differ:
-$(diff -r -q "$src" "$dst" 2>/dev/null | head -n 3 | sed 's/^/    /')"
+$(diff -r -q --no-dereference "$src" "$dst" 2>/dev/null | head -n 3 | sed 's/^/    /')"
             fi
         fi
+    done
+    # Root renames directories out of $old_root: a path only root may change on the way
+    # there, or an account owning a directory above could swap it for a symlink between
+    # these checks and the move, and have a directory of the system moved into its own.
+    up=$(dirname "$old_root")
+    while [ "$up" != / ]; do
+        if [ "$(stat -c %u "$up")" != 0 ] || [ $((0$(stat -c %a "$up") & 022)) -ne 0 ]; then
+            problems="$problems
+  $old_root lies below $up, which someone other than root can change; move the installation
+  below directories only root can write (or point $MM_PREFIX there) first"
+            break
+        fi
+        up=$(dirname "$up")
     done
     if [ -n "$problems" ]; then
         cat >&2 <<PROBLEMS
@@ -118,10 +132,15 @@ PROBLEMS
         esac
     done
     if [ "$mode" = takeover ]; then
-        # Only program files are left; the other package gave them to the account.
-        find -P "$MM_PREFIX" -xdev -exec chown -h root:root {} +
+        # Only program files are left, but the other package gave them to the account, which
+        # may have planted hard links to root's files or swap directories for symlinks under
+        # a walking chown: root does not touch that tree, it moves it out of the way whole
+        # (a rename in root's own parent directory) and dpkg unpacks fresh root-owned files.
+        mv -T "$MM_PREFIX" "$MM_PREFIX.mattermost-deb-$stamp"
+        mm_record_undo aside "$MM_PREFIX" "$MM_PREFIX.mattermost-deb-$stamp"
         notes="$notes
-  the program files in $MM_PREFIX are replaced by this package's"
+  moved the old package's program files (the account's, as that package left them) to
+  $MM_PREFIX.mattermost-deb-$stamp; this package unpacks its own; delete it once the package runs"
     elif [ -L "$MM_PREFIX" ]; then
         rm "$MM_PREFIX"
         mm_record_undo unlinked "$MM_PREFIX" "$old_root"

@@ -176,13 +176,21 @@ fn deb_takes_over_from_mattermosts_own_package() {
         "root:root 755\nroot:root 755\nmattermost:mattermost 750\n",
         "program files are root's again; the data directory as after a fresh install"
     );
-    assert!(
-        !fs::read_dir(root.join("opt")).unwrap().any(|e| e
-            .unwrap()
-            .file_name()
-            .to_string_lossy()
-            .contains("hand-made")),
-        "nothing moved aside: dpkg replaced the program files"
+    let aside: Vec<String> = fs::read_dir(root.join("opt"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("mattermost.mattermost-deb-"))
+        .collect();
+    assert_eq!(
+        aside.len(),
+        1,
+        "the old program files moved aside: {aside:?}"
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("opt").join(&aside[0]).join("bin/mattermost")).unwrap(),
+        "#!/bin/sh\necho official\n",
+        "the old program files untouched in {}",
+        aside[0]
     );
     assert!(
         root.join("usr/lib/systemd/system/mattermost.service")
@@ -276,4 +284,149 @@ fn deb_failed_unpack_after_a_migration_puts_the_installation_back() {
         "{log}"
     );
     assert!(!root.join("var/lib/mm-pkg").exists());
+}
+
+/// Mattermost's own package gives all of /opt/mattermost to the account, so at the takeover
+/// the account may have planted anything in the program tree: a hard link to a root file it
+/// does not own (possible wherever fs.protected_hardlinks is off; made here by root on its
+/// behalf) and a world-writable bin/ (from where a root `mmctl` would run its own program).
+/// The takeover must neither give root's files away nor leave the account a way into the
+/// program files dpkg unpacks.
+#[test]
+fn deb_takeover_does_not_act_on_the_accounts_program_tree_as_root() {
+    if !have("dpkg-deb") {
+        return;
+    }
+    let Some(root) = debian_root() else { return };
+    let root = root.path();
+    install_service_stubs(root);
+    let dir = tempfile::tempdir().unwrap();
+    let official = official_deb(dir.path());
+    ok(
+        Format::Deb.install(root, &official),
+        "install the official stand-in",
+    );
+    write(&root.join("etc/mm-victim"), "root's\n", 0o644);
+    chroot_ok(root, &["chown", "nobody:nogroup", "/etc/mm-victim"]);
+    chroot_ok(
+        root,
+        &["ln", "/etc/mm-victim", "/opt/mattermost/client/pwn"],
+    );
+    chroot_ok(
+        root,
+        &[
+            "setpriv",
+            "--reuid=mattermost",
+            "--regid=mattermost",
+            "--clear-groups",
+            "chmod",
+            "0777",
+            "/opt/mattermost/bin",
+            "/opt/mattermost/client",
+        ],
+    );
+
+    ok(
+        Format::Deb.install(root, &packages().path(Pkg::Old, Format::Deb)),
+        "upgrade the official package to mm-pkg's",
+    );
+    assert_eq!(
+        chroot_ok(root, &["stat", "-c", "%U:%G %a", "/etc/mm-victim"]),
+        "nobody:nogroup 644\n",
+        "the takeover changed the owner of a file the account had linked into its tree"
+    );
+    let writable = chroot_ok(
+        root,
+        &[
+            "find",
+            "-P",
+            "/opt/mattermost",
+            "!",
+            "-type",
+            "l",
+            "(",
+            "-perm",
+            "-0002",
+            "-o",
+            "-type",
+            "d",
+            "-user",
+            "mattermost",
+            ")",
+            "!",
+            "-path",
+            "/opt/mattermost/client/plugins",
+        ],
+    );
+    assert_eq!(
+        writable, "",
+        "program directories the account can still change after the takeover (the webapp \
+         files the server rewrites are the account's by design)"
+    );
+}
+
+/// A takeover whose unpack fails (another package owns a file mm-pkg ships): postrm
+/// abort-upgrade puts the official package's tree back where it was, data included.
+#[test]
+fn deb_failed_takeover_puts_the_official_installation_back() {
+    if !have("dpkg-deb") {
+        return;
+    }
+    let Some(root) = debian_root() else { return };
+    let root = root.path();
+    install_service_stubs(root);
+    let dir = tempfile::tempdir().unwrap();
+    let official = official_deb(dir.path());
+    ok(
+        Format::Deb.install(root, &official),
+        "install the official stand-in",
+    );
+    let tree = dir.path().join("blocker");
+    write(
+        &tree.join("DEBIAN/control"),
+        "Package: blocker\nVersion: 1\nArchitecture: all\nMaintainer: T <t@example.org>\n\
+         Description: owns the config-snapshot script\n",
+        0o644,
+    );
+    write(
+        &tree.join("usr/libexec/mattermost/config-snapshot"),
+        "#!/bin/sh\n",
+        0o755,
+    );
+    let blocker = dir.path().join("blocker.deb");
+    dpkg_build(&tree, &blocker);
+    chroot_ok(root, &["dpkg", "-i", &copy_into(root, &blocker)]);
+    let old = root.join("opt/mattermost");
+    write(&old.join("data/users/u1/avatar.png"), "png", 0o644);
+    chroot_ok(
+        root,
+        &["chown", "-R", "mattermost:mattermost", "/opt/mattermost"],
+    );
+    let before = checksums(&old);
+
+    let log = fails(
+        Format::Deb.install(root, &packages().path(Pkg::Old, Format::Deb)),
+        "take over with a file another package owns",
+    );
+    assert!(log.contains("took over the installation"), "{log}");
+    assert_eq!(checksums(&old), before, "the official tree is back:\n{log}");
+    assert_eq!(
+        chroot_ok(
+            root,
+            &["stat", "-c", "%U", "/opt/mattermost/bin/mattermost"]
+        ),
+        "mattermost\n"
+    );
+    assert!(
+        !fs::read_dir(root.join("opt")).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains("mattermost-deb")),
+        "{log}"
+    );
+    assert_eq!(
+        Format::Deb.installed(root, "mattermost").as_deref(),
+        Some("9.11.90-0")
+    );
 }

@@ -331,6 +331,8 @@ fn rpm_metadata_requires_scripts_and_digests() {
     assert!(requires.contains("pre shadow-utils"), "{requires:?}");
     for dep in [
         "pre util-linux",
+        "pre diffutils",
+        "post findutils",
         "post /usr/sbin/setcap",
         "post systemd",
         "post util-linux",
