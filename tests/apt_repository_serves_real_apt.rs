@@ -1,5 +1,5 @@
 //! `mm-pkg repo add` writes a signed apt repository that the real apt-get of a Debian 12 root
-//! installs from over HTTP: newest by default, older on request, and nothing once an index
+//! (gpgv) and of a Debian 13 root (sqv, which refuses weak keys and hashes) installs from over HTTP: newest by default, older on request, and nothing once an index
 //! or the signed Release is changed. Its Packages stanzas agree with apt-ftparchive's.
 
 mod common;
@@ -13,7 +13,7 @@ use common::gpg::GpgKey;
 use common::lifecycle::install_service_stubs;
 use common::repo::{packages, repo_add};
 use common::static_files::StaticServer;
-use common::{build, chroot, chroot_ok, debian_root, have, mm_pkg, output, run};
+use common::{build, chroot, chroot_ok, debian_root_of, have, mm_pkg, output, run};
 
 /// Flips one byte in the middle of `path`.
 fn flip_byte(path: &Path) {
@@ -53,10 +53,22 @@ fn installed_version(root: &Path) -> String {
 
 #[test]
 fn apt_installs_newest_downgrades_and_refuses_changed_indexes() {
+    apt_in("bookworm");
+}
+
+#[test]
+fn trixie_apt_with_sqv_installs_downgrades_and_refuses_changed_indexes() {
+    apt_in("trixie");
+}
+
+/// The admin's steps and apt's answers in a fresh root of `suite`.
+fn apt_in(suite: &str) {
     if !have("gpg") {
         return;
     }
-    let Some(root) = debian_root() else { return };
+    let Some(root) = debian_root_of(suite) else {
+        return;
+    };
     let root = root.path();
     let key = GpgKey::generate("rsa3072", None, &[], "never");
     let (_keep, files) = packages("deb", &["9.11.90", "9.11.91"]);
