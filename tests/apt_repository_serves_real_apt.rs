@@ -11,7 +11,7 @@ use std::path::Path;
 use common::fixture::Spec;
 use common::gpg::GpgKey;
 use common::lifecycle::install_service_stubs;
-use common::repo::{packages, repo_add};
+use common::repo::{apt_client, packages, repo_add};
 use common::static_files::StaticServer;
 use common::{build, chroot, chroot_ok, debian_root_of, have, mm_pkg, output, run};
 
@@ -87,18 +87,7 @@ fn apt_in(suite: &str) {
     );
 
     // The admin's two steps: the sources entry and the key; nothing else to apt.
-    fs::remove_file(root.join("etc/apt/sources.list")).ok();
-    fs::create_dir_all(root.join("etc/apt/keyrings")).unwrap();
-    fs::copy(
-        repo.join("mattermost.asc"),
-        root.join("etc/apt/keyrings/mattermost.asc"),
-    )
-    .unwrap();
-    fs::copy(
-        repo.join("mattermost.sources"),
-        root.join("etc/apt/sources.list.d/mattermost.sources"),
-    )
-    .unwrap();
+    apt_client(root, repo);
     install_service_stubs(root);
 
     let (ok, text) = fresh_update(root);

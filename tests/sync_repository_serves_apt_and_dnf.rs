@@ -4,13 +4,13 @@
 mod common;
 
 use std::fs;
-use std::path::Path;
 use std::process::Command;
 
 use common::lifecycle::install_service_stubs;
+use common::repo::{apt_client, dnf};
 use common::static_files::StaticServer;
 use common::upstream::{FOLLOW_TWO_SERIES, Upstream, text};
-use common::{chroot, chroot_ok, debian_root, have, output, run};
+use common::{chroot, chroot_ok, debian_root, have, run};
 
 /// A repository synced from an upstream with 9.11.90 and 12.0.1 in both editions, served
 /// over HTTP: (upstream, web root, server).
@@ -33,18 +33,7 @@ fn apt_sees_every_synced_release_and_installs_the_newest() {
     let root = root.path();
     let (_up, web, _server) = synced();
     let repo = web.path();
-    fs::remove_file(root.join("etc/apt/sources.list")).ok();
-    fs::create_dir_all(root.join("etc/apt/keyrings")).unwrap();
-    fs::copy(
-        repo.join("mattermost.asc"),
-        root.join("etc/apt/keyrings/mattermost.asc"),
-    )
-    .unwrap();
-    fs::copy(
-        repo.join("mattermost.sources"),
-        root.join("etc/apt/sources.list.d/mattermost.sources"),
-    )
-    .unwrap();
+    apt_client(root, repo);
     install_service_stubs(root);
     let update = chroot_ok(root, &["apt-get", "update"]);
     assert!(!update.contains("W:"), "apt-get update warned:\n{update}");
@@ -60,31 +49,6 @@ fn apt_sees_every_synced_release_and_installs_the_newest() {
         &["dpkg-query", "-W", "-f", "${Version}", "mattermost-team"],
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "12.0.1-1");
-}
-
-fn dnf(root: &Path, args: &[&str]) -> (bool, String) {
-    let out = output(
-        Command::new("dnf")
-            .arg("--installroot")
-            .arg(root)
-            .arg(format!(
-                "--setopt=reposdir={}/etc/yum.repos.d",
-                root.display()
-            ))
-            .arg(format!(
-                "--setopt=cachedir={}/var/cache/dnf",
-                root.display()
-            ))
-            .args(["--releasever=1", "-y", "--setopt=skip_if_unavailable=False"])
-            .args(["--disablerepo=*", "--enablerepo=mattermost"])
-            .args(args),
-    );
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 #[test]

@@ -10,9 +10,9 @@ use std::path::Path;
 use std::process::Command;
 
 use common::gpg::GpgKey;
-use common::repo::{packages, repo_add};
+use common::repo::{dnf, packages, repo_add};
 use common::static_files::StaticServer;
-use common::{have, output, run};
+use common::{have, run};
 
 /// The decompressed repodata file of `kind` named by `repodata/repomd.xml` under `root`.
 fn repodata(root: &Path, kind: &str) -> String {
@@ -85,32 +85,6 @@ fn repodata_agrees_with_createrepo_c_field_by_field() {
         primary.contains("pre=\"1\""),
         "scriptlet requirements carry pre=\"1\""
     );
-}
-
-/// dnf with only the generated `mattermost.repo`, in its own install root and cache.
-fn dnf(root: &Path, args: &[&str]) -> (bool, String) {
-    let out = output(
-        Command::new("dnf")
-            .arg("--installroot")
-            .arg(root)
-            .arg(format!(
-                "--setopt=reposdir={}/etc/yum.repos.d",
-                root.display()
-            ))
-            .arg(format!(
-                "--setopt=cachedir={}/var/cache/dnf",
-                root.display()
-            ))
-            .args(["--releasever=1", "-y", "--setopt=skip_if_unavailable=False"])
-            .args(["--disablerepo=*", "--enablerepo=mattermost"])
-            .args(args),
-    );
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 #[test]

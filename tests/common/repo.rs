@@ -2,10 +2,12 @@
 
 #![allow(dead_code)]
 
+use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use super::fixture::Spec;
-use super::{Built, build, mm_pkg, run};
+use super::{Built, build, mm_pkg, output, run};
 
 /// Builds packages of `format` (`deb`, `rpm`) for `versions`: (keep-alive dirs, files).
 pub fn packages(format: &str, versions: &[&str]) -> (Vec<Built>, Vec<PathBuf>) {
@@ -33,4 +35,47 @@ pub fn repo_add(dir: &Path, files: &[PathBuf], extra: &[&str]) -> String {
         .args(extra)
         .env_remove("MM_PKG_SIGN_KEY")
         .env_remove("MM_PKG_SIGN_PASSPHRASE"))
+}
+
+/// The admin's two steps on a Debian host, in `root`: the repository's key and its deb822
+/// sources entry from `repo` (and no other apt source).
+pub fn apt_client(root: &Path, repo: &Path) {
+    fs::remove_file(root.join("etc/apt/sources.list")).ok();
+    fs::create_dir_all(root.join("etc/apt/keyrings")).unwrap();
+    fs::copy(
+        repo.join("mattermost.asc"),
+        root.join("etc/apt/keyrings/mattermost.asc"),
+    )
+    .unwrap();
+    fs::copy(
+        repo.join("mattermost.sources"),
+        root.join("etc/apt/sources.list.d/mattermost.sources"),
+    )
+    .unwrap();
+}
+
+/// dnf with only the generated `mattermost.repo`, in its own install root and cache.
+pub fn dnf(root: &Path, args: &[&str]) -> (bool, String) {
+    let out = output(
+        Command::new("dnf")
+            .arg("--installroot")
+            .arg(root)
+            .arg(format!(
+                "--setopt=reposdir={}/etc/yum.repos.d",
+                root.display()
+            ))
+            .arg(format!(
+                "--setopt=cachedir={}/var/cache/dnf",
+                root.display()
+            ))
+            .args(["--releasever=1", "-y", "--setopt=skip_if_unavailable=False"])
+            .args(["--disablerepo=*", "--enablerepo=mattermost"])
+            .args(args),
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
 }
