@@ -2,10 +2,11 @@
 //! mm-pkg itself around liblzma's raw LZMA2 encoder, so that every xz reader (dpkg, rpm,
 //! `xz -d`) reads it and the output is the same whatever the number of threads.
 //!
-//! Input is cut into fixed-size blocks; a worker turns each into one xz block per run of
-//! segments (see [`runs`]): runs that look incompressible become LZMA2 uncompressed chunks
+//! Input is cut into fixed-size blocks (6 MiB: a 6 MiB dictionary is within a few tenths of
+//! a percent of preset 6's 8 MiB and needs a quarter less encoder memory); a worker turns
+//! each into one xz block per run of segments (see [`runs`]): runs that look incompressible become LZMA2 uncompressed chunks
 //! (no encoder at all), the others are LZMA2-compressed. Encoders are memory-hungry (about
-//! 94 MiB each at preset 6), so all the xz encoders of the process share one set of
+//! 70 MiB each at preset 6 with a 6 MiB dictionary), so all the xz encoders of the process share one set of
 //! [`Slots`], one per core: two package writers compressing at once use no more encoders
 //! than one would. Layout per the .xz file format 1.1.0: stream header, blocks (header with
 //! both sizes, data, padding, CRC32 check), index, stream footer.
@@ -18,7 +19,7 @@ use liblzma::stream::{Action, Filters, LzmaOptions, Status, Stream};
 use super::blocks::{BlockCodec, ParBlocks, Slots, runs};
 
 /// Bytes of input per block handed to a worker (and the largest LZMA2 dictionary used).
-pub const BLOCK: usize = 8 << 20;
+pub const BLOCK: usize = 6 << 20;
 /// xz stream flags: check type CRC32.
 const FLAGS: [u8; 2] = [0x00, 0x01];
 /// LZMA2's filter id.
@@ -42,9 +43,9 @@ impl<W: Write> ParXzEncoder<W> {
     pub fn new(out: W, preset: u32, threads: usize) -> io::Result<Self> {
         LzmaOptions::new_preset(preset).map_err(io::Error::other)?; // a valid preset
         // Both package writers compress at once and share the encoder slots: each keeps
-        // half the cores' worth of blocks in flight, so the blocks waiting for a slot do not
-        // add their 8 MiB each to the encoders' memory.
-        let in_flight = (threads / 2).max(1);
+        // half the cores' worth of blocks in flight plus one, enough to keep every slot busy
+        // while one writer waits, without many blocks waiting for a slot with their 6 MiB each.
+        let in_flight = threads / 2 + 1;
         let mut blocks = ParBlocks::new(out, Lzma2 { preset }, BLOCK, in_flight, in_flight);
         let header = blocks.inner();
         header.write_all(&[0xfd, b'7', b'z', b'X', b'Z', 0x00])?;
