@@ -4,9 +4,10 @@
 //!
 //! Input is cut into fixed-size blocks (6 MiB: a 6 MiB dictionary is within a few tenths of
 //! a percent of preset 6's 8 MiB and needs a quarter less encoder memory); a worker turns
-//! each into one xz block per run of segments (see [`runs`]): runs that look incompressible become LZMA2 uncompressed chunks
-//! (no encoder at all), the others are LZMA2-compressed. Encoders are memory-hungry (about
-//! 70 MiB each at preset 6 with a 6 MiB dictionary), so all the xz encoders of the process share one set of
+//! each into one xz block per run of segments (see [`runs`]): runs that look incompressible
+//! become LZMA2 uncompressed chunks (no encoder at all), the others are LZMA2-compressed.
+//! Encoders are memory-hungry (about 70 MiB each at preset 6 with a 6 MiB dictionary), so
+//! all the xz encoders of the process share one set of
 //! [`Slots`], one per core: two package writers compressing at once use no more encoders
 //! than one would. Layout per the .xz file format 1.1.0: stream header, blocks (header with
 //! both sizes, data, padding, CRC32 check), index, stream footer.
