@@ -151,9 +151,9 @@ pub fn remove_stale_temporaries(dir: &Path) -> Result<()> {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
         if entry.file_type()?.is_dir() {
-            if name != PRIVATE_DIR {
-                remove_stale_temporaries(&path)?;
-            }
+            // The private directory too: a run killed while it replaced the state file
+            // leaves `.state.json.tmp-PID` there.
+            remove_stale_temporaries(&path)?;
         } else if name.starts_with('.') && name.contains(".tmp-") {
             fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
         }
