@@ -81,6 +81,8 @@ impl Downloader<'_> {
     /// verifies. One process at a time works on a cache entry (a lock file beside it): a
     /// second build of the same release waits, then uses what the first downloaded.
     pub fn fetch(&self, release: &Release, url: &str, checks: &Checks) -> Result<Fetched> {
+        // Every caller (build, sync) writes here by name: refuse a cache another user controls.
+        check_cache_dir(&self.cache_dir)?;
         let dir = self.cache_dir.join(release.version.to_string());
         fs::create_dir_all(&dir)
             .with_context(|| format!("creating cache directory {}", dir.display()))?;
