@@ -43,8 +43,11 @@ pub struct BuildOptions {
     pub maintainer: String,
     /// RPM `Vendor:`; empty for none.
     pub vendor: String,
-    /// Time stamp for every file and date in the packages (SOURCE_DATE_EPOCH).
-    pub source_date: u64,
+    /// SOURCE_DATE_EPOCH: when set, the time stamp of every file and date in the packages.
+    /// When not, files keep the release's own time stamps and every other date (generated
+    /// files, changelog, build time, signatures) is the release's newest time stamp, so two
+    /// builds of one tarball are byte-identical either way.
+    pub source_date: Option<u64>,
     /// Refuse a release whose `bin/mattermost` does not contain the version being built.
     pub strict: bool,
     /// Debian changelog distribution (`unstable`).
@@ -155,7 +158,7 @@ pub fn build_verified(
         release,
         &options.revision,
         &options.maintainer,
-        options.source_date,
+        options.source_date.unwrap_or(0),
         layout.template_data(),
     );
     context.vendor = options.vendor.clone();
@@ -183,12 +186,12 @@ pub fn build_verified(
         .transpose()?;
     let mut deb = deb_scratch
         .as_ref()
-        .map(|s| DebWriter::new(s.path(), codec(Format::Deb), options.source_date))
+        .map(|s| DebWriter::new(s.path(), codec(Format::Deb)))
         .transpose()?
         .map(ThreadedSink::spawn);
     let mut rpm = rpm_scratch
         .as_ref()
-        .map(|s| RpmWriter::new(s.path(), codec(Format::Rpm), options.source_date))
+        .map(|s| RpmWriter::new(s.path(), codec(Format::Rpm)))
         .transpose()?
         .map(|w| match &options.signer {
             Some(signer) => w.with_signer(signer.clone()),
@@ -203,9 +206,15 @@ pub fn build_verified(
         require_version: options.strict,
     };
     let mut input = VerifyingReader::new(input, verifier);
+    let mut newest = 0;
     let read = read_release(&mut input, &expected, |entry, data| {
         let mut sinks = sinks(&mut deb, &mut rpm);
-        let mut mapped = layout.map(entry)?;
+        let time = match options.source_date {
+            Some(date) => date,
+            None => release_time(entry)?,
+        };
+        newest = newest.max(time);
+        let mut mapped: Vec<_> = layout.map(entry)?.into_iter().map(|e| e.at(time)).collect();
         let Some(last) = mapped.pop() else {
             return Ok(());
         };
@@ -229,6 +238,7 @@ pub fn build_verified(
     let verified = input.finish(&tarball.display().to_string())?;
     let summary = read?;
 
+    context.set_date(options.source_date.unwrap_or(newest));
     context.layout = layout.template_data();
     context.set_license_text(licenses.take()?);
     validate::template_data(&context)?;
@@ -244,6 +254,7 @@ pub fn build_verified(
         mmctl_wrapper: &mmctl,
     };
     for (entry, bytes) in layout.finish(&generated) {
+        let entry = entry.at(context.date);
         add_bytes(&mut sinks(&mut deb, &mut rpm), &entry, &bytes)?;
     }
 
@@ -329,18 +340,21 @@ fn finish_deb(
         &format!("{doc}/copyright"),
         templates.render("copyright", ctx)?.as_bytes(),
         0o644,
+        ctx.date,
     )?;
     let changelog = templates.render("changelog.Debian", ctx)?;
     deb.add_file(
         &format!("{doc}/changelog.Debian.gz"),
         &gzip_best(changelog.as_bytes())?,
         0o644,
+        ctx.date,
     )?;
     let overrides = templates.render("lintian-overrides", ctx)?;
     deb.add_file(
         &format!("/usr/share/lintian/overrides/{}", ctx.package),
         overrides.as_bytes(),
         0o644,
+        ctx.date,
     )?;
     let mut scripts = Vec::new();
     for name in ["preinst", "postinst", "prerm", "postrm"] {
@@ -351,6 +365,7 @@ fn finish_deb(
             .relations
             .add_to_control(&templates.render("control", ctx)?),
         scripts,
+        mtime: ctx.date,
     };
     deb.finish(&control, &mut *out)
 }
@@ -379,8 +394,21 @@ fn finish_rpm(
             postun: script("rpm-postun")?,
         },
         license_text: ctx.license_text.clone(),
+        build_time: ctx.date,
     };
     rpm.finish(&meta, &mut *out)
+}
+
+/// The time stamp of a release entry, which must fit the packages' time fields.
+fn release_time(entry: &ReleaseEntry) -> Result<u64> {
+    if entry.mtime > u64::from(u32::MAX) {
+        bail!(
+            "release entry `{}` is dated {}, after the year 2106 that RPM's 32-bit time fields              end at: the tarball's time stamps are broken; set SOURCE_DATE_EPOCH to date every              file instead",
+            entry.path,
+            entry.mtime
+        );
+    }
+    Ok(entry.mtime)
 }
 
 /// gzip at maximum compression with no name or time stamp (what dh_compress does).

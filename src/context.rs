@@ -58,6 +58,8 @@ pub struct TemplateContext {
     pub source_name: String,
     /// Version of mm-pkg.
     pub tool_version: &'static str,
+    /// Build date, seconds since 1970 (SOURCE_DATE_EPOCH, or the release's newest file).
+    pub date: u64,
     /// Build date in RFC 2822 form (Debian changelog).
     pub date_rfc2822: String,
     /// Build date as `%changelog` writes it (`Wed Nov 25 2026`).
@@ -105,8 +107,6 @@ impl TemplateContext {
             ),
             Edition::Team => ("mattermost-team", "mattermost", "Team", "MIT", "MIT"),
         };
-        let date: DateTime<Utc> =
-            DateTime::from_timestamp(source_date as i64, 0).unwrap_or_default();
         let package_version = release.version.package_version();
         let mut context = TemplateContext {
             package: package.into(),
@@ -123,9 +123,10 @@ impl TemplateContext {
             vendor: String::new(),
             source_name: release.tarball_name(),
             tool_version: env!("CARGO_PKG_VERSION"),
-            date_rfc2822: date.format("%a, %d %b %Y %H:%M:%S +0000").to_string(),
-            date_rpm: date.format("%a %b %d %Y").to_string(),
-            year: date.year(),
+            date: 0,
+            date_rfc2822: String::new(),
+            date_rpm: String::new(),
+            year: 1970,
             license_short: short,
             license_rpm: rpm_license,
             license_text: String::new(),
@@ -138,7 +139,20 @@ impl TemplateContext {
             relations: ExtraRelations::default(),
         };
         context.set_license_text(String::new());
+        context.set_date(source_date);
         context
+    }
+
+    /// Dates the build `date` (seconds since 1970).
+    pub fn set_date(&mut self, date: u64) {
+        let time: DateTime<Utc> = i64::try_from(date)
+            .ok()
+            .and_then(|d| DateTime::from_timestamp(d, 0))
+            .unwrap_or_default();
+        self.date = date;
+        self.date_rfc2822 = time.format("%a, %d %b %Y %H:%M:%S +0000").to_string();
+        self.date_rpm = time.format("%a %b %d %Y").to_string();
+        self.year = time.year();
     }
 
     /// Sets the licence text found in the release.

@@ -396,6 +396,7 @@ mod tests {
             path: path.into(),
             kind,
             mode: 0o644,
+            mtime: 0,
         }
     }
 

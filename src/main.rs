@@ -627,9 +627,10 @@ fn run_list(args: ListArgs) -> Result<()> {
 fn run_build(args: BuildArgs) -> Result<notify::Row> {
     mm_pkg::scratch::remove_on_signals()?;
     // Checked before anything is downloaded or written.
-    let source_date = source_date_epoch().map_err(tag(Kind::Usage))?;
-    // The key is checked before anything is downloaded or written.
-    let signer = Signer::from_flag_or_env(args.sign_key.as_deref(), source_date)
+    let source_date = source_date_env().map_err(tag(Kind::Usage))?;
+    // The key is checked before anything is downloaded or written; the package's signature
+    // is dated like the package.
+    let signer = Signer::from_flag_or_env(args.sign_key.as_deref(), source_date.unwrap_or(0))
         .map_err(tag(Kind::Usage))?
         .map(Arc::new);
     let mut sources = Sources::new(&args.source).map_err(tag(Kind::Usage))?;
@@ -896,9 +897,17 @@ fn absolute(path: &std::path::Path) -> Result<PathBuf> {
 
 /// `SOURCE_DATE_EPOCH` when set (reproducible builds), else now.
 fn source_date_epoch() -> Result<u64> {
+    match source_date_env()? {
+        Some(date) => Ok(date),
+        None => Ok(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs()),
+    }
+}
+
+/// `SOURCE_DATE_EPOCH`, checked, when set and not empty.
+fn source_date_env() -> Result<Option<u64>> {
     match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) if !v.is_empty() => mm_pkg::validate::source_date_epoch(&v),
-        _ => Ok(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs()),
+        Ok(v) if !v.is_empty() => mm_pkg::validate::source_date_epoch(&v).map(Some),
+        _ => Ok(None),
     }
 }
 
@@ -993,7 +1002,7 @@ fn run_sync(args: SyncArgs) -> Result<()> {
                 .transpose()?,
             templates: args.templates.clone(),
             maintainer: args.maintainer.clone(),
-            source_date: date,
+            source_date: source_date_env()?,
             vendor: String::new(),
             strict: false,
             distribution: "unstable".into(),

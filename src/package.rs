@@ -50,6 +50,8 @@ pub struct Entry {
     pub license: bool,
     /// File capabilities in `setcap` text form, for formats that can record them (RPM).
     pub capabilities: Option<String>,
+    /// Modification time, seconds since 1970 (the constructors leave 0: see [`Entry::at`]).
+    pub mtime: u64,
 }
 
 impl Entry {
@@ -85,7 +87,14 @@ impl Entry {
             doc: false,
             license: false,
             capabilities: None,
+            mtime: 0,
         }
+    }
+
+    /// The same entry dated `mtime`.
+    pub fn at(mut self, mtime: u64) -> Self {
+        self.mtime = mtime;
+        self
     }
 
     /// The same entry owned by `user:group`.

@@ -71,6 +71,7 @@ fn expected_message(h: Hostile) -> &'static str {
         Hostile::GnuSparse => "`mattermost/bin/sparse` is a sparse file (GNU format)",
         Hostile::PaxGlobalHeader => "has a PAX global header",
         Hostile::HugePaxHeader => "has a PAX extended header of",
+        Hostile::DatedAfter2106 => "after the year 2106",
     }
 }
 

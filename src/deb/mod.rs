@@ -26,6 +26,8 @@ pub struct ControlFiles {
     pub control: String,
     /// Maintainer scripts by name (`preinst`, `postinst`, `prerm`, `postrm`).
     pub scripts: Vec<(String, String)>,
+    /// Time stamp of the control members and of the `ar` members, seconds since 1970.
+    pub mtime: u64,
 }
 
 /// Streams entries into `data.tar`, then assembles the `.deb`.
@@ -33,7 +35,8 @@ pub struct DebWriter {
     data: TarWriter<Encoder<BufWriter<File>>>,
     data_path: std::path::PathBuf,
     compression: Compression,
-    mtime: u64,
+    /// The top directory `./` is written (dated like the first entry).
+    started: bool,
     dirs: HashSet<String>,
     md5sums: String,
     current: Option<(String, Md5)>,
@@ -42,36 +45,46 @@ pub struct DebWriter {
 
 impl DebWriter {
     /// A writer that stages its compressed data tar in `scratch` (a file it truncates).
-    pub fn new(scratch: &Path, compression: Compression, mtime: u64) -> Result<Self> {
+    /// Every member is dated by its entry's [`Entry::mtime`].
+    pub fn new(scratch: &Path, compression: Compression) -> Result<Self> {
         let file = crate::output::open_scratch(scratch)?;
         let data = TarWriter::new(compression.encoder(BufWriter::new(file))?);
         let mut writer = DebWriter {
             data,
             data_path: scratch.to_path_buf(),
             compression,
-            mtime,
+            started: false,
             dirs: HashSet::new(),
             md5sums: String::new(),
             current: None,
             installed_kib: 0,
         };
         writer.dirs.insert(String::new());
-        writer
-            .data
-            .begin(&writer.member("./", ::tar::EntryType::Directory, 0o755, 0, None))?;
-        writer.data.end()?;
         Ok(writer)
     }
 
-    /// Adds a root-owned regular file whose bytes are in memory (documentation, overrides).
-    pub fn add_file(&mut self, path: &str, bytes: &[u8], mode: u32) -> Result<()> {
-        self.begin(&Entry::file(path, bytes.len() as u64, mode))?;
+    /// Adds a root-owned regular file dated `mtime` whose bytes are in memory
+    /// (documentation, overrides).
+    pub fn add_file(&mut self, path: &str, bytes: &[u8], mode: u32, mtime: u64) -> Result<()> {
+        self.begin(&Entry::file(path, bytes.len() as u64, mode).at(mtime))?;
         self.data(bytes)?;
         self.end()
     }
 
+    /// Writes the top directory `./` before the first entry, dated `mtime`.
+    fn start(&mut self, mtime: u64) -> Result<()> {
+        if !self.started {
+            self.started = true;
+            let top = member("./", ::tar::EntryType::Directory, 0o755, 0, None, mtime);
+            self.data.begin(&top)?;
+            self.data.end()?;
+        }
+        Ok(())
+    }
+
     /// Completes the data tar and writes the whole package to `out`.
-    pub fn finish(self, control: &ControlFiles, out: &mut (impl Write + ?Sized)) -> Result<()> {
+    pub fn finish(mut self, control: &ControlFiles, out: &mut (impl Write + ?Sized)) -> Result<()> {
+        self.start(control.mtime)?;
         let encoder = self.data.finish()?;
         let mut file = encoder
             .finish()
@@ -88,13 +101,13 @@ impl DebWriter {
         for (name, text) in &control.scripts {
             files.push((name, text.as_bytes(), 0o755));
         }
-        let control_tar = control_tar(&files, self.compression, self.mtime)?;
+        let control_tar = control_tar(&files, self.compression, control.mtime)?;
 
         let suffix = self.compression.deb_suffix();
         let mut ar = ar::Builder::new(out);
         let header = |name: String, size: u64| {
             let mut h = ar::Header::new(name.into_bytes(), size);
-            h.set_mtime(self.mtime);
+            h.set_mtime(control.mtime);
             h.set_mode(0o100644);
             h
         };
@@ -108,32 +121,19 @@ impl DebWriter {
         Ok(())
     }
 
-    fn member<'a>(
-        &self,
-        name: &'a str,
-        kind: ::tar::EntryType,
-        mode: u32,
-        size: u64,
-        link: Option<&'a str>,
-    ) -> Member<'a> {
-        Member {
-            name,
-            kind,
-            mode,
-            size,
-            link,
-            user: ROOT,
-            group: ROOT,
-            mtime: self.mtime,
-        }
-    }
-
-    /// Emits every missing parent directory of `path` (dpkg wants one entry per directory).
-    fn parents(&mut self, path: &str) -> Result<()> {
+    /// Emits every missing parent directory of `path` (dpkg wants one entry per directory),
+    /// dated `mtime` (the entry that needs them).
+    fn parents(&mut self, path: &str, mtime: u64) -> Result<()> {
         for dir in missing_parents(path, 0, |p| self.dirs.contains(p)) {
             let name = format!(".{dir}/");
-            self.data
-                .begin(&self.member(&name, ::tar::EntryType::Directory, 0o755, 0, None))?;
+            self.data.begin(&member(
+                &name,
+                ::tar::EntryType::Directory,
+                0o755,
+                0,
+                None,
+                mtime,
+            ))?;
             self.data.end()?;
             self.installed_kib += 1;
             self.dirs.insert(dir);
@@ -149,7 +149,8 @@ impl EntrySink for DebWriter {
         if entry.is_dir() && self.dirs.contains(&entry.path) {
             return Ok(());
         }
-        self.parents(&entry.path)?;
+        self.start(entry.mtime)?;
+        self.parents(&entry.path, entry.mtime)?;
         let (kind, name, link) = match &entry.content {
             Content::Dir => {
                 self.dirs.insert(entry.path.clone());
@@ -166,7 +167,7 @@ impl EntrySink for DebWriter {
                 Some(target.as_str()),
             ),
         };
-        let member = self.member(&name, kind, entry.mode, entry.size(), link);
+        let member = member(&name, kind, entry.mode, entry.size(), link, entry.mtime);
         self.data.begin(&member)?;
         self.installed_kib += entry.size().div_ceil(1024).max(1);
         if let Content::File { .. } = entry.content {
@@ -210,25 +211,41 @@ fn with_installed_size(control: &str, kib: u64) -> String {
     out
 }
 
+/// A root-owned tar member.
+fn member<'a>(
+    name: &'a str,
+    kind: ::tar::EntryType,
+    mode: u32,
+    size: u64,
+    link: Option<&'a str>,
+    mtime: u64,
+) -> Member<'a> {
+    Member {
+        name,
+        kind,
+        mode,
+        size,
+        link,
+        user: ROOT,
+        group: ROOT,
+        mtime,
+    }
+}
+
 fn control_tar(
     files: &[(&str, &[u8], u32)],
     compression: Compression,
     mtime: u64,
 ) -> Result<Vec<u8>> {
     let mut tar = TarWriter::new(compression.encoder(Vec::new())?);
-    fn member(name: &str, kind: ::tar::EntryType, mode: u32, size: u64, mtime: u64) -> Member<'_> {
-        Member {
-            name,
-            kind,
-            mode,
-            size,
-            link: None,
-            user: ROOT,
-            group: ROOT,
-            mtime,
-        }
-    }
-    tar.begin(&member("./", ::tar::EntryType::Directory, 0o755, 0, mtime))?;
+    tar.begin(&member(
+        "./",
+        ::tar::EntryType::Directory,
+        0o755,
+        0,
+        None,
+        mtime,
+    ))?;
     tar.end()?;
     for (name, bytes, mode) in files {
         let name = format!("./{name}");
@@ -237,6 +254,7 @@ fn control_tar(
             ::tar::EntryType::Regular,
             *mode,
             bytes.len() as u64,
+            None,
             mtime,
         ))?;
         tar.data(bytes)?;

@@ -260,8 +260,11 @@ pub fn copy_signed(from: &Path, to: &mut impl Write, signer: Option<&Signer>) ->
             ] {
                 sig.remove(old);
             }
-            let (sig_tag, packet) =
-                crate::rpm::HeaderSigner::sign_header(signer, &headers.header.bytes)?;
+            let (sig_tag, packet) = crate::rpm::HeaderSigner::sign_header(
+                signer,
+                &headers.header.bytes,
+                signer.signature_time(),
+            )?;
             sig.set(sig_tag, crate::rpm::header::Value::Bin(packet));
             let bytes = sig.to_bytes(tag::HEADERSIGNATURES);
             out.write_all(&headers.lead)?;

@@ -57,6 +57,8 @@ pub struct RpmMeta {
     pub scripts: Scriptlets,
     /// Text of the licence, installed as `%license` under `/usr/share/licenses/<name>/`.
     pub license_text: String,
+    /// `BUILDTIME`, the licence files' time stamp and the signature's date, seconds since 1970.
+    pub build_time: u64,
 }
 
 /// RPM dependency flags.
@@ -96,6 +98,7 @@ struct FileRecord {
     group: String,
     caps: String,
     ino: u32,
+    mtime: u32,
 }
 
 /// Streams entries into a compressed cpio payload and writes the package when finished.
@@ -103,7 +106,6 @@ pub struct RpmWriter {
     payload: Option<PayloadSink>,
     scratch: PathBuf,
     compression: Compression,
-    mtime: u32,
     files: Vec<FileRecord>,
     current: Option<(FileRecord, Sha256)>,
     signer: Option<Arc<dyn HeaderSigner>>,
@@ -111,8 +113,8 @@ pub struct RpmWriter {
 
 impl RpmWriter {
     /// A writer that stages the compressed payload in `scratch` (a file it truncates); every
-    /// time stamp is `mtime`.
-    pub fn new(scratch: &Path, compression: Compression, mtime: u64) -> Result<Self> {
+    /// file is dated by its entry's [`Entry::mtime`].
+    pub fn new(scratch: &Path, compression: Compression) -> Result<Self> {
         let file = crate::output::open_scratch(scratch)?;
         let compressed = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
         let payload = CpioWriter::new(HashingWriter::new(compression.encoder(compressed)?));
@@ -120,8 +122,6 @@ impl RpmWriter {
             payload: Some(payload),
             scratch: scratch.to_path_buf(),
             compression,
-            mtime: u32::try_from(mtime)
-                .context("SOURCE_DATE_EPOCH does not fit RPM's 32-bit time")?,
             files: Vec::new(),
             current: None,
             signer: None,
@@ -143,13 +143,15 @@ impl RpmWriter {
     pub fn finish(mut self, meta: &RpmMeta, out: &mut (impl Write + ?Sized)) -> Result<()> {
         let spec = &meta.spec;
         let license_dir = format!("/usr/share/licenses/{}", spec.name);
-        self.begin(&Entry::dir(&license_dir, 0o755))?;
+        let build_time = rpm_time(meta.build_time)?;
+        self.begin(&Entry::dir(&license_dir, 0o755).at(meta.build_time))?;
         self.end()?;
         let mut license = Entry::file(
             format!("{license_dir}/LICENSE.txt"),
             meta.license_text.len() as u64,
             0o644,
-        );
+        )
+        .at(meta.build_time);
         license.license = true;
         self.begin(&license)?;
         self.data(meta.license_text.as_bytes())?;
@@ -171,13 +173,14 @@ impl RpmWriter {
             .with_context(|| format!("writing {}", self.scratch.display()))?;
 
         let header = self
-            .header(meta, &payload_digest, &payload_alt_digest)?
+            .header(meta, build_time, &payload_digest, &payload_alt_digest)?
             .to_bytes(tag::HEADERIMMUTABLE);
         let total = header.len() as u64 + compressed_size;
         let Ok(total) = u32::try_from(total) else {
             bail!("the RPM would be {total} bytes; packages over 4 GiB are not supported");
         };
-        let signature = signature::signature_header(&header, total, self.signer.as_deref())?;
+        let signature =
+            signature::signature_header(&header, total, self.signer.as_deref(), build_time)?;
 
         let nvr = format!("{}-{}-{}", spec.name, meta.version, meta.release);
         out.write_all(&header::lead(&nvr))?;
@@ -191,7 +194,13 @@ impl RpmWriter {
     }
 
     /// The main header: package description, dependencies, file list, payload description.
-    fn header(&self, meta: &RpmMeta, digest: &str, alt_digest: &str) -> Result<Header> {
+    fn header(
+        &self,
+        meta: &RpmMeta,
+        build_time: u32,
+        digest: &str,
+        alt_digest: &str,
+    ) -> Result<Header> {
         let spec = &meta.spec;
         let mut h = Header::new();
         let text = |s: &str| Value::Str(s.to_string());
@@ -201,7 +210,7 @@ impl RpmWriter {
             .set(tag::RELEASE, text(&meta.release))
             .set(tag::SUMMARY, Value::I18n(spec.summary.clone()))
             .set(tag::DESCRIPTION, Value::I18n(spec.description.clone()))
-            .set(tag::BUILDTIME, Value::Int32(vec![self.mtime]))
+            .set(tag::BUILDTIME, Value::Int32(vec![build_time]))
             .set(tag::BUILDHOST, text("mm-pkg"))
             .set(tag::LICENSE, text(&spec.license))
             .set(tag::OS, text("linux"))
@@ -430,7 +439,7 @@ impl RpmWriter {
             Value::Int16(files.iter().map(|f| f.mode).collect()),
         )
         .set(tag::FILERDEVS, Value::Int16(vec![0; files.len()]))
-        .set(tag::FILEMTIMES, Value::Int32(vec![self.mtime; files.len()]))
+        .set(tag::FILEMTIMES, ints(|f| f.mtime))
         .set(tag::FILEDIGESTS, strings(|f| f.digest.clone()))
         .set(tag::FILELINKTOS, strings(|f| f.link.clone()))
         .set(tag::FILEFLAGS, ints(|f| f.flags))
@@ -468,6 +477,13 @@ fn isa(arch: &str) -> &str {
         "aarch64" => "aarch-64",
         other => other,
     }
+}
+
+/// `time` as RPM's 32-bit time fields hold it.
+fn rpm_time(time: u64) -> Result<u32> {
+    u32::try_from(time).map_err(|_| {
+        anyhow::anyhow!("time stamp {time} is after 2106, beyond RPM's 32-bit time fields")
+    })
 }
 
 fn relation_flags(rel: &Relation) -> (u32, String) {
@@ -524,9 +540,10 @@ impl EntrySink for RpmWriter {
             group: entry.group.clone(),
             caps: entry.capabilities.clone().unwrap_or_default(),
             ino,
+            mtime: rpm_time(entry.mtime).with_context(|| entry.path.clone())?,
         };
         let name = format!(".{}", entry.path);
-        let mtime = self.mtime;
+        let mtime = record.mtime;
         self.payload().begin(&Member {
             name: &name,
             ino,

@@ -156,23 +156,33 @@ impl Signer {
 
     /// A v4 signature of `data` dated [`Self::signature_time`] with the issuer subpackets.
     fn sign(&self, typ: SignatureType, data: &[u8]) -> Result<Signature> {
+        self.sign_at(typ, data, self.time)
+    }
+
+    /// A v4 signature of `data` dated `time` (or the key's creation, if the key is newer).
+    fn sign_at(&self, typ: SignatureType, data: &[u8], time: u32) -> Result<Signature> {
         let key: &dyn SigningKey = match self.subkey {
             Some(i) => &self.key.secret_subkeys[i].key,
             None => &self.key.primary_key,
         };
-        let config = self.config(key, typ)?;
+        let config = self.config(key, typ, time.max(self.created_at()))?;
         config
             .sign(&Box::new(key), &self.password, data)
             .map_err(|e| anyhow!("OpenPGP signing failed: {e}"))
     }
 
-    fn config(&self, key: &dyn SigningKey, typ: SignatureType) -> Result<SignatureConfig> {
+    fn config(
+        &self,
+        key: &dyn SigningKey,
+        typ: SignatureType,
+        time: u32,
+    ) -> Result<SignatureConfig> {
         let mut config = SignatureConfig::v4(typ, key.algorithm(), policy::SIGNATURE_HASH);
         let sub = |d| Subpacket::regular(d).map_err(|e| anyhow!("signature subpacket: {e}"));
         config.hashed_subpackets = vec![
             sub(SubpacketData::IssuerFingerprint(key.fingerprint()))?,
             sub(SubpacketData::SignatureCreationTime(Timestamp::from_secs(
-                self.time,
+                time,
             )))?,
         ];
         config.unhashed_subpackets = vec![sub(SubpacketData::IssuerKeyId(key.legacy_key_id()))?];
@@ -181,7 +191,12 @@ impl Signer {
 
     /// A binary detached signature packet of `data` (what rpm stores in RSAHEADER/DSAHEADER).
     pub fn detached_binary(&self, data: &[u8]) -> Result<Vec<u8>> {
-        let sig = DetachedSignature::new(self.sign(SignatureType::Binary, data)?);
+        self.detached_binary_at(data, self.time)
+    }
+
+    /// [`Self::detached_binary`] dated `time` (or the key's creation, if the key is newer).
+    pub fn detached_binary_at(&self, data: &[u8], time: u32) -> Result<Vec<u8>> {
+        let sig = DetachedSignature::new(self.sign_at(SignatureType::Binary, data, time)?);
         sig.to_bytes()
             .map_err(|e| anyhow!("serializing a signature: {e}"))
     }
@@ -199,7 +214,7 @@ impl Signer {
             Some(i) => &self.key.secret_subkeys[i].key,
             None => &self.key.primary_key,
         };
-        let config = self.config(key, SignatureType::Text)?;
+        let config = self.config(key, SignatureType::Text, self.time)?;
         let msg = CleartextSignedMessage::new(text, config, &Box::new(key), &self.password)
             .map_err(|e| anyhow!("clearsigning failed: {e}"))?;
         msg.to_armored_string(ArmorOptions::default())
@@ -289,11 +304,11 @@ fn now() -> u64 {
 
 /// rpm's header signature: RSAHEADER for RSA keys, DSAHEADER for EdDSA keys (as rpmsign).
 impl crate::rpm::HeaderSigner for Signer {
-    fn sign_header(&self, header: &[u8]) -> Result<(u32, Vec<u8>)> {
+    fn sign_header(&self, header: &[u8], time: u32) -> Result<(u32, Vec<u8>)> {
         let tag = match self.kind {
             KeyKind::Rsa(_) => crate::rpm::header::tag::SIG_RSAHEADER,
             KeyKind::Ed25519 => crate::rpm::header::tag::SIG_DSAHEADER,
         };
-        Ok((tag, self.detached_binary(header)?))
+        Ok((tag, self.detached_binary_at(header, time)?))
     }
 }

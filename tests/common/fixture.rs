@@ -175,6 +175,16 @@ pub fn static_elf() -> &'static [u8] {
     })
 }
 
+/// The time stamp the fixture gives `path`: like upstream's, files of one release differ by
+/// minutes (they are built one after another), so the newest one is not the first nor the
+/// last entry.
+pub fn entry_time(path: &str) -> u64 {
+    let hash = path.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    1_700_000_000 + hash % 7_200
+}
+
 fn header(path: &str, kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     let name = &mut h.as_old_mut().name;
@@ -183,7 +193,7 @@ fn header(path: &str, kind: tar::EntryType, mode: u32, size: u64) -> tar::Header
     h.set_entry_type(kind);
     h.set_mode(mode);
     h.set_size(size);
-    h.set_mtime(1_700_000_000);
+    h.set_mtime(entry_time(path));
     h.set_uid(1000);
     h.set_gid(1000);
     h.set_username("builder").unwrap();

@@ -30,6 +30,9 @@ pub struct Names {
     pub path: Vec<u8>,
     /// The member's link target, if the header or an extension names one.
     pub link: Option<Vec<u8>>,
+    /// The member's modification time from a PAX `mtime` record (whole seconds, negative
+    /// times as 0), overriding the header's.
+    pub mtime: Option<u64>,
 }
 
 impl Pending {
@@ -83,6 +86,7 @@ impl Pending {
             }
             None => header.link_name_bytes().map(|l| l.into_owned()),
         };
+        let mut mtime = None;
         if let Some(pax) = self.pax.take() {
             let shown = String::from_utf8_lossy(&path).into_owned();
             for ext in tar::PaxExtensions::new(&pax) {
@@ -91,6 +95,7 @@ impl Pending {
                 match ext.key_bytes() {
                     b"path" => path = ext.value_bytes().to_vec(),
                     b"linkpath" => link = Some(ext.value_bytes().to_vec()),
+                    b"mtime" => mtime = Some(pax_time(ext.value_bytes(), &shown)?),
                     b"size" => {
                         let size = ext.value().ok().and_then(|v| v.parse::<u64>().ok());
                         if size != Some(entry.size()) {
@@ -109,7 +114,7 @@ impl Pending {
                 }
             }
         }
-        Ok(Names { path, link })
+        Ok(Names { path, link, mtime })
     }
 
     /// Fails when extension headers describe no member (the archive ended after them).
@@ -119,6 +124,24 @@ impl Pending {
         }
         Ok(())
     }
+}
+
+/// A PAX time (`1700000000`, `1700000000.5`, `-5`) as whole seconds since 1970; times
+/// before 1970 count as 0.
+fn pax_time(value: &[u8], shown: &str) -> Result<u64> {
+    let text = std::str::from_utf8(value).unwrap_or("");
+    let whole = text.split('.').next().unwrap_or("");
+    let digits = whole.strip_prefix('-').unwrap_or(whole);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        bail!(
+            "release entry `{}` has a PAX mtime that is not a number: it is corrupt",
+            super::names::shown(shown)
+        );
+    }
+    if whole.starts_with('-') {
+        return Ok(0);
+    }
+    Ok(digits.parse::<u64>().unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
@@ -218,5 +241,35 @@ mod tests {
         );
         let err = read(&b.into_inner().unwrap()).unwrap_err().to_string();
         assert!(err.contains("describes no entry"), "{err}");
+    }
+
+    #[test]
+    fn pax_mtime_overrides_the_header_in_whole_seconds() {
+        assert_eq!(pax_time(b"1700000000.5", "x").unwrap(), 1_700_000_000);
+        assert_eq!(pax_time(b"1700000001", "x").unwrap(), 1_700_000_001);
+        assert_eq!(pax_time(b"-12.25", "x").unwrap(), 0);
+        assert!(pax_time(b"soon", "x").is_err());
+        assert!(pax_time(b"", "x").is_err());
+
+        let mut b = tar::Builder::new(Vec::new());
+        member(
+            &mut b,
+            tar::EntryType::XHeader,
+            "p",
+            &pax_record("mtime", "1700000000.75"),
+        );
+        member(&mut b, tar::EntryType::Regular, "x", b"");
+        member(&mut b, tar::EntryType::Regular, "y", b"");
+        let bytes = b.into_inner().unwrap();
+        let mut archive = tar::Archive::new(&bytes[..]);
+        let mut pending = Pending::default();
+        let mut times = Vec::new();
+        for item in archive.entries().unwrap().raw(true) {
+            let mut entry = item.unwrap();
+            if !pending.absorb(&mut entry).unwrap() {
+                times.push(pending.names(&entry).unwrap().mtime);
+            }
+        }
+        assert_eq!(times, [Some(1_700_000_000), None]);
     }
 }

@@ -55,6 +55,8 @@ pub struct ReleaseEntry {
     pub kind: EntryKind,
     /// Permission bits from the archive (`0o7777` mask).
     pub mode: u32,
+    /// Modification time from the archive, seconds since 1970 (a PAX `mtime` wins).
+    pub mtime: u64,
 }
 
 impl ReleaseEntry {
@@ -210,6 +212,10 @@ fn check_entry<R: Read>(
     let path = release_path(&raw)?;
     let header = entry.header();
     let mode = header.mode().map_err(corrupt)? & 0o7777;
+    let mtime = match names.mtime {
+        Some(mtime) => mtime,
+        None => header.mtime().map_err(corrupt)?,
+    };
     let mut hard_link_to = None;
     let kind = match entry_type {
         tar::EntryType::Directory => EntryKind::Dir,
@@ -237,7 +243,15 @@ fn check_entry<R: Read>(
             describe_type(other)
         ),
     };
-    Ok((ReleaseEntry { path, kind, mode }, hard_link_to))
+    Ok((
+        ReleaseEntry {
+            path,
+            kind,
+            mode,
+            mtime,
+        },
+        hard_link_to,
+    ))
 }
 
 fn link_target(target: Option<Vec<u8>>, raw: &str) -> Result<String> {

@@ -338,6 +338,7 @@ mod tests {
             path: path.into(),
             kind,
             mode: 0o644,
+            mtime: 0,
         }
     }
 
