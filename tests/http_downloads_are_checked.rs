@@ -77,3 +77,26 @@ fn a_failed_download_says_where_redirects_led() {
         "{err}"
     );
 }
+
+#[test]
+fn a_tarball_announced_over_4_gib_is_not_downloaded() {
+    let m = Mirror::new();
+    let spec = Spec::new("9.11.90");
+    m.publish(&spec, Some(release_key()));
+    let path = m.tarball_path(&spec);
+    m.server.fault(&path, Fault::ClaimLength(5 << 30));
+    let a = m.out("a");
+    let err = fails(m.build_deb("9.11.90", &a, &[]));
+    assert!(
+        err.contains("more than 4294967296 bytes") && err.contains("refusing to download"),
+        "{err}"
+    );
+    assert!(packages_in(&a).is_empty());
+    // Nothing of it is kept to resume from: the next build downloads the real one.
+    ok(m.build_deb("9.11.90", &m.out("b"), &[]));
+    let hits = m.server.hits_to(&path);
+    assert!(
+        hits.len() >= 2 && hits.iter().all(|h| h.range.is_none()),
+        "{hits:?}"
+    );
+}

@@ -257,6 +257,9 @@ impl Downloader<'_> {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok());
             let total = length.map(|l| l + have);
+            if let Some(total) = total {
+                too_large(url, total, part)?;
+            }
             progress.start(total, have);
             let dropped = loop {
                 match response.read(&mut buf) {
@@ -265,6 +268,7 @@ impl Downloader<'_> {
                         file.write_all(&buf[..n])
                             .with_context(|| format!("writing {}", part.display()))?;
                         have += n as u64;
+                        too_large(url, have, part)?;
                         progress.set(have);
                     }
                     Err(_) => break true,
@@ -292,6 +296,24 @@ impl Downloader<'_> {
 
 /// The largest `.sig` file accepted (upstream's are a few hundred bytes).
 const MAX_SIGNATURE: u64 = 1 << 20;
+
+/// The largest release tarball downloaded: upstream's are under 1 GiB, and a package over
+/// 4 GiB cannot be written anyway; a server that sends more would only fill the disk.
+pub const MAX_TARBALL: u64 = 4 << 30;
+
+/// Fails, removing `part`, when a download of `url` is (or claims to be) `bytes` long and
+/// that is more than [`MAX_TARBALL`].
+fn too_large(url: &str, bytes: u64, part: &Path) -> Result<()> {
+    if bytes <= MAX_TARBALL {
+        return Ok(());
+    }
+    fs::remove_file(part).with_context(|| format!("removing {}", part.display()))?;
+    bail!(
+        "{url} is more than {MAX_TARBALL} bytes ({bytes} so far or announced): upstream's \
+         tarballs are under 1 GiB and packages over 4 GiB cannot be written; refusing to \
+         download it"
+    )
+}
 
 /// Takes the lock of one cache entry, waiting (and saying so) while another process holds it.
 fn lock_entry(path: &Path) -> Result<File> {

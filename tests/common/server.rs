@@ -24,6 +24,8 @@ pub enum Fault {
     RangeFrom(usize),
     /// Answer 302 with this `Location`.
     Redirect(String),
+    /// Announce this `Content-Length` whatever the body is, send the body, then close.
+    ClaimLength(u64),
 }
 
 /// One logged request.
@@ -193,7 +195,10 @@ fn handle(request: tiny_http::Request, state: &Arc<Mutex<State>>) {
         } else {
             "OK"
         },
-        slice.len()
+        match fault {
+            Some(Fault::ClaimLength(n)) => n as usize,
+            _ => slice.len(),
+        }
     );
     if let Some(n) = start {
         head.push_str(&format!(
