@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::fixture::{Spec, write_release};
 use common::mirror::{Mirror, build_local, fails, ok, packages_in, text};
 use common::server::Fault;
-use common::signing::release_key;
+use common::signing::{TestKey, release_key};
 use common::{have, run};
 
 /// `O_NONBLOCK` on Linux (x86-64 and arm64).
@@ -190,4 +190,39 @@ fn offline_with_an_empty_cache_says_to_run_once_online() {
     );
     assert!(!err.contains("--allow-unsigned"), "{err}");
     assert!(m.server.hits().is_empty());
+}
+
+#[test]
+fn a_cached_sig_by_a_key_that_cannot_count_is_fetched_again_online() {
+    let m = Mirror::new();
+    let spec = Spec::new("9.11.90");
+    let bytes = m.publish(&spec, Some(release_key()));
+    let build = |name: &str, offline: bool| {
+        let out = m.out(name);
+        let mut args = vec!["build", "9.11.90", "--format", "deb", "-o"];
+        args.push(out.to_str().unwrap());
+        if offline {
+            args.push("--offline");
+        }
+        m.run(&args)
+    };
+    ok(build("a", false));
+    let sig = m
+        .cache()
+        .join("9.11.90")
+        .join(format!("{}.sig", spec.tarball_name()));
+    let served = fs::read(&sig).unwrap();
+    // What the cache holds after upstream re-signed with another key, or after a run that
+    // fetched from a mirror signing with its own key: a good signature by an untrusted key.
+    let stranger = TestKey::generate("Stranger <s@example.org>");
+    fs::write(&sig, stranger.sign(&bytes)).unwrap();
+
+    let err = fails(build("b", true));
+    assert!(err.contains("which is not trusted"), "{err}");
+    assert!(packages_in(&m.out("b")).is_empty());
+
+    let log = ok(build("c", false));
+    assert!(log.contains("fetching it again"), "{log}");
+    assert_eq!(fs::read(&sig).unwrap(), served);
+    assert_eq!(packages_in(&m.out("c")), ["mattermost_9.11.90-1_amd64.deb"]);
 }

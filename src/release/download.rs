@@ -94,35 +94,29 @@ impl Downloader<'_> {
                 path.display()
             );
         }
-        let expect = match checks.skip_verify {
-            true => Expectations::default(),
-            false => {
-                let signature = self.signature(url, &path)?;
-                if signature.is_none() && !checks.allow_unsigned {
-                    if !self.offline && !path.is_file() {
-                        // Say "not published" rather than "unsigned" when there is nothing at all.
-                        if let Err(HttpError::NotFound { .. }) =
-                            self.http.send(url, || self.http.head(url))
-                        {
-                            bail!("{release} is not published at {url}");
-                        }
-                    }
-                    bail!(
-                        "{release} has no OpenPGP signature at {url}.sig, so it cannot be proven to be \
-                         Mattermost's; pass --allow-unsigned to build it anyway"
-                    );
-                }
-                Expectations {
-                    sha256: checks.sha256.clone(),
-                    signature,
-                    identity: None,
-                }
-            }
-        };
-
+        let mut expect = self.expectations(release, url, &path, checks)?;
         // A signature that cannot count (untrusted, refused class or digest, expired key) is
         // not the cached tarball's fault: say so before deleting or downloading anything.
-        check_signature_policy(&expect, self.trust)?;
+        if let Err(err) = check_signature_policy(&expect, self.trust) {
+            let sig_path = signature_path(&path);
+            let cached = expect
+                .signature
+                .as_ref()
+                .is_some_and(|(_, name)| *name == sig_path.display().to_string());
+            if !cached || self.offline {
+                return Err(err);
+            }
+            // Upstream may have signed the release again (a new key): fetch the .sig again
+            // once rather than fail until someone deletes the cached one.
+            eprintln!(
+                "mm-pkg: the cached signature {} cannot count ({err:#}); fetching it again",
+                sig_path.display()
+            );
+            fs::remove_file(&sig_path)
+                .with_context(|| format!("removing {}", sig_path.display()))?;
+            expect = self.expectations(release, url, &path, checks)?;
+            check_signature_policy(&expect, self.trust)?;
+        }
         if path.is_file() {
             if expect.is_empty() {
                 // Nothing to check (--insecure-skip-verify, or unsigned and uncatalogued).
@@ -160,15 +154,48 @@ impl Downloader<'_> {
         Ok(Fetched { path, expect })
     }
 
+    /// What the tarball of `release` at `path` must match: the signature (cached or fetched)
+    /// and the hashes of `checks`. Fails when it must be signed and is not.
+    fn expectations(
+        &self,
+        release: &Release,
+        url: &str,
+        path: &Path,
+        checks: &Checks,
+    ) -> Result<Expectations> {
+        Ok(match checks.skip_verify {
+            true => Expectations::default(),
+            false => {
+                let signature = self.signature(url, path)?;
+                if signature.is_none() && !checks.allow_unsigned {
+                    if !self.offline && !path.is_file() {
+                        // Say "not published" rather than "unsigned" when there is nothing at all.
+                        if let Err(HttpError::NotFound { .. }) =
+                            self.http.send(url, || self.http.head(url))
+                        {
+                            bail!("{release} is not published at {url}");
+                        }
+                    }
+                    bail!(
+                        "{release} has no OpenPGP signature at {url}.sig, so it cannot be proven to be \
+                         Mattermost's; pass --allow-unsigned to build it anyway"
+                    );
+                }
+                Expectations {
+                    sha256: checks.sha256.clone(),
+                    signature,
+                    identity: None,
+                }
+            }
+        })
+    }
+
     /// The detached signature for the tarball at `path`: cached beside it (and named by
     /// that path), or fetched (and named by its URL). A cached file that is not a signature
     /// is deleted and fetched again.
     fn signature(&self, url: &str, path: &Path) -> Result<Option<(Vec<Signature>, String)>> {
         let sig_url = format!("{url}.sig");
-        let sig_path = path.with_file_name(format!(
-            "{}.sig",
-            path.file_name().unwrap_or_default().to_string_lossy()
-        ));
+        let sig_path = signature_path(path);
         if sig_path.is_file() {
             let bytes =
                 fs::read(&sig_path).with_context(|| format!("reading {}", sig_path.display()))?;
@@ -292,6 +319,14 @@ impl Downloader<'_> {
         progress.finish(have);
         Ok(())
     }
+}
+
+/// Where the signature of the cached tarball `path` is kept.
+fn signature_path(path: &Path) -> PathBuf {
+    path.with_file_name(format!(
+        "{}.sig",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ))
 }
 
 /// The largest `.sig` file accepted (upstream's are a few hundred bytes).
