@@ -146,7 +146,18 @@ fn run_planned_builds(up: &Upstream, plan: &serde_json::Value) -> Vec<PathBuf> {
 fn plan_builds_and_one_repo_add_give_the_repository_one_sync_gives() {
     let up = Upstream::new();
     up.publish_both(&["9.11.90", "12.0.1"]);
-    let follow = FOLLOW_TWO_SERIES;
+    // Packaging flags a pipeline sets: every planned build must apply them as sync does.
+    let packaging = [
+        "--vendor",
+        "Example Packagers",
+        "--depends",
+        "postgresql-client",
+        "--distribution",
+        "bookworm",
+        "--revision",
+        "1~deb12u1",
+    ];
+    let follow = [&FOLLOW_TWO_SERIES[..], &packaging[..]].concat();
     let ci = up.path("ci-repo");
 
     // plan
@@ -159,6 +170,18 @@ fn plan_builds_and_one_repo_add_give_the_repository_one_sync_gives() {
     // build x 4
     let files = run_planned_builds(&up, &plan);
     assert_eq!(files.len(), 8);
+    let deb = files
+        .iter()
+        .find(|f| f.extension().is_some_and(|x| x == "deb"))
+        .unwrap();
+    let control = run(std::process::Command::new("dpkg-deb")
+        .arg("--field")
+        .arg(deb)
+        .args(["Depends", "Version"]));
+    assert!(
+        control.contains("postgresql-client") && control.contains("-1~deb12u1"),
+        "{control}"
+    );
     // publish: one repo add, then notify
     run(up
         .cmd()

@@ -1,12 +1,44 @@
-//! Pieces of the command line kept out of `main.rs`: value parsers that apply
+//! The command line: one module per command (`source`: resolve and list, `build`, `repo`
+//! and `key`, `sync` and `notify`), the flags they share, value parsers that apply
 //! [`mm_pkg::validate`] to flags (so that a bad value is a usage error, exit code 2), what
 //! kind of failure ended a run and how it is reported, and the generated shell completions
-//! and man page.
+//! and man page. `main.rs` only parses and dispatches.
 
+pub mod build;
 pub mod config;
 pub mod failure;
 pub mod generate;
+pub mod repo;
+pub mod source;
+pub mod sync;
 pub mod tarball;
+pub mod webhook;
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+
+/// `path` made absolute (against the working directory), for `--json` consumers.
+pub fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))
+}
+
+/// `SOURCE_DATE_EPOCH` when set (reproducible builds), else now.
+pub fn source_date_epoch() -> anyhow::Result<u64> {
+    match source_date_env()? {
+        Some(date) => Ok(date),
+        None => Ok(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs()),
+    }
+}
+
+/// `SOURCE_DATE_EPOCH`, checked, when set and not empty.
+pub fn source_date_env() -> anyhow::Result<Option<u64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.is_empty() => mm_pkg::validate::source_date_epoch(&v).map(Some),
+        _ => Ok(None),
+    }
+}
 
 /// `--maintainer` / `MM_PKG_MAINTAINER`, checked by [`mm_pkg::validate::maintainer`].
 pub fn maintainer(value: &str) -> Result<String, String> {
