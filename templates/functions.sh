@@ -54,6 +54,14 @@ mm_service_can_write() {
         mm_as_service test -w "$1"
 }
 
+# May root create files directly in directory $1: does root own it, with no write bit for
+# group or others? Anyone else who can write there could swap what root just made (a new
+# directory for a hard link to a root file) before root's chown.
+mm_root_only_dir() {
+    mm_mode=$(stat -L -c '%u %a' "$1" 2>/dev/null) || return 1
+    [ "${mm_mode%% *}" = 0 ] && [ $((0${mm_mode#* } & 022)) -eq 0 ]
+}
+
 # Create the system group and user unless getent finds them. Idempotent. Where
 # systemd-sysusers exists it reads the same sysusers.d entry the package ships; elsewhere
 # (chroots, minimal images) adduser or useradd create the same account.
@@ -175,14 +183,45 @@ mm_write_data_file() {
         printf '%s\n' "$2" | mm_as_service sh -c 'umask 027; cat > "$1"' sh "$MM_DATA/$1" ||
             mm_say "warning: could not write $MM_DATA/$1" >&2
     elif [ ! -e "$MM_DATA/$1" ] && [ ! -L "$MM_DATA/$1" ]; then
-        printf '%s\n' "$2" > "$MM_DATA/$1"
+        # noclobber: O_EXCL, so a link planted meanwhile by whoever may write there fails
+        # the write instead of leading it elsewhere.
+        (set -C && printf '%s\n' "$2" > "$MM_DATA/$1") ||
+            mm_say "warning: could not write $MM_DATA/$1" >&2
+    fi
+}
+
+# Create directory $1 in the data directory as root and give it to the service account,
+# where the account cannot write. In a root-only data directory that is mkdir and chown -h.
+# Where a third user can write, that user could swap the new directory for a hard link to a
+# root file before chown: the directory is then opened once, as a directory and not through
+# a link, checked to be root's new one, and handed over through that descriptor (perl,
+# Essential on Debian); without perl the admin is told to create it.
+mm_root_mkdir_for_service() {
+    if mm_root_only_dir "$MM_DATA"; then
+        mkdir -m {{layout.data_dir_mode}} "$1"
+        chown -h "$MM_USER:$MM_GROUP" "$1"
+    elif command -v perl >/dev/null 2>&1; then
+        # shellcheck disable=SC2016
+        perl -e '
+            use Fcntl qw(O_RDONLY O_DIRECTORY O_NOFOLLOW);
+            my ($dir, $mode, $uid, $gid) = @ARGV;
+            mkdir($dir, oct($mode)) or die "cannot create $dir: $!\n";
+            sysopen(my $fh, $dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
+                or die "$dir was replaced while it was created: $!\n";
+            my @st = stat($fh);
+            die "$dir was replaced while it was created\n" if $st[4] != 0;
+            chown($uid, $gid, $fh) or die "cannot give $dir to the service account: $!\n";
+        ' "$1" {{layout.data_dir_mode}} "$(id -u "$MM_USER")" "$(getent group "$MM_GROUP" | cut -d: -f3)" ||
+            mm_say "warning: could not create $1 for $MM_USER" >&2
+    else
+        mm_say "warning: $MM_DATA belongs to someone else than root and $MM_USER: create $1 yourself, owned by $MM_USER" >&2
     fi
 }
 
 # The data directory and the directories the symlinks in $MM_PREFIX point to. An existing
 # one keeps whatever owner, mode or symlink the admin gave it. Below the data directory
 # the account creates them; only where it cannot write (the admin gave the data directory
-# to someone else) root does, and hands them over with chown -h.
+# to someone else) root does (mm_root_mkdir_for_service).
 mm_make_data_dirs() {
     mm_make_data_root
     if mm_service_can_write "$MM_DATA"; then
@@ -196,8 +235,7 @@ mm_make_data_dirs() {
     else
         for dir in{{#each layout.linked_dirs}} "$MM_DATA/{{this}}"{{/each}}; do
             if [ ! -e "$dir" ] && [ ! -L "$dir" ]; then
-                mkdir -m {{layout.data_dir_mode}} "$dir"
-                chown -h "$MM_USER:$MM_GROUP" "$dir"
+                mm_root_mkdir_for_service "$dir"
             fi
         done
     fi

@@ -3,7 +3,9 @@
 //! - its data directory made read-only by itself must not send root's mkdir/chown there;
 //! - a faked `mm-pkg-version` in a tree it owns must not skip the migration;
 //! - the migration's comparison of two trees compares symlinks as symlinks;
-//! - a migration from below a directory it owns stops before moving anything.
+//! - a migration from below a directory it owns stops before moving anything;
+//! - a data directory the admin gave to a third user: root hands over the directories it
+//!   makes there through a descriptor, so a swap for a hard link wins nothing.
 //!
 //! Races the attacker would have to win are made certain by a wrapper (`chown`, `mv`) in the
 //! root that does the attacker's step first; hard links to root files stand for what the
@@ -99,6 +101,60 @@ fn deb_read_only_data_dir_of_the_account_gets_no_root_mkdir_and_chown() {
 fn rpm_read_only_data_dir_of_the_account_gets_no_root_mkdir_and_chown() {
     if common::have("rpm") {
         read_only_data_dir_does_not_make_root_work_there(Format::Rpm);
+    }
+}
+
+/// The same race, run by a third user the admin gave the data directory to: root still
+/// creates the account's directories there (the admin asked for this layout), but the
+/// swap between root's mkdir and the hand-over must not win a root file.
+fn third_users_data_dir_cannot_win_a_root_file(format: Format) {
+    let Some(root) = debian_root() else { return };
+    let root = root.path();
+    format.prepare(root);
+    install_service_stubs(root);
+    fs::write(root.join(VICTIM), "root's\n").unwrap();
+    fs::set_permissions(root.join(VICTIM), fs::Permissions::from_mode(0o644)).unwrap();
+    chroot_ok(root, &["useradd", "--user-group", "alice"]);
+    chroot_ok(root, &["mkdir", "-m", "0755", "/opt/mattermost-daten"]);
+    chroot_ok(root, &["chown", "alice:alice", "/opt/mattermost-daten"]);
+    // Whatever root creates in alice's directory, alice swaps for a hard link before chown.
+    let racing = RACING_CHOWN.replace("chmod u+w /opt/mattermost-daten\n", "");
+    fs::rename(root.join("usr/bin/chown"), root.join("usr/bin/chown.real")).unwrap();
+    fs::write(root.join("usr/bin/chown"), racing).unwrap();
+    fs::set_permissions(
+        root.join("usr/bin/chown"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+
+    let pkgs = packages();
+    let out = format.install(root, &pkgs.path(Pkg::Old, format));
+    let log = ok(out, "install");
+    let victim = fs::metadata(root.join(VICTIM)).unwrap();
+    assert_eq!(
+        (victim.uid(), victim.gid(), victim.mode() & 0o7777),
+        (0, 0, 0o644),
+        "the install handed a root file to the account"
+    );
+    let logs = fs::symlink_metadata(root.join("opt/mattermost-daten/logs")).unwrap();
+    let account = chroot_ok(root, &["id", "-u", "mattermost"]);
+    assert!(
+        logs.is_dir() && logs.uid().to_string() == account.trim(),
+        "logs is not the account's directory:\n{log}"
+    );
+}
+
+#[test]
+fn deb_third_users_data_dir_cannot_win_a_root_file() {
+    if common::have("dpkg-deb") {
+        third_users_data_dir_cannot_win_a_root_file(Format::Deb);
+    }
+}
+
+#[test]
+fn rpm_third_users_data_dir_cannot_win_a_root_file() {
+    if common::have("rpm") {
+        third_users_data_dir_cannot_win_a_root_file(Format::Rpm);
     }
 }
 
