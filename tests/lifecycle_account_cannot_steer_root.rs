@@ -90,19 +90,7 @@ fn read_only_data_dir_does_not_make_root_work_there(format: Format) {
     );
 }
 
-#[test]
-fn deb_read_only_data_dir_of_the_account_gets_no_root_mkdir_and_chown() {
-    if common::have("dpkg-deb") {
-        read_only_data_dir_does_not_make_root_work_there(Format::Deb);
-    }
-}
-
-#[test]
-fn rpm_read_only_data_dir_of_the_account_gets_no_root_mkdir_and_chown() {
-    if common::have("rpm") {
-        read_only_data_dir_does_not_make_root_work_there(Format::Rpm);
-    }
-}
+deb_and_rpm_tests!(read_only_data_dir_does_not_make_root_work_there => deb_read_only_data_dir_of_the_account_gets_no_root_mkdir_and_chown, rpm_read_only_data_dir_of_the_account_gets_no_root_mkdir_and_chown);
 
 /// The same race, run by a third user the admin gave the data directory to: root still
 /// creates the account's directories there (the admin asked for this layout), but the
@@ -144,19 +132,7 @@ fn third_users_data_dir_cannot_win_a_root_file(format: Format) {
     );
 }
 
-#[test]
-fn deb_third_users_data_dir_cannot_win_a_root_file() {
-    if common::have("dpkg-deb") {
-        third_users_data_dir_cannot_win_a_root_file(Format::Deb);
-    }
-}
-
-#[test]
-fn rpm_third_users_data_dir_cannot_win_a_root_file() {
-    if common::have("rpm") {
-        third_users_data_dir_cannot_win_a_root_file(Format::Rpm);
-    }
-}
+deb_and_rpm_tests!(third_users_data_dir_cannot_win_a_root_file => deb_third_users_data_dir_cannot_win_a_root_file, rpm_third_users_data_dir_cannot_win_a_root_file);
 
 /// Program directories below /opt/mattermost the account owns or anyone can write (the
 /// webapp plugin directory is the account's by design).
@@ -231,19 +207,7 @@ fn faked_version_file_does_not_skip_the_migration(format: Format) {
     );
 }
 
-#[test]
-fn deb_faked_version_file_in_the_accounts_tree_does_not_skip_the_migration() {
-    if common::have("dpkg-deb") {
-        faked_version_file_does_not_skip_the_migration(Format::Deb);
-    }
-}
-
-#[test]
-fn rpm_faked_version_file_in_the_accounts_tree_does_not_skip_the_migration() {
-    if common::have("rpm") {
-        faked_version_file_does_not_skip_the_migration(Format::Rpm);
-    }
-}
+deb_and_rpm_tests!(faked_version_file_does_not_skip_the_migration => deb_faked_version_file_in_the_accounts_tree_does_not_skip_the_migration, rpm_faked_version_file_in_the_accounts_tree_does_not_skip_the_migration);
 
 /// Before a migration, root compares the old and the data directory's copy of a directory
 /// both hold. Both trees are the account's: a symlink in them must be compared as a
@@ -278,19 +242,7 @@ fn migration_compares_links_as_links(format: Format) {
     );
 }
 
-#[test]
-fn deb_migration_compares_links_as_links() {
-    if common::have("dpkg-deb") {
-        migration_compares_links_as_links(Format::Deb);
-    }
-}
-
-#[test]
-fn rpm_migration_compares_links_as_links() {
-    if common::have("rpm") {
-        migration_compares_links_as_links(Format::Rpm);
-    }
-}
+deb_and_rpm_tests!(migration_compares_links_as_links => deb_migration_compares_links_as_links, rpm_migration_compares_links_as_links);
 
 /// `mv` as the attacker wins the race: when root moves the old installation's config/ into
 /// the data directory, the account (it owns /srv/mm, the parent of the versioned directory
@@ -335,16 +287,4 @@ fn migration_from_below_an_account_directory_stops(format: Format) {
     assert!(log.contains("/srv/mm"), "says why: {log}");
 }
 
-#[test]
-fn deb_migration_from_below_an_account_directory_stops() {
-    if common::have("dpkg-deb") {
-        migration_from_below_an_account_directory_stops(Format::Deb);
-    }
-}
-
-#[test]
-fn rpm_migration_from_below_an_account_directory_stops() {
-    if common::have("rpm") {
-        migration_from_below_an_account_directory_stops(Format::Rpm);
-    }
-}
+deb_and_rpm_tests!(migration_from_below_an_account_directory_stops => deb_migration_from_below_an_account_directory_stops, rpm_migration_from_below_an_account_directory_stops);

@@ -9,7 +9,7 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 
 use common::lifecycle::*;
-use common::{chroot_ok, debian_root, have};
+use common::{chroot_ok, debian_root};
 
 fn edition_switch(format: Format) {
     let Some(root) = debian_root() else { return };
@@ -138,33 +138,9 @@ fn switch_then_clean_up(format: Format) {
     );
 }
 
-#[test]
-fn deb_purging_the_old_edition_leaves_the_new_one_whole() {
-    if have("dpkg-deb") {
-        switch_then_clean_up(Format::Deb);
-    }
-}
+deb_and_rpm_tests!(switch_then_clean_up => deb_purging_the_old_edition_leaves_the_new_one_whole, rpm_swap_erasing_the_old_edition_leaves_the_new_one_whole);
 
-#[test]
-fn rpm_swap_erasing_the_old_edition_leaves_the_new_one_whole() {
-    if have("rpm") {
-        switch_then_clean_up(Format::Rpm);
-    }
-}
-
-#[test]
-fn deb_edition_switch_keeps_config_and_data() {
-    if have("dpkg-deb") {
-        edition_switch(Format::Deb);
-    }
-}
-
-#[test]
-fn rpm_edition_switch_keeps_config_and_data() {
-    if have("rpm") {
-        edition_switch(Format::Rpm);
-    }
-}
+deb_and_rpm_tests!(edition_switch => deb_edition_switch_keeps_config_and_data, rpm_edition_switch_keeps_config_and_data);
 
 /// Writes an admin's files below `dir` (config/, data/, logs/, plugins/).
 fn admin_files(dir: &Path) {
@@ -317,44 +293,8 @@ fn migration_conflict_stops(format: Format) {
     assert!(!old.join("mm-pkg-version").exists(), "nothing was unpacked");
 }
 
-#[test]
-fn deb_migrates_a_real_opt_mattermost() {
-    if have("dpkg-deb") {
-        migrate_real_directory(Format::Deb);
-    }
-}
+deb_and_rpm_tests!(migrate_real_directory => deb_migrates_a_real_opt_mattermost, rpm_migrates_a_real_opt_mattermost);
 
-#[test]
-fn rpm_migrates_a_real_opt_mattermost() {
-    if have("rpm") {
-        migrate_real_directory(Format::Rpm);
-    }
-}
+deb_and_rpm_tests!(migrate_versioned_symlink => deb_migrates_a_versioned_symlink_layout, rpm_migrates_a_versioned_symlink_layout);
 
-#[test]
-fn deb_migrates_a_versioned_symlink_layout() {
-    if have("dpkg-deb") {
-        migrate_versioned_symlink(Format::Deb);
-    }
-}
-
-#[test]
-fn rpm_migrates_a_versioned_symlink_layout() {
-    if have("rpm") {
-        migrate_versioned_symlink(Format::Rpm);
-    }
-}
-
-#[test]
-fn deb_refuses_an_unsafe_migration_before_unpacking() {
-    if have("dpkg-deb") {
-        migration_conflict_stops(Format::Deb);
-    }
-}
-
-#[test]
-fn rpm_refuses_an_unsafe_migration_before_unpacking() {
-    if have("rpm") {
-        migration_conflict_stops(Format::Rpm);
-    }
-}
+deb_and_rpm_tests!(migration_conflict_stops => deb_refuses_an_unsafe_migration_before_unpacking, rpm_refuses_an_unsafe_migration_before_unpacking);

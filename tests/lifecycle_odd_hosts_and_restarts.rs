@@ -60,19 +60,7 @@ fn existing_account_and_foreign_data_dir(format: Format) {
     assert!(server_caps(root).contains("cap_net_bind_service=ep"));
 }
 
-#[test]
-fn deb_respects_an_existing_account_and_data_dir() {
-    if have("dpkg-deb") {
-        existing_account_and_foreign_data_dir(Format::Deb);
-    }
-}
-
-#[test]
-fn rpm_respects_an_existing_account_and_data_dir() {
-    if have("rpm") {
-        existing_account_and_foreign_data_dir(Format::Rpm);
-    }
-}
+deb_and_rpm_tests!(existing_account_and_foreign_data_dir => deb_respects_an_existing_account_and_data_dir, rpm_respects_an_existing_account_and_data_dir);
 
 #[test]
 fn deb_failed_preinst_leaves_the_old_version_working() {

@@ -297,16 +297,4 @@ fn binary_permissions(format: Format) {
     }
 }
 
-#[test]
-fn deb_binary_is_root_mattermost_0750_with_the_capability() {
-    if have("dpkg-deb") {
-        binary_permissions(Format::Deb);
-    }
-}
-
-#[test]
-fn rpm_binary_is_root_mattermost_0750_with_the_capability() {
-    if have("rpm") {
-        binary_permissions(Format::Rpm);
-    }
-}
+deb_and_rpm_tests!(binary_permissions => deb_binary_is_root_mattermost_0750_with_the_capability, rpm_binary_is_root_mattermost_0750_with_the_capability);

@@ -147,6 +147,15 @@ pub enum Format {
 }
 
 impl Format {
+    /// True when this format's tool is installed (else the test is skipped, or fails under
+    /// MM_PKG_TEST_STRICT).
+    pub fn available(self) -> bool {
+        super::have(match self {
+            Format::Deb => "dpkg-deb",
+            Format::Rpm => "rpm",
+        })
+    }
+
     /// `deb` or `rpm`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -444,4 +453,25 @@ pub fn server_caps(root: &Path) -> String {
     chroot_ok(root, &["getcap", "/opt/mattermost/bin/mattermost"])
         .trim()
         .to_string()
+}
+
+/// Two tests of one lifecycle check: `$deb` runs `$body(Format::Deb)` with dpkg, `$rpm` runs
+/// `$body(Format::Rpm)` with rpm, each only where its tool is installed.
+#[macro_export]
+macro_rules! deb_and_rpm_tests {
+    ($body:ident => $deb:ident, $rpm:ident) => {
+        #[test]
+        fn $deb() {
+            if Format::Deb.available() {
+                $body(Format::Deb);
+            }
+        }
+
+        #[test]
+        fn $rpm() {
+            if Format::Rpm.available() {
+                $body(Format::Rpm);
+            }
+        }
+    };
 }
