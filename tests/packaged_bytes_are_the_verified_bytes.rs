@@ -141,25 +141,32 @@ fn two_builds_sharing_a_cache_both_succeed_and_download_once() {
     assert!(fs::read(cached).unwrap() == bytes);
 }
 
+/// `build 9.11.90 --format deb` from the mirror into `m.out(name)`.
+fn build_deb(m: &Mirror, name: &str, offline: bool) -> std::process::Output {
+    let out = m.out(name);
+    let mut args = vec!["build", "9.11.90", "--format", "deb", "-o"];
+    args.push(out.to_str().unwrap());
+    if offline {
+        args.push("--offline");
+    }
+    m.run(&args)
+}
+
+/// Where the cache keeps `spec`'s signature.
+fn cached_sig(m: &Mirror, spec: &Spec) -> std::path::PathBuf {
+    m.cache()
+        .join(&spec.version)
+        .join(format!("{}.sig", spec.tarball_name()))
+}
+
 #[test]
 fn a_cached_sig_that_is_not_a_signature_is_fetched_again() {
     let m = Mirror::new();
     let spec = Spec::new("9.11.90");
     m.publish(&spec, Some(release_key()));
-    let build = |name: &str, offline: bool| {
-        let out = m.out(name);
-        let mut args = vec!["build", "9.11.90", "--format", "deb", "-o"];
-        args.push(out.to_str().unwrap());
-        if offline {
-            args.push("--offline");
-        }
-        m.run(&args)
-    };
+    let build = |name: &str, offline: bool| build_deb(&m, name, offline);
     ok(build("a", false));
-    let sig = m
-        .cache()
-        .join("9.11.90")
-        .join(format!("{}.sig", spec.tarball_name()));
+    let sig = cached_sig(&m, &spec);
     let served = fs::read(&sig).unwrap();
     fs::write(&sig, "<html>502 Bad Gateway</html>").unwrap();
 
@@ -197,20 +204,9 @@ fn a_cached_sig_by_a_key_that_cannot_count_is_fetched_again_online() {
     let m = Mirror::new();
     let spec = Spec::new("9.11.90");
     let bytes = m.publish(&spec, Some(release_key()));
-    let build = |name: &str, offline: bool| {
-        let out = m.out(name);
-        let mut args = vec!["build", "9.11.90", "--format", "deb", "-o"];
-        args.push(out.to_str().unwrap());
-        if offline {
-            args.push("--offline");
-        }
-        m.run(&args)
-    };
+    let build = |name: &str, offline: bool| build_deb(&m, name, offline);
     ok(build("a", false));
-    let sig = m
-        .cache()
-        .join("9.11.90")
-        .join(format!("{}.sig", spec.tarball_name()));
+    let sig = cached_sig(&m, &spec);
     let served = fs::read(&sig).unwrap();
     // What the cache holds after upstream re-signed with another key, or after a run that
     // fetched from a mirror signing with its own key: a good signature by an untrusted key.
