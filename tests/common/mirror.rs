@@ -13,6 +13,9 @@ use super::server::Server;
 use super::signing::{TestKey, release_key};
 use super::{mm_pkg, output};
 
+/// Path of the releases index on the server.
+pub const INDEX_PATH: &str = "/api/releases";
+
 /// A fake release server with its index, a keyring trusting the test key, and a cache.
 pub struct Mirror {
     /// The release server.
@@ -47,7 +50,7 @@ impl Mirror {
         }
         let tags: Vec<(&str, bool, bool)> =
             tags.iter().map(|(t, d, p)| (t.as_str(), *d, *p)).collect();
-        self.server.releases_api("/api/releases", &tags, 100);
+        self.server.releases_api(INDEX_PATH, &tags, 100);
         self
     }
 
@@ -73,6 +76,11 @@ impl Mirror {
         self.dir.path().join("cache")
     }
 
+    /// The keyring that trusts the test release key.
+    pub fn keyring(&self) -> PathBuf {
+        self.dir.path().join("test.asc")
+    }
+
     /// An output directory named `name`.
     pub fn out(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
@@ -90,19 +98,35 @@ impl Mirror {
         self.run(&args)
     }
 
-    /// The command [`Mirror::run`] runs, to spawn it instead.
+    /// The command [`Mirror::run`] runs, to spawn it instead: `args`, then this mirror,
+    /// index and cache (and, for `build` and `sync`, the keyring).
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = mm_pkg();
+        let mut cmd = self.cmd();
         cmd.args(args)
             .arg("--mirror")
             .arg(&self.server.base)
             .arg("--index-url")
-            .arg(format!("{}/api/releases", self.server.base))
+            .arg(format!("{}{INDEX_PATH}", self.server.base))
             .arg("--cache-dir")
-            .arg(self.cache())
-            .env_remove("GITHUB_TOKEN");
-        if args[0] == "build" {
-            cmd.arg("--keyring").arg(self.dir.path().join("test.asc"));
+            .arg(self.cache());
+        if matches!(args[0], "build" | "sync") {
+            cmd.arg("--keyring").arg(self.keyring());
+        }
+        cmd
+    }
+
+    /// `mm-pkg` without the environment variables a CI runner or a developer may have set.
+    pub fn cmd(&self) -> Command {
+        let mut cmd = mm_pkg();
+        for var in [
+            "GITHUB_TOKEN",
+            "GITHUB_STEP_SUMMARY",
+            "MM_PKG_WEBHOOK_URL",
+            "MM_PKG_SIGN_KEY",
+            "MM_PKG_SIGN_PASSPHRASE",
+            "MM_PKG_MAINTAINER",
+        ] {
+            cmd.env_remove(var);
         }
         cmd
     }

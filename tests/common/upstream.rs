@@ -6,17 +6,16 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
-use super::fixture::{Spec, write_release};
-use super::server::Server;
+use super::fixture::Spec;
+use super::mirror::Mirror;
+pub use super::mirror::{INDEX_PATH, text};
 use super::signing::{TestKey, release_key};
 use super::{mm_pkg, output, run};
-
-/// Path of the releases index on the server.
-pub const INDEX_PATH: &str = "/api/releases";
 
 /// `sync` flags following two series in both editions (with [`Upstream::publish_both`] of
 /// 9.11.90 and 12.0.1: four releases).
@@ -29,20 +28,25 @@ pub const FOLLOW_TWO_SERIES: [&str; 6] = [
     "enterprise,team",
 ];
 
-/// The fake upstream and the files a pipeline keeps.
+/// The fake upstream and the files a pipeline keeps: a [`Mirror`] (its server, keyring and
+/// cache, through `Deref`) whose index lists what is published, and a repository key.
 pub struct Upstream {
-    /// The HTTP server.
-    pub server: Server,
-    /// Keeps the directories alive.
-    pub dir: tempfile::TempDir,
+    mirror: Mirror,
     tags: Mutex<Vec<String>>,
+}
+
+impl Deref for Upstream {
+    type Target = Mirror;
+
+    fn deref(&self) -> &Mirror {
+        &self.mirror
+    }
 }
 
 impl Upstream {
     /// An empty upstream (an index with no releases), a keyring and a repository key.
     pub fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("test.asc"), &release_key().armored_public).unwrap();
+        let mirror = Mirror::new();
         run(mm_pkg()
             .args([
                 "key",
@@ -51,27 +55,19 @@ impl Upstream {
                 "Sync Test <sync@example.org>",
                 "--output",
             ])
-            .arg(dir.path().join("keys"))
+            .arg(mirror.dir.path().join("keys"))
             .env_remove("MM_PKG_SIGN_PASSPHRASE"));
-        let up = Upstream {
-            server: Server::start(),
-            dir,
+        mirror.server.releases_api(INDEX_PATH, &[], 100);
+        Upstream {
+            mirror,
             tags: Mutex::new(Vec::new()),
-        };
-        up.server.releases_api(INDEX_PATH, &[], 100);
-        up
+        }
     }
 
     /// Publishes `spec`'s tarball with a signature by `signer` (the test release key when
     /// `None` is not wanted, pass `Some(release_key())`), and lists its version in the index.
     pub fn publish(&self, spec: &Spec, signer: Option<&TestKey>) {
-        let path = write_release(&self.dir.path().join("src"), spec);
-        let bytes = fs::read(path).unwrap();
-        let url = format!("/{}/{}", spec.version, spec.tarball_name());
-        if let Some(key) = signer {
-            self.server.route(&format!("{url}.sig"), key.sign(&bytes));
-        }
-        self.server.route(&url, bytes);
+        self.mirror.publish(spec, signer);
         self.list(&spec.version);
     }
 
@@ -105,66 +101,27 @@ impl Upstream {
             .collect()
     }
 
-    /// The keyring that trusts the test release key.
-    pub fn keyring(&self) -> PathBuf {
-        self.dir.path().join("test.asc")
-    }
-
     /// The repository's secret signing key.
     pub fn sign_key(&self) -> PathBuf {
         self.dir.path().join("keys/signing-key.secret.asc")
     }
 
-    /// The download cache.
-    pub fn cache(&self) -> PathBuf {
-        self.dir.path().join("cache")
-    }
-
     /// A path inside the scratch directory.
     pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.out(name)
     }
 
     /// `mm-pkg sync --repo REPO` pointed at this upstream, keyring and cache, signing with
     /// the repository key, with no webhook or key from the environment; then `args`.
     pub fn sync_cmd(&self, repo: &Path, args: &[&str]) -> Command {
-        let mut cmd = self.cmd();
-        cmd.arg("sync")
-            .arg("--repo")
-            .arg(repo)
-            .arg("--mirror")
-            .arg(&self.server.base)
-            .arg("--index-url")
-            .arg(format!("{}{INDEX_PATH}", self.server.base))
-            .arg("--cache-dir")
-            .arg(self.cache())
-            .arg("--keyring")
-            .arg(self.keyring())
-            .arg("--sign-key")
-            .arg(self.sign_key())
-            .args(args);
+        let mut cmd = self.command(&["sync", "--repo", repo.to_str().unwrap()]);
+        cmd.arg("--sign-key").arg(self.sign_key()).args(args);
         cmd
     }
 
     /// Runs [`Upstream::sync_cmd`].
     pub fn sync(&self, repo: &Path, args: &[&str]) -> Output {
         output(&mut self.sync_cmd(repo, args))
-    }
-
-    /// `mm-pkg` without the environment variables a CI runner or a developer may have set.
-    pub fn cmd(&self) -> Command {
-        let mut cmd = mm_pkg();
-        for var in [
-            "GITHUB_TOKEN",
-            "GITHUB_STEP_SUMMARY",
-            "MM_PKG_WEBHOOK_URL",
-            "MM_PKG_SIGN_KEY",
-            "MM_PKG_SIGN_PASSPHRASE",
-            "MM_PKG_MAINTAINER",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd
     }
 }
 
@@ -192,15 +149,6 @@ pub fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         walk(dir, dir, &mut out);
     }
     out
-}
-
-/// stdout and stderr of `out`, for assertions and failure messages.
-pub fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// stdout of `out` parsed as JSON.
