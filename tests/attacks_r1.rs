@@ -69,20 +69,7 @@ fn links_to_directories_holding_packaging_paths_are_refused() {
             .collect();
         let tarball = write_release(&dir.path().join("src"), &spec);
         let out = dir.path().join("out");
-        let result = output(
-            mm_pkg()
-                .args([
-                    "build",
-                    "9.11.90",
-                    "--format",
-                    "deb",
-                    "--insecure-skip-verify",
-                ])
-                .arg("--tarball")
-                .arg(&tarball)
-                .arg("-o")
-                .arg(&out),
-        );
+        let result = build_unverified(&tarball, &out);
         let text = fails(result);
         assert!(text.contains(needle), "expected `{needle}` in:\n{text}");
         assert!(
@@ -194,6 +181,25 @@ fn a_cache_directory_mm_pkg_creates_is_private() {
 }
 
 /// `tarball` rewritten with the entry at `path` holding `size` zero bytes instead.
+/// `build 9.11.90 --format deb --insecure-skip-verify` of `tarball` into `out`: these
+/// releases are refused for what they are, not for their signature.
+fn build_unverified(tarball: &std::path::Path, out: &std::path::Path) -> std::process::Output {
+    output(
+        mm_pkg()
+            .args([
+                "build",
+                "9.11.90",
+                "--format",
+                "deb",
+                "--insecure-skip-verify",
+            ])
+            .arg("--tarball")
+            .arg(tarball)
+            .arg("-o")
+            .arg(out),
+    )
+}
+
 fn with_zero_filled(tarball: &std::path::Path, path: &str, size: u64) -> std::path::PathBuf {
     rewritten(tarball, Some((path, size)), &[])
 }
@@ -257,20 +263,7 @@ fn an_absurd_licence_file_is_refused_before_it_is_read() {
         64 << 20,
     );
     let out = dir.path().join("out");
-    let err = fails(output(
-        mm_pkg()
-            .args([
-                "build",
-                "9.11.90",
-                "--format",
-                "deb",
-                "--insecure-skip-verify",
-            ])
-            .arg("--tarball")
-            .arg(&huge)
-            .arg("-o")
-            .arg(&out),
-    ));
+    let err = fails(build_unverified(&huge, &out));
     assert!(
         err.contains("ENTERPRISE-EDITION-LICENSE.txt` is 67108864 bytes"),
         "{err}"
@@ -347,20 +340,7 @@ fn many_long_link_targets_are_refused_before_they_cost_memory_or_hours() {
             .collect();
         let tarball = rewritten(&intact, None, &links);
         let out = dir.path().join("out");
-        let err = fails(output(
-            mm_pkg()
-                .args([
-                    "build",
-                    "9.11.90",
-                    "--format",
-                    "deb",
-                    "--insecure-skip-verify",
-                ])
-                .arg("--tarball")
-                .arg(&tarball)
-                .arg("-o")
-                .arg(&out),
-        ));
+        let err = fails(build_unverified(&tarball, &out));
         assert!(err.contains(needle), "{count} links: {err}");
         assert!(packages_in(&out).is_empty());
     }
