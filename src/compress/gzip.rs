@@ -8,6 +8,7 @@
 //! on the calling thread). Runs of incompressible segments inside a block are written as
 //! stored blocks instead of being deflated.
 
+use std::cell::RefCell;
 use std::io::{self, Write};
 
 use flate2::{Compress, FlushCompress, Status};
@@ -93,14 +94,27 @@ impl Deflate {
     /// Deflates `bytes` on their own, ending with a sync flush (byte-aligned) or, when
     /// `is_final`, the final block.
     fn deflate(&self, bytes: &[u8], is_final: bool, out: &mut Vec<u8>) -> io::Result<()> {
-        let mut c = Compress::new(flate2::Compression::new(self.level), false);
+        // Each worker thread keeps its compressor (a few hundred KiB of tables) and resets it
+        // for every run instead of allocating a new one.
+        thread_local! {
+            static COMPRESSOR: RefCell<Option<(u32, Compress)>> = const { RefCell::new(None) };
+        }
+        let mut c = match COMPRESSOR.with(|slot| slot.borrow_mut().take()) {
+            Some((level, mut c)) if level == self.level => {
+                c.reset();
+                c
+            }
+            _ => Compress::new(flate2::Compression::new(self.level), false),
+        };
         run(&mut c, bytes, out, FlushCompress::None)?;
         let flush = if is_final {
             FlushCompress::Finish
         } else {
             FlushCompress::Sync
         };
-        run(&mut c, &[], out, flush)
+        run(&mut c, &[], out, flush)?;
+        COMPRESSOR.with(|slot| *slot.borrow_mut() = Some((self.level, c)));
+        Ok(())
     }
 }
 
@@ -147,7 +161,8 @@ mod tests {
     use std::io::Read;
 
     fn roundtrip(input: &[u8], threads: usize) -> Vec<u8> {
-        let mut enc = ParGzEncoder::new(Vec::new(), 6, threads).unwrap();
+        let level = crate::compress::Compression::GZIP_LEVEL;
+        let mut enc = ParGzEncoder::new(Vec::new(), level, threads).unwrap();
         for chunk in input.chunks(77_777) {
             enc.write_all(chunk).unwrap();
         }
