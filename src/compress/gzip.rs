@@ -188,6 +188,47 @@ mod tests {
         roundtrip(&input[..BLOCK], 2);
     }
 
+    /// Text like bundled JavaScript: keywords and pseudo-random identifiers.
+    fn script_like(len: usize) -> Vec<u8> {
+        let words: [&[u8]; 8] = [
+            b"function ",
+            b"return ",
+            b"const ",
+            b"this.",
+            b"props.",
+            b"=> {",
+            b"};\n",
+            b"if (",
+        ];
+        let noise = noise(len, 17);
+        let mut out = Vec::with_capacity(len + 32);
+        let mut i = 0;
+        while out.len() < len {
+            out.extend_from_slice(words[(noise[i] % 8) as usize]);
+            for b in &noise[i + 1..i + 4] {
+                out.extend_from_slice(format!("{b:02x}").as_bytes());
+            }
+            i += 4;
+        }
+        out.truncate(len);
+        out
+    }
+
+    #[test]
+    fn compressible_text_stays_within_one_percent_of_gzip_6() {
+        let input = script_like(3 * BLOCK);
+        let ours = roundtrip(&input, 2);
+        let mut reference = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        reference.write_all(&input).unwrap();
+        let reference = reference.finish().unwrap();
+        assert!(
+            (ours.len() as f64) <= reference.len() as f64 * 1.01,
+            "{} vs gzip -6 {}",
+            ours.len(),
+            reference.len()
+        );
+    }
+
     #[test]
     fn incompressible_runs_are_stored_and_the_rest_deflated() {
         let mut input = noise(2 * BLOCK + 3_333, 7);
