@@ -27,15 +27,23 @@ pub fn looks_incompressible(segment: &[u8]) -> bool {
     if segment.len() < 4096 {
         return false;
     }
-    let mut counts = [0u32; 256];
-    for &b in segment {
-        counts[b as usize] += 1;
+    // Four tables, summed after: consecutive equal bytes do not wait on one counter.
+    let mut tables = [[0u32; 256]; 4];
+    let mut quads = segment.chunks_exact(4);
+    for q in &mut quads {
+        tables[0][q[0] as usize] += 1;
+        tables[1][q[1] as usize] += 1;
+        tables[2][q[2] as usize] += 1;
+        tables[3][q[3] as usize] += 1;
+    }
+    for &b in quads.remainder() {
+        tables[0][b as usize] += 1;
     }
     let n = segment.len() as f64;
-    let bits: f64 = counts
-        .iter()
-        .filter(|&&k| k > 0)
-        .map(|&k| {
+    let bits: f64 = (0..256)
+        .map(|i| tables.iter().map(|t| t[i]).sum::<u32>())
+        .filter(|&k| k > 0)
+        .map(|k| {
             let p = f64::from(k) / n;
             -p * p.log2()
         })

@@ -16,7 +16,7 @@ use xz::ParXzEncoder;
 /// A payload compression codec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
-    /// gzip (level 6): every dpkg and rpm reads it.
+    /// gzip (level 5, see [`Compression::GZIP_LEVEL`]): every dpkg and rpm reads it.
     Gzip,
     /// xz (level 6).
     Xz,
@@ -27,8 +27,12 @@ pub enum Compression {
 }
 
 impl Compression {
-    /// Gzip compression level.
-    pub const GZIP_LEVEL: u32 = 6;
+    /// Gzip compression level. Level 5 searches a quarter of level 6's match chains: on text,
+    /// up to a quarter less CPU (about 1 CPU s of 5.6 on the benchmark release) for output
+    /// 0.1% (benchmark release) to 1.5% (minified JavaScript alone) larger than level 6's on
+    /// the bytes it compresses; with incompressible segments stored, the .deb stays within 1%
+    /// of `gzip -6` (see README).
+    pub const GZIP_LEVEL: u32 = 5;
     /// Xz preset.
     pub const XZ_LEVEL: u32 = 6;
     /// Zstd level.
