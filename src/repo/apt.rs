@@ -1,15 +1,16 @@
 //! The apt side of a repository: `Packages` indexes (plain, `.gz`, `.xz`), their by-hash
-//! copies, and the `Release` file that `InRelease` and `Release.gpg` sign.
+//! copies, and the `Release` file that `InRelease` and `Release.gpg` sign. The compressed
+//! indexes are built from chunks ([`super::chunks`]) so that an update recompresses little.
 //!
 //! Layout under `DIR/apt/`: `pool/<component>/<letter>/<package>/<file>.deb` and
 //! `dists/<suite>/<component>/binary-<arch>/Packages*`.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 
 use anyhow::Result;
 use sha2::{Digest, Sha256, Sha512};
 
+use super::chunks::{ChunkCache, ChunkedText};
 use super::package::PackageInfo;
 
 /// Root of the apt repository inside the repository directory.
@@ -55,8 +56,8 @@ impl IndexFile {
 }
 
 /// Every index of `packages` (each tagged with its component): for each component and
-/// architecture, `Packages`, `Packages.gz` and `Packages.xz`.
-pub fn indexes(packages: &[(String, PackageInfo)]) -> Result<Vec<IndexFile>> {
+/// architecture, `Packages`, `Packages.gz` and `Packages.xz`, compressed through `cache`.
+pub fn indexes(packages: &[(&str, &PackageInfo)], cache: &ChunkCache) -> Result<Vec<IndexFile>> {
     let mut groups: BTreeMap<(&str, &str), Vec<&PackageInfo>> = BTreeMap::new();
     for (component, p) in packages {
         groups.entry((component, &p.arch)).or_default().push(p);
@@ -64,24 +65,27 @@ pub fn indexes(packages: &[(String, PackageInfo)]) -> Result<Vec<IndexFile>> {
     let mut files = Vec::new();
     for ((component, arch), mut list) in groups {
         list.sort_by(|a, b| (&a.name, &a.location).cmp(&(&b.name, &b.location)));
-        let text = list
-            .iter()
-            .map(|p| stanza(p))
-            .collect::<Vec<_>>()
-            .join("\n");
+        // Stanzas separated by an empty line.
+        let mut text = ChunkedText::new();
+        for (i, p) in list.iter().enumerate() {
+            let mut unit = stanza(p);
+            if i + 1 < list.len() {
+                unit.push('\n');
+            }
+            text.push(&p.location, unit.as_bytes());
+        }
         let dir = format!("{component}/binary-{arch}");
-        let bytes = text.into_bytes();
         files.push(IndexFile {
             path: format!("{dir}/Packages.gz"),
-            bytes: super::files::gzip(&bytes)?,
+            bytes: cache.gzip(&text)?,
         });
         files.push(IndexFile {
             path: format!("{dir}/Packages.xz"),
-            bytes: xz(&bytes)?,
+            bytes: cache.xz(&text)?,
         });
         files.push(IndexFile {
             path: format!("{dir}/Packages"),
-            bytes,
+            bytes: text.to_bytes(),
         });
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -158,11 +162,4 @@ pub fn without_date(release: &str) -> String {
         .filter(|l| !l.starts_with("Date:"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// xz at level 6 with a CRC64 check (what apt reads everywhere).
-fn xz(bytes: &[u8]) -> Result<Vec<u8>> {
-    let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 6);
-    xz.write_all(bytes)?;
-    Ok(xz.finish()?)
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::files::{PRIVATE_DIR, write_atomic};
+use super::files::{Batch, PRIVATE_DIR};
 use super::package::{PackageInfo, check_token};
 use super::{AddReport, RepoOptions, Reported, apt, version, yum};
 use super::{DEFAULT_LABEL, DEFAULT_ORIGIN, DEFAULT_SUITE};
@@ -112,7 +112,8 @@ pub(super) fn load_state(dir: &Path, options: &RepoOptions) -> Result<State> {
     Ok(state)
 }
 
-pub(super) fn save_state(dir: &Path, state: &State) -> Result<()> {
+/// Stages the state file of the repository at `dir` in `batch`.
+pub(super) fn save_state(batch: &mut Batch, dir: &Path, state: &State) -> Result<()> {
     // Sorted, so that the same packages give the same state whatever the order they came in.
     let mut state = state.clone();
     state
@@ -124,7 +125,7 @@ pub(super) fn save_state(dir: &Path, state: &State) -> Result<()> {
     let state = &state;
     let mut bytes = serde_json::to_vec(state)?;
     bytes.push(b'\n');
-    write_atomic(&state_path(dir), &bytes)?;
+    batch.write(&state_path(dir), &bytes)?;
     Ok(())
 }
 
