@@ -36,21 +36,31 @@ pub struct IndexFile {
     pub path: String,
     /// Contents.
     pub bytes: Vec<u8>,
+    /// SHA-256 of the contents, lower-case hex.
+    pub sha256: String,
+    /// SHA-512 of the contents, lower-case hex.
+    pub sha512: String,
 }
 
 impl IndexFile {
+    /// The index at `path` holding `bytes`, digested once.
+    pub fn new(path: String, bytes: Vec<u8>) -> Self {
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let sha512 = hex::encode(Sha512::digest(&bytes));
+        IndexFile {
+            path,
+            bytes,
+            sha256,
+            sha512,
+        }
+    }
+
     /// Paths of the by-hash copies apt fetches when `Acquire-By-Hash: yes`.
     pub fn by_hash_paths(&self) -> [String; 2] {
         let dir = self.path.rsplit_once('/').map_or("", |(d, _)| d);
         [
-            format!(
-                "{dir}/by-hash/SHA256/{}",
-                hex::encode(Sha256::digest(&self.bytes))
-            ),
-            format!(
-                "{dir}/by-hash/SHA512/{}",
-                hex::encode(Sha512::digest(&self.bytes))
-            ),
+            format!("{dir}/by-hash/SHA256/{}", self.sha256),
+            format!("{dir}/by-hash/SHA512/{}", self.sha512),
         ]
     }
 }
@@ -75,18 +85,15 @@ pub fn indexes(packages: &[(&str, &PackageInfo)], cache: &ChunkCache) -> Result<
             text.push(&p.location, unit.as_bytes());
         }
         let dir = format!("{component}/binary-{arch}");
-        files.push(IndexFile {
-            path: format!("{dir}/Packages.gz"),
-            bytes: cache.gzip(&text)?,
-        });
-        files.push(IndexFile {
-            path: format!("{dir}/Packages.xz"),
-            bytes: cache.xz(&text)?,
-        });
-        files.push(IndexFile {
-            path: format!("{dir}/Packages"),
-            bytes: text.to_bytes(),
-        });
+        files.push(IndexFile::new(
+            format!("{dir}/Packages.gz"),
+            cache.gzip(&text)?,
+        ));
+        files.push(IndexFile::new(
+            format!("{dir}/Packages.xz"),
+            cache.xz(&text)?,
+        ));
+        files.push(IndexFile::new(format!("{dir}/Packages"), text.to_bytes()));
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
@@ -144,13 +151,11 @@ pub fn release(meta: &ReleaseMeta, files: &[IndexFile]) -> String {
     );
     out.push_str("SHA256:\n");
     for f in files {
-        let h = hex::encode(Sha256::digest(&f.bytes));
-        out.push_str(&format!(" {h} {:>16} {}\n", f.bytes.len(), f.path));
+        out.push_str(&format!(" {} {:>16} {}\n", f.sha256, f.bytes.len(), f.path));
     }
     out.push_str("SHA512:\n");
     for f in files {
-        let h = hex::encode(Sha512::digest(&f.bytes));
-        out.push_str(&format!(" {h} {:>16} {}\n", f.bytes.len(), f.path));
+        out.push_str(&format!(" {} {:>16} {}\n", f.sha512, f.bytes.len(), f.path));
     }
     out
 }

@@ -27,7 +27,7 @@ pub const TARGET: usize = 32 * 1024;
 /// The cache file under [`PRIVATE_DIR`].
 const CACHE_FILE: &str = "index-chunks";
 /// First bytes of the cache file; a new compression setting needs a new one.
-const MAGIC: &[u8] = b"mm-pkg index chunks 1 (deflate 9, lzma2 6)\n";
+const MAGIC: &[u8] = b"mm-pkg index chunks 1 (deflate 9, lzma2 6, crc32)\n";
 /// xz preset of each block.
 const XZ_PRESET: u32 = 6;
 /// Largest LZMA2 dictionary (preset 6's).
@@ -178,7 +178,7 @@ impl ChunkCache {
             out.extend_from_slice(&(piece.bytes.len() as u64).to_le_bytes());
             out.extend_from_slice(&piece.bytes);
         }
-        out.extend_from_slice(&Sha256::digest(&out));
+        out.extend_from_slice(&crc32fast::hash(&out).to_le_bytes());
         batch.write(&self.path, &out)?;
         Ok(())
     }
@@ -206,8 +206,8 @@ impl ChunkCache {
 /// The entries of a cache file; `None` when it is not one this version wrote whole.
 fn parse(bytes: &[u8]) -> Option<HashMap<Key, Piece>> {
     let body = bytes.strip_prefix(MAGIC)?;
-    let (body, sum) = body.split_at_checked(body.len().checked_sub(32)?)?;
-    if Sha256::digest(&bytes[..bytes.len() - 32]).as_slice() != sum {
+    let (body, sum) = body.split_at_checked(body.len().checked_sub(4)?)?;
+    if crc32fast::hash(&bytes[..bytes.len() - 4]).to_le_bytes() != sum {
         return None;
     }
     let mut map = HashMap::new();

@@ -12,7 +12,7 @@ use super::apt::IndexFile;
 use super::chunks::ChunkCache;
 use super::files::{self, Batch};
 use super::package::PackageInfo;
-use super::state::{State, save_state};
+use super::state::{State, encode_state, state_path};
 use super::yum::RepoData;
 use super::{AddReport, RepoOptions, apt, client, yum};
 use crate::sign::Signer;
@@ -34,14 +34,15 @@ pub(super) fn publish(
         .map(|e| (e.component.as_str(), &e.info))
         .collect();
     let rpms: Vec<&PackageInfo> = state.rpm.iter().map(|e| &e.info).collect();
-    // The apt indexes are made on a second thread while the yum side is.
-    let (indexes, data) = std::thread::scope(|scope| -> Result<_> {
+    // The apt indexes and the state file are made on other threads while the yum side is.
+    let (indexes, data, state_bytes) = std::thread::scope(|scope| -> Result<_> {
         let apt = scope.spawn(|| apt::indexes(&debs, &cache));
+        let encoded = scope.spawn(|| encode_state(state));
         let yum = yum::repodata(&rpms, &cache);
-        let indexes = apt
-            .join()
-            .map_err(|_| anyhow::anyhow!("the apt index thread panicked"))?;
-        Ok((indexes?, yum?))
+        let panicked = |_| anyhow::anyhow!("an index thread panicked");
+        let indexes = apt.join().map_err(panicked)?;
+        let encoded = encoded.join().map_err(panicked)?;
+        Ok((indexes?, yum?, encoded?))
     })?;
     let dists = dir
         .join(apt::APT_DIR)
@@ -51,7 +52,7 @@ pub(super) fn publish(
 
     // 1. What no published file names yet: the state, indexes under their hashes.
     let mut batch = Batch::new(dir)?;
-    save_state(&mut batch, dir, state)?;
+    batch.write(&state_path(dir), &state_bytes)?;
     if !state.deb.is_empty() {
         for index in &indexes {
             for by_hash in index.by_hash_paths() {

@@ -21,20 +21,20 @@ const NS_RPM: &str = "http://linux.duke.edu/metadata/rpm";
 pub struct RepoData {
     /// `primary`, `filelists`, `other`.
     pub kind: &'static str,
-    /// The XML before compression.
-    pub open: Vec<u8>,
+    /// Size of the XML before compression.
+    pub open_size: usize,
+    /// SHA-256 of the XML before compression, lower-case hex.
+    pub open_sha256: String,
     /// The gzip file.
     pub gz: Vec<u8>,
+    /// SHA-256 of the gzip file, lower-case hex.
+    pub sha256: String,
 }
 
 impl RepoData {
     /// `repodata/<sha256>-<kind>.xml.gz`.
     pub fn location(&self) -> String {
-        format!(
-            "repodata/{}-{}.xml.gz",
-            hex::encode(Sha256::digest(&self.gz)),
-            self.kind
-        )
+        format!("repodata/{}-{}.xml.gz", self.sha256, self.kind)
     }
 }
 
@@ -92,10 +92,13 @@ pub fn repodata(packages: &[&PackageInfo], cache: &ChunkCache) -> Result<Vec<Rep
     .zip(texts)
     {
         text.push_alone(end.as_bytes());
+        let (gz, open) = (cache.gzip(&text)?, text.to_bytes());
         out.push(RepoData {
             kind,
-            gz: cache.gzip(&text)?,
-            open: text.to_bytes(),
+            open_size: open.len(),
+            open_sha256: hex::encode(Sha256::digest(&open)),
+            sha256: hex::encode(Sha256::digest(&gz)),
+            gz,
         });
     }
     Ok(out)
@@ -228,11 +231,11 @@ pub fn repomd(data: &[RepoData], date: u64) -> String {
              <open-checksum type=\"sha256\">{}</open-checksum>\n    <location href=\"{}\"/>\n    \
              <timestamp>{date}</timestamp>\n    <size>{}</size>\n    <open-size>{}</open-size>\n  </data>\n",
             d.kind,
-            hex::encode(Sha256::digest(&d.gz)),
-            hex::encode(Sha256::digest(&d.open)),
+            d.sha256,
+            d.open_sha256,
             d.location(),
             d.gz.len(),
-            d.open.len()
+            d.open_size
         );
     }
     out.push_str("</repomd>\n");
