@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use flate2::{Compress, FlushCompress};
@@ -106,8 +106,8 @@ type Key = (Kind, [u8; 32]);
 /// Compressed chunks of earlier runs, and the ones this run uses.
 pub struct ChunkCache {
     path: PathBuf,
-    known: HashMap<Key, Piece>,
-    used: Mutex<BTreeMap<Key, Piece>>,
+    known: HashMap<Key, Arc<Piece>>,
+    used: Mutex<BTreeMap<Key, Arc<Piece>>>,
 }
 
 impl ChunkCache {
@@ -184,7 +184,7 @@ impl ChunkCache {
     }
 
     /// The compressed `chunk`, from the cache or compressed now.
-    fn piece(&self, kind: Kind, chunk: &[u8]) -> Result<Piece> {
+    fn piece(&self, kind: Kind, chunk: &[u8]) -> Result<Arc<Piece>> {
         let key = (kind, Sha256::digest(chunk).into());
         let cached = self.known.get(&key).cloned().or_else(|| {
             let used = self.used.lock().expect("chunk cache lock");
@@ -192,19 +192,19 @@ impl ChunkCache {
         });
         let piece = match cached {
             Some(piece) => piece,
-            None => match kind {
+            None => Arc::new(match kind {
                 Kind::Deflate => deflate(chunk)?,
                 Kind::Xz => xz_block(chunk)?,
-            },
+            }),
         };
         let mut used = self.used.lock().expect("chunk cache lock");
-        used.insert(key, piece.clone());
+        used.insert(key, Arc::clone(&piece));
         Ok(piece)
     }
 }
 
 /// The entries of a cache file; `None` when it is not one this version wrote whole.
-fn parse(bytes: &[u8]) -> Option<HashMap<Key, Piece>> {
+fn parse(bytes: &[u8]) -> Option<HashMap<Key, Arc<Piece>>> {
     let body = bytes.strip_prefix(MAGIC)?;
     let (body, sum) = body.split_at_checked(body.len().checked_sub(4)?)?;
     if crc32fast::hash(&bytes[..bytes.len() - 4]).to_le_bytes() != sum {
@@ -227,7 +227,7 @@ fn parse(bytes: &[u8]) -> Option<HashMap<Key, Piece>> {
             bytes: piece.to_vec(),
             unpadded,
         };
-        map.insert((kind, hash), piece);
+        map.insert((kind, hash), Arc::new(piece));
         rest = tail;
     }
     Some(map)

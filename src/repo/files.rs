@@ -48,7 +48,9 @@ impl Batch {
     /// Stages `bytes` for `path`; does nothing when `path` already holds exactly these
     /// bytes. Returns whether it will write.
     pub fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<bool> {
-        if fs::read(path).is_ok_and(|old| old == bytes) {
+        // Read back only a file of the same size: most changed files change size.
+        let same_size = fs::metadata(path).is_ok_and(|m| m.len() == bytes.len() as u64);
+        if same_size && fs::read(path).is_ok_and(|old| old == bytes) {
             return Ok(false);
         }
         let (mut file, tmp) = self.create(path)?;
