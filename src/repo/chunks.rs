@@ -4,11 +4,12 @@
 //! chunks cut after a package whose key hashes low enough (so about every [`TARGET`] bytes).
 //! Where a cut falls depends only on that package, so adding or removing one package changes
 //! the chunk it belongs to and moves no other cut. Each chunk is compressed on its own: as a
-//! deflate run that ends byte-aligned (the chunks of an index then form one gzip member, as
-//! `pigz --independent` writes it) and as one xz block (the chunks form one xz stream with one
-//! block each). [`ChunkCache`] keeps the compressed chunks between runs in
-//! `.mm-pkg/index-chunks`, keyed by the SHA-256 of their text, so a run compresses only chunks
-//! it has not seen. The bytes written depend only on the index text, never on what the cache
+//! deflate run that ends byte-aligned and may refer back into the 32 KiB before it (the
+//! chunks of an index then form one gzip member, as `pigz` writes it), and as one xz block
+//! (the chunks form one xz stream with one block each). [`ChunkCache`] keeps the compressed
+//! chunks between runs in `.mm-pkg/index-chunks`, keyed by the SHA-256 of what they depend
+//! on, so a run compresses only chunks it has not seen (for gzip, also the one after a
+//! changed chunk). The bytes written depend only on the index text, never on what the cache
 //! held: the same packages give the same indexes.
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,13 +28,15 @@ pub const TARGET: usize = 32 * 1024;
 /// The cache file under [`PRIVATE_DIR`].
 const CACHE_FILE: &str = "index-chunks";
 /// First bytes of the cache file; a new compression setting needs a new one.
-const MAGIC: &[u8] = b"mm-pkg index chunks 1 (deflate 9, lzma2 6, crc32)\n";
+const MAGIC: &[u8] = b"mm-pkg index chunks 2 (deflate 9 primed, lzma2 6, crc32)\n";
 /// xz preset of each block.
 const XZ_PRESET: u32 = 6;
 /// Largest LZMA2 dictionary (preset 6's).
 const XZ_MAX_DICT: usize = 8 << 20;
 /// xz stream flags: check type CRC32.
 const XZ_FLAGS: [u8; 2] = [0x00, 0x01];
+/// How far back a deflate stream refers.
+const WINDOW: usize = 32 * 1024;
 /// gzip member header: no name, no time stamp, maximum compression, Unix.
 const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 2, 3];
 /// The final, empty deflate block (fixed Huffman, end of block) that closes a gzip member.
@@ -103,7 +106,8 @@ struct Piece {
 
 type Key = (Kind, [u8; 32]);
 
-/// Compressed chunks of earlier runs, and the ones this run uses.
+/// Compressed chunks of earlier runs, and the ones this run uses. A deflate chunk is keyed by
+/// its text and the 32 KiB before it (which it may refer to), an xz block by its text.
 pub struct ChunkCache {
     path: PathBuf,
     known: HashMap<Key, Arc<Piece>>,
@@ -131,10 +135,14 @@ impl ChunkCache {
         let mut out = GZIP_HEADER.to_vec();
         let mut crc = crc32fast::Hasher::new();
         let mut size = 0u64;
+        // The text before a chunk, of which deflate sees the last 32 KiB as it decodes it.
+        let mut before: Vec<u8> = Vec::new();
         for chunk in &text.chunks {
-            out.extend_from_slice(&self.piece(Kind::Deflate, chunk)?.bytes);
+            let window = &before[before.len().saturating_sub(WINDOW)..];
+            out.extend_from_slice(&self.piece(Kind::Deflate, window, chunk)?.bytes);
             crc.update(chunk);
             size += chunk.len() as u64;
+            before.extend_from_slice(chunk);
         }
         out.extend_from_slice(&DEFLATE_END);
         out.extend_from_slice(&crc.finalize().to_le_bytes());
@@ -150,7 +158,7 @@ impl ChunkCache {
         let mut index = vec![0x00];
         varint(text.chunks.len() as u64, &mut index);
         for chunk in &text.chunks {
-            let piece = self.piece(Kind::Xz, chunk)?;
+            let piece = self.piece(Kind::Xz, &[], chunk)?;
             out.extend_from_slice(&piece.bytes);
             varint(piece.unpadded, &mut index);
             varint(chunk.len() as u64, &mut index);
@@ -183,9 +191,14 @@ impl ChunkCache {
         Ok(())
     }
 
-    /// The compressed `chunk`, from the cache or compressed now.
-    fn piece(&self, kind: Kind, chunk: &[u8]) -> Result<Arc<Piece>> {
-        let key = (kind, Sha256::digest(chunk).into());
+    /// The compressed `chunk` (that follows `window` in a deflate stream), from the cache or
+    /// compressed now.
+    fn piece(&self, kind: Kind, window: &[u8], chunk: &[u8]) -> Result<Arc<Piece>> {
+        let mut hash = Sha256::new();
+        hash.update((window.len() as u64).to_le_bytes());
+        hash.update(window);
+        hash.update(chunk);
+        let key = (kind, hash.finalize().into());
         let cached = self.known.get(&key).cloned().or_else(|| {
             let used = self.used.lock().expect("chunk cache lock");
             used.get(&key).cloned()
@@ -193,7 +206,7 @@ impl ChunkCache {
         let piece = match cached {
             Some(piece) => piece,
             None => Arc::new(match kind {
-                Kind::Deflate => deflate(chunk)?,
+                Kind::Deflate => deflate(window, chunk)?,
                 Kind::Xz => xz_block(chunk)?,
             }),
         };
@@ -233,9 +246,14 @@ fn parse(bytes: &[u8]) -> Option<HashMap<Key, Arc<Piece>>> {
     Some(map)
 }
 
-/// `chunk` deflated at level 9 on its own, ending with a sync flush (byte-aligned, not final).
-fn deflate(chunk: &[u8]) -> Result<Piece> {
+/// `chunk` deflated at level 9, ending with a sync flush (byte-aligned, not final); it may
+/// refer back into `window`, the text the decoder has just produced before it.
+fn deflate(window: &[u8], chunk: &[u8]) -> Result<Piece> {
     let mut c = Compress::new(flate2::Compression::best(), false);
+    if !window.is_empty() {
+        c.set_dictionary(window)
+            .context("priming deflate with the text before")?;
+    }
     let mut out = Vec::with_capacity(chunk.len() / 2 + 1024);
     loop {
         if out.capacity() - out.len() < 1024 {
@@ -433,7 +451,7 @@ mod tests {
         };
         let (gz, xz) = (cache.gzip(&text).unwrap(), cache.xz(&text).unwrap());
         assert!(
-            gz.len() * 100 <= whole_gz.len() * 110,
+            gz.len() * 100 <= whole_gz.len() * 103,
             "{} vs {}",
             gz.len(),
             whole_gz.len()
