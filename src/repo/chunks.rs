@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Context, Result};
 use flate2::{Compress, FlushCompress};
@@ -48,6 +48,8 @@ pub struct ChunkedText {
     chunks: Vec<Vec<u8>>,
     /// Whether the last chunk takes more units.
     open: bool,
+    /// SHA-256 of each chunk, computed once (both codecs key their pieces by it).
+    hashes: OnceLock<Vec<[u8; 32]>>,
 }
 
 impl ChunkedText {
@@ -61,6 +63,7 @@ impl ChunkedText {
     pub fn push_alone(&mut self, bytes: &[u8]) {
         self.chunks.push(bytes.to_vec());
         self.open = false;
+        self.hashes = OnceLock::new();
     }
 
     /// Appends one package's `bytes`; the chunk ends after them when `key` (what identifies
@@ -71,6 +74,17 @@ impl ChunkedText {
             _ => self.chunks.push(bytes.to_vec()),
         }
         self.open = !cut_after(key, bytes.len());
+        self.hashes = OnceLock::new();
+    }
+
+    /// SHA-256 of each chunk.
+    fn hashes(&self) -> &[[u8; 32]] {
+        self.hashes.get_or_init(|| {
+            self.chunks
+                .iter()
+                .map(|c| Sha256::digest(c).into())
+                .collect()
+        })
     }
 
     /// The whole text.
@@ -106,8 +120,9 @@ struct Piece {
 
 type Key = (Kind, [u8; 32]);
 
-/// Compressed chunks of earlier runs, and the ones this run uses. A deflate chunk is keyed by
-/// its text and the 32 KiB before it (which it may refer to), an xz block by its text.
+/// Compressed chunks of earlier runs, and the ones this run uses. An xz block is keyed by the
+/// SHA-256 of its text; a deflate chunk by that of its text and of the chunks within 32 KiB
+/// before it (which it may refer to).
 pub struct ChunkCache {
     path: PathBuf,
     known: HashMap<Key, Arc<Piece>>,
@@ -135,14 +150,25 @@ impl ChunkCache {
         let mut out = GZIP_HEADER.to_vec();
         let mut crc = crc32fast::Hasher::new();
         let mut size = 0u64;
-        // The text before a chunk, of which deflate sees the last 32 KiB as it decodes it.
-        let mut before: Vec<u8> = Vec::new();
-        for chunk in &text.chunks {
-            let window = &before[before.len().saturating_sub(WINDOW)..];
-            out.extend_from_slice(&self.piece(Kind::Deflate, window, chunk)?.bytes);
+        let hashes = text.hashes();
+        for (i, chunk) in text.chunks.iter().enumerate() {
+            // The chunks before this one that deflate still sees (32 KiB back) as it decodes.
+            let mut first = i;
+            let mut seen = 0;
+            while first > 0 && seen < WINDOW {
+                first -= 1;
+                seen += text.chunks[first].len();
+            }
+            let window = || {
+                let before = text.chunks[first..i].concat();
+                before[before.len().saturating_sub(WINDOW)..].to_vec()
+            };
+            let piece = self.piece(Kind::Deflate, &hashes[first..=i], || {
+                deflate(&window(), chunk)
+            })?;
+            out.extend_from_slice(&piece.bytes);
             crc.update(chunk);
             size += chunk.len() as u64;
-            before.extend_from_slice(chunk);
         }
         out.extend_from_slice(&DEFLATE_END);
         out.extend_from_slice(&crc.finalize().to_le_bytes());
@@ -157,8 +183,8 @@ impl ChunkCache {
         out.extend_from_slice(&crc32fast::hash(&XZ_FLAGS).to_le_bytes());
         let mut index = vec![0x00];
         varint(text.chunks.len() as u64, &mut index);
-        for chunk in &text.chunks {
-            let piece = self.piece(Kind::Xz, &[], chunk)?;
+        for (chunk, hash) in text.chunks.iter().zip(text.hashes()) {
+            let piece = self.piece(Kind::Xz, std::slice::from_ref(hash), || xz_block(chunk))?;
             out.extend_from_slice(&piece.bytes);
             varint(piece.unpadded, &mut index);
             varint(chunk.len() as u64, &mut index);
@@ -191,24 +217,25 @@ impl ChunkCache {
         Ok(())
     }
 
-    /// The compressed `chunk` (that follows `window` in a deflate stream), from the cache or
-    /// compressed now.
-    fn piece(&self, kind: Kind, window: &[u8], chunk: &[u8]) -> Result<Arc<Piece>> {
-        let mut hash = Sha256::new();
-        hash.update((window.len() as u64).to_le_bytes());
-        hash.update(window);
-        hash.update(chunk);
-        let key = (kind, hash.finalize().into());
+    /// A compressed chunk, from the cache or made now by `make`; `hashes` are those of the
+    /// chunks it depends on (the chunk itself last).
+    fn piece(
+        &self,
+        kind: Kind,
+        hashes: &[[u8; 32]],
+        make: impl FnOnce() -> Result<Piece>,
+    ) -> Result<Arc<Piece>> {
+        let key = match hashes {
+            [one] => (kind, *one),
+            many => (kind, Sha256::digest(many.concat()).into()),
+        };
         let cached = self.known.get(&key).cloned().or_else(|| {
             let used = self.used.lock().expect("chunk cache lock");
             used.get(&key).cloned()
         });
         let piece = match cached {
             Some(piece) => piece,
-            None => Arc::new(match kind {
-                Kind::Deflate => deflate(window, chunk)?,
-                Kind::Xz => xz_block(chunk)?,
-            }),
+            None => Arc::new(make()?),
         };
         let mut used = self.used.lock().expect("chunk cache lock");
         used.insert(key, Arc::clone(&piece));
