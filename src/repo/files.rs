@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -20,13 +21,16 @@ const TMP_DIR: &str = "tmp";
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
 /// Files that are published together. Each is written under a temporary name in the
-/// repository's private directory (never in a published one); [`Batch::commit`] then syncs
+/// repository's private directory (never in a published one, unless that is on another file
+/// system: a rename cannot cross one); [`Batch::commit`] then syncs
 /// them all, renames them into place one right after the other and syncs the directories
 /// that changed. Once `commit` returns, the files are durable; a reader sees each one old or
 /// new, never partly written; and syncing a whole batch at once costs about one disk flush
 /// instead of one per file. Temporary files of a batch that is not committed are removed.
 pub struct Batch {
     tmp: PathBuf,
+    /// The device of `tmp`: a file for a directory on another one is written beside it.
+    tmp_dev: u64,
     /// (temporary file, target), in the order they are renamed.
     staged: Vec<(PathBuf, PathBuf)>,
     /// Directories whose entries change: synced after the renames.
@@ -38,8 +42,12 @@ impl Batch {
     pub fn new(dir: &Path) -> Result<Self> {
         let tmp = dir.join(PRIVATE_DIR).join(TMP_DIR);
         fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let tmp_dev = fs::metadata(&tmp)
+            .with_context(|| format!("reading {}", tmp.display()))?
+            .dev();
         Ok(Batch {
             tmp,
+            tmp_dev,
             staged: Vec::new(),
             dirs: BTreeSet::new(),
         })
@@ -114,7 +122,11 @@ impl Batch {
         }
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         self.dirs.insert(dir.to_path_buf());
-        let tmp = self.tmp.join(format!(
+        // A rename cannot cross file systems: for a directory mounted (or linked) elsewhere,
+        // the temporary file goes beside its target (and a killed run's is not swept).
+        let same_fs = fs::metadata(dir).map_or(true, |m| m.dev() == self.tmp_dev);
+        let tmp_dir = if same_fs { self.tmp.as_path() } else { dir };
+        let tmp = tmp_dir.join(format!(
             ".{}.tmp-{}-{}",
             to.file_name().unwrap_or_default().to_string_lossy(),
             std::process::id(),
