@@ -1,15 +1,16 @@
 //! The apt side of a repository: `Packages` indexes (plain, `.gz`, `.xz`), their by-hash
-//! copies, and the `Release` file that `InRelease` and `Release.gpg` sign.
+//! copies, and the `Release` file that `InRelease` and `Release.gpg` sign. The compressed
+//! indexes are built from chunks ([`super::chunks`]) so that an update recompresses little.
 //!
 //! Layout under `DIR/apt/`: `pool/<component>/<letter>/<package>/<file>.deb` and
 //! `dists/<suite>/<component>/binary-<arch>/Packages*`.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 
 use anyhow::Result;
 use sha2::{Digest, Sha256, Sha512};
 
+use super::chunks::{ChunkCache, ChunkedText};
 use super::package::PackageInfo;
 
 /// Root of the apt repository inside the repository directory.
@@ -35,28 +36,38 @@ pub struct IndexFile {
     pub path: String,
     /// Contents.
     pub bytes: Vec<u8>,
+    /// SHA-256 of the contents, lower-case hex.
+    pub sha256: String,
+    /// SHA-512 of the contents, lower-case hex.
+    pub sha512: String,
 }
 
 impl IndexFile {
+    /// The index at `path` holding `bytes`, digested once.
+    pub fn new(path: String, bytes: Vec<u8>) -> Self {
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let sha512 = hex::encode(Sha512::digest(&bytes));
+        IndexFile {
+            path,
+            bytes,
+            sha256,
+            sha512,
+        }
+    }
+
     /// Paths of the by-hash copies apt fetches when `Acquire-By-Hash: yes`.
     pub fn by_hash_paths(&self) -> [String; 2] {
         let dir = self.path.rsplit_once('/').map_or("", |(d, _)| d);
         [
-            format!(
-                "{dir}/by-hash/SHA256/{}",
-                hex::encode(Sha256::digest(&self.bytes))
-            ),
-            format!(
-                "{dir}/by-hash/SHA512/{}",
-                hex::encode(Sha512::digest(&self.bytes))
-            ),
+            format!("{dir}/by-hash/SHA256/{}", self.sha256),
+            format!("{dir}/by-hash/SHA512/{}", self.sha512),
         ]
     }
 }
 
 /// Every index of `packages` (each tagged with its component): for each component and
-/// architecture, `Packages`, `Packages.gz` and `Packages.xz`.
-pub fn indexes(packages: &[(String, PackageInfo)]) -> Result<Vec<IndexFile>> {
+/// architecture, `Packages`, `Packages.gz` and `Packages.xz`, compressed through `cache`.
+pub fn indexes(packages: &[(&str, &PackageInfo)], cache: &ChunkCache) -> Result<Vec<IndexFile>> {
     let mut groups: BTreeMap<(&str, &str), Vec<&PackageInfo>> = BTreeMap::new();
     for (component, p) in packages {
         groups.entry((component, &p.arch)).or_default().push(p);
@@ -64,25 +75,25 @@ pub fn indexes(packages: &[(String, PackageInfo)]) -> Result<Vec<IndexFile>> {
     let mut files = Vec::new();
     for ((component, arch), mut list) in groups {
         list.sort_by(|a, b| (&a.name, &a.location).cmp(&(&b.name, &b.location)));
-        let text = list
-            .iter()
-            .map(|p| stanza(p))
-            .collect::<Vec<_>>()
-            .join("\n");
+        // Stanzas separated by an empty line.
+        let mut text = ChunkedText::new();
+        for (i, p) in list.iter().enumerate() {
+            let mut unit = stanza(p);
+            if i + 1 < list.len() {
+                unit.push('\n');
+            }
+            text.push(&p.location, unit.as_bytes());
+        }
         let dir = format!("{component}/binary-{arch}");
-        let bytes = text.into_bytes();
-        files.push(IndexFile {
-            path: format!("{dir}/Packages.gz"),
-            bytes: super::files::gzip(&bytes)?,
-        });
-        files.push(IndexFile {
-            path: format!("{dir}/Packages.xz"),
-            bytes: xz(&bytes)?,
-        });
-        files.push(IndexFile {
-            path: format!("{dir}/Packages"),
-            bytes,
-        });
+        files.push(IndexFile::new(
+            format!("{dir}/Packages.gz"),
+            cache.gzip(&text)?,
+        ));
+        files.push(IndexFile::new(
+            format!("{dir}/Packages.xz"),
+            cache.xz(&text)?,
+        ));
+        files.push(IndexFile::new(format!("{dir}/Packages"), text.to_bytes()));
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
@@ -140,13 +151,11 @@ pub fn release(meta: &ReleaseMeta, files: &[IndexFile]) -> String {
     );
     out.push_str("SHA256:\n");
     for f in files {
-        let h = hex::encode(Sha256::digest(&f.bytes));
-        out.push_str(&format!(" {h} {:>16} {}\n", f.bytes.len(), f.path));
+        out.push_str(&format!(" {} {:>16} {}\n", f.sha256, f.bytes.len(), f.path));
     }
     out.push_str("SHA512:\n");
     for f in files {
-        let h = hex::encode(Sha512::digest(&f.bytes));
-        out.push_str(&format!(" {h} {:>16} {}\n", f.bytes.len(), f.path));
+        out.push_str(&format!(" {} {:>16} {}\n", f.sha512, f.bytes.len(), f.path));
     }
     out
 }
@@ -158,11 +167,4 @@ pub fn without_date(release: &str) -> String {
         .filter(|l| !l.starts_with("Date:"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// xz at level 6 with a CRC64 check (what apt reads everywhere).
-fn xz(bytes: &[u8]) -> Result<Vec<u8>> {
-    let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 6);
-    xz.write_all(bytes)?;
-    Ok(xz.finish()?)
 }

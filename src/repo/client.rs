@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::files::write_atomic;
+use super::files::Batch;
 use crate::sign::Signer;
 
 /// The public key, beside the repository's `apt/`.
@@ -20,8 +20,9 @@ pub const HOST_KEYRING: &str = "/etc/apt/keyrings/mattermost.asc";
 /// The URL written when no `--base-url` was given: it says what to do.
 pub const PLACEHOLDER_URL: &str = "https://REPLACE-ME.invalid/give-repo-add-a---base-url";
 
-/// Writes `mattermost.sources` (and `mattermost.asc` when signed) into `dir`.
+/// Stages `mattermost.sources` for `dir` in `batch`.
 pub fn write_client_files(
+    batch: &mut Batch,
     dir: &Path,
     suite: &str,
     base_url: Option<&str>,
@@ -45,12 +46,17 @@ pub fn write_client_files(
          # Copy this file to /etc/apt/sources.list.d/ and {KEY_FILE} to {HOST_KEYRING}.\n\
          Types: deb\nURIs: {base}/apt\nSuites: {suite}\nComponents: {components}\n{trust}"
     );
-    write_atomic(&dir.join(SOURCES_FILE), sources.as_bytes())?;
+    batch.write(&dir.join(SOURCES_FILE), sources.as_bytes())?;
     Ok(())
 }
 
-/// Writes `mattermost.repo` into `dir`: gpgcheck and repo_gpgcheck on when `signed`.
-pub fn write_yum_repo_file(dir: &Path, base_url: Option<&str>, signed: bool) -> Result<()> {
+/// Stages `mattermost.repo` for `dir` in `batch`: gpgcheck and repo_gpgcheck on when `signed`.
+pub fn write_yum_repo_file(
+    batch: &mut Batch,
+    dir: &Path,
+    base_url: Option<&str>,
+    signed: bool,
+) -> Result<()> {
     let base = base_url.unwrap_or(PLACEHOLDER_URL);
     let checks = if signed {
         format!("gpgcheck=1\nrepo_gpgcheck=1\ngpgkey={base}/{KEY_FILE}\n")
@@ -63,6 +69,6 @@ pub fn write_yum_repo_file(dir: &Path, base_url: Option<&str>, signed: bool) -> 
          [mattermost]\nname=Mattermost\nbaseurl={base}/{}\nenabled=1\n{checks}",
         super::yum::YUM_DIR
     );
-    write_atomic(&dir.join(REPO_FILE), text.as_bytes())?;
+    batch.write(&dir.join(REPO_FILE), text.as_bytes())?;
     Ok(())
 }

@@ -1,87 +1,148 @@
 //! File operations that keep a repository readable while it changes: content written under a
-//! temporary name, synced and renamed into place, never rewritten when unchanged; and the
-//! lock that serializes concurrent `repo add` runs.
+//! temporary name in the private directory, synced and renamed into place in batches, never
+//! rewritten when unchanged; and the lock that serializes concurrent `repo add` runs.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result};
 
 /// Directory inside the repository for mm-pkg's own files (state, lock); not to be published.
 pub const PRIVATE_DIR: &str = ".mm-pkg";
 
-/// Writes `bytes` to `path` atomically (temporary file, fsync, rename), creating parent
-/// directories; does nothing when `path` already holds exactly these bytes. Returns whether
-/// it wrote.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<bool> {
-    Ok(write_all_atomic(&[(path, bytes)])?[0])
+/// Directory under [`PRIVATE_DIR`] where files are written before they are renamed into place.
+const TMP_DIR: &str = "tmp";
+
+/// Tells apart the temporary files of one process.
+static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+
+/// Files that are published together. Each is written under a temporary name in the
+/// repository's private directory (never in a published one, unless that is on another file
+/// system: a rename cannot cross one); [`Batch::commit`] then syncs
+/// them all, renames them into place one right after the other and syncs the directories
+/// that changed. Once `commit` returns, the files are durable; a reader sees each one old or
+/// new, never partly written; and syncing a whole batch at once costs about one disk flush
+/// instead of one per file. Temporary files of a batch that is not committed are removed.
+pub struct Batch {
+    tmp: PathBuf,
+    /// The device of `tmp`: a file for a directory on another one is written beside it.
+    tmp_dev: u64,
+    /// (temporary file, target), in the order they are renamed.
+    staged: Vec<(PathBuf, PathBuf)>,
+    /// Directories whose entries change: synced after the renames.
+    dirs: BTreeSet<PathBuf>,
 }
 
-/// Like [`write_atomic`] for several files that belong together (`Release` and its
-/// signatures): every changed file is written and synced under a temporary name first, then
-/// all are renamed one right after the other, so a reader can only catch them out of step
-/// in the moment between two renames. Returns, per file, whether it was written.
-pub fn write_all_atomic(files: &[(&Path, &[u8])]) -> Result<Vec<bool>> {
-    let mut staged = Vec::new();
-    let mut written = Vec::new();
-    let result = (|| {
-        for (path, bytes) in files {
-            if fs::read(path).is_ok_and(|old| old == *bytes) {
-                written.push(false);
-                continue;
-            }
-            let dir = path.parent().context("a file path without a directory")?;
-            fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            let tmp = dir.join(format!(
-                ".{}.tmp-{}",
-                path.file_name().unwrap_or_default().to_string_lossy(),
-                std::process::id()
-            ));
-            staged.push((tmp.clone(), path.to_path_buf()));
-            let mut file =
-                File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-            file.write_all(bytes)
-                .and_then(|()| file.sync_all())
-                .with_context(|| format!("writing {}", tmp.display()))?;
-            written.push(true);
+impl Batch {
+    /// A new batch for the repository at `dir`.
+    pub fn new(dir: &Path) -> Result<Self> {
+        let tmp = dir.join(PRIVATE_DIR).join(TMP_DIR);
+        fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let tmp_dev = fs::metadata(&tmp)
+            .with_context(|| format!("reading {}", tmp.display()))?
+            .dev();
+        Ok(Batch {
+            tmp,
+            tmp_dev,
+            staged: Vec::new(),
+            dirs: BTreeSet::new(),
+        })
+    }
+
+    /// Stages `bytes` for `path`; does nothing when `path` already holds exactly these
+    /// bytes. Returns whether it will write.
+    pub fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<bool> {
+        // Read back only a file of the same size: most changed files change size.
+        let same_size = fs::metadata(path).is_ok_and(|m| m.len() == bytes.len() as u64);
+        if same_size && fs::read(path).is_ok_and(|old| old == bytes) {
+            return Ok(false);
         }
-        for (tmp, path) in &staged {
-            fs::rename(tmp, path)
-                .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+        let (mut file, tmp) = self.create(path)?;
+        file.write_all(bytes)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        Ok(true)
+    }
+
+    /// Stages a copy of `from` for `to`; returns the temporary file (to check what was
+    /// copied).
+    pub fn copy(&mut self, from: &Path, to: &Path) -> Result<PathBuf> {
+        let tmp = self.stage(to)?;
+        fs::copy(from, &tmp)
+            .with_context(|| format!("copying {} to {}", from.display(), tmp.display()))?;
+        Ok(tmp)
+    }
+
+    /// Stages a new, empty file for `to`, for the caller to fill; returns it and its
+    /// temporary path.
+    pub fn create(&mut self, to: &Path) -> Result<(File, PathBuf)> {
+        let tmp = self.stage(to)?;
+        let file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        Ok((file, tmp))
+    }
+
+    /// Syncs every staged file, renames each into place and syncs the directories whose
+    /// entries changed.
+    pub fn commit(mut self) -> Result<()> {
+        for (tmp, _) in &self.staged {
+            File::open(tmp)
+                .and_then(|f| f.sync_all())
+                .with_context(|| format!("syncing {}", tmp.display()))?;
+        }
+        let staged = std::mem::take(&mut self.staged);
+        for (i, (tmp, path)) in staged.iter().enumerate() {
+            if let Err(e) = fs::rename(tmp, path) {
+                self.staged = staged[i..].to_vec(); // removed on drop
+                return Err(e)
+                    .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()));
+            }
+        }
+        for dir in &self.dirs {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .with_context(|| format!("syncing the directory {}", dir.display()))?;
         }
         Ok(())
-    })();
-    if result.is_err() {
-        for (tmp, _) in &staged {
+    }
+
+    /// A temporary path for `to`, whose directory (and any missing parent) is created now.
+    fn stage(&mut self, to: &Path) -> Result<PathBuf> {
+        let dir = to.parent().context("a file path without a directory")?;
+        // Each directory created gets an entry in its parent: that one is synced too.
+        let mut missing = dir;
+        while !missing.exists() {
+            let Some(parent) = missing.parent() else {
+                break;
+            };
+            self.dirs.insert(parent.to_path_buf());
+            missing = parent;
+        }
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        self.dirs.insert(dir.to_path_buf());
+        // A rename cannot cross file systems: for a directory mounted (or linked) elsewhere,
+        // the temporary file goes beside its target (and a killed run's is not swept).
+        let same_fs = fs::metadata(dir).map_or(true, |m| m.dev() == self.tmp_dev);
+        let tmp_dir = if same_fs { self.tmp.as_path() } else { dir };
+        let tmp = tmp_dir.join(format!(
+            ".{}.tmp-{}-{}",
+            to.file_name().unwrap_or_default().to_string_lossy(),
+            std::process::id(),
+            SEQUENCE.fetch_add(1, Ordering::Relaxed)
+        ));
+        self.staged.push((tmp.clone(), to.to_path_buf()));
+        Ok(tmp)
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        for (tmp, _) in &self.staged {
             let _ = fs::remove_file(tmp);
         }
     }
-    result.map(|()| written)
-}
-
-/// Copies `from` to `to` atomically (temporary file, fsync, rename).
-pub fn copy_atomic(from: &Path, to: &Path) -> Result<()> {
-    let dir = to.parent().context("a file path without a directory")?;
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        to.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        fs::copy(from, &tmp)
-            .with_context(|| format!("copying {} to {}", from.display(), tmp.display()))?;
-        File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .with_context(|| format!("syncing {}", tmp.display()))?;
-        fs::rename(&tmp, to)
-            .with_context(|| format!("renaming {} to {}", tmp.display(), to.display()))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// An exclusive lock on a repository, held until dropped.
@@ -105,14 +166,6 @@ impl RepoLock {
             .with_context(|| format!("locking {}", path.display()))?;
         Ok(RepoLock { _file: file })
     }
-}
-
-/// gzip at maximum compression without a name or time stamp (reproducible), as apt-ftparchive
-/// and createrepo_c write their indexes.
-pub fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    gz.write_all(bytes)?;
-    Ok(gz.finish()?)
 }
 
 /// Removes the files under `root` (in directories named `marker`, or all when `marker` is
@@ -140,23 +193,18 @@ pub fn remove_unreferenced(root: &Path, marker: &str, referenced: &str) -> Resul
     Ok(())
 }
 
-/// Removes the temporary files (`.NAME.tmp-PID`) an interrupted run left under `dir`; called
+/// Removes the temporary files an interrupted run left in the repository at `dir`; called
 /// with the lock held, so no live run owns them.
 pub fn remove_stale_temporaries(dir: &Path) -> Result<()> {
-    let Ok(entries) = fs::read_dir(dir) else {
+    let tmp = dir.join(PRIVATE_DIR).join(TMP_DIR);
+    let Ok(entries) = fs::read_dir(&tmp) else {
         return Ok(());
     };
     for entry in entries {
-        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if entry.file_type()?.is_dir() {
-            // The private directory too: a run killed while it replaced the state file
-            // leaves `.state.json.tmp-PID` there.
-            remove_stale_temporaries(&path)?;
-        } else if name.starts_with('.') && name.contains(".tmp-") {
-            fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
-        }
+        let path = entry
+            .with_context(|| format!("listing {}", tmp.display()))?
+            .path();
+        fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
     }
     Ok(())
 }

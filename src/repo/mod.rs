@@ -9,6 +9,7 @@
 //! [`add`] as a library function.
 
 pub mod apt;
+mod chunks;
 pub mod client;
 pub mod deb;
 pub mod files;
@@ -28,10 +29,10 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
 use crate::sign::Signer;
-use files::{RepoLock, copy_atomic};
+use files::{Batch, RepoLock};
 use package::{FileDigests, PackageInfo, check_token};
 use publish::publish;
-use state::{DebEntry, RpmEntry, load_state, prune, save_state};
+use state::{DebEntry, RpmEntry, load_state, prune};
 
 /// Default `--suite`.
 pub const DEFAULT_SUITE: &str = "stable";
@@ -197,16 +198,16 @@ pub fn add(dir: &Path, files: &[PathBuf], options: &RepoOptions) -> Result<AddRe
         }
     }
 
-    // 1. Pool files, under names that never change content.
+    // 1. Pool files, under names that never change content, durable before anything names them.
+    let mut pool = Batch::new(dir)?;
     let apt_root = dir.join(apt::APT_DIR);
     for (file, entry) in &new_debs {
-        let target = apt_root.join(&entry.info.location);
-        copy_atomic(file, &target)?;
-        if FileDigests::of_file(&target)? != entry.info.digests {
+        let copy = pool.copy(file, &apt_root.join(&entry.info.location))?;
+        if FileDigests::of_file(&copy)? != entry.info.digests {
             bail!(
                 "{} changed while it was copied to {}: try again",
                 file.display(),
-                target.display()
+                copy.display()
             );
         }
     }
@@ -214,12 +215,11 @@ pub fn add(dir: &Path, files: &[PathBuf], options: &RepoOptions) -> Result<AddRe
     let signer = options.signer.as_deref();
     let mut rpm_entries = Vec::new();
     for (file, input_sha256, location) in new_rpms {
-        let target = yum_root.join(&location);
-        let signed = write_rpm_copy(&file, &target, signer)?;
+        let (signed, copy) = write_rpm_copy(&mut pool, &file, &yum_root.join(&location), signer)?;
         if signed {
             report.signed.push(format!("{}/{location}", yum::YUM_DIR));
         }
-        let (name, arch, info) = rpm::read(&target)?;
+        let (name, arch, info) = rpm::read(&copy)?;
         rpm_entries.push(RpmEntry {
             input_sha256,
             info: PackageInfo {
@@ -227,23 +227,23 @@ pub fn add(dir: &Path, files: &[PathBuf], options: &RepoOptions) -> Result<AddRe
                 version: format!("{}-{}", info.ver, info.rel),
                 arch,
                 location,
-                digests: FileDigests::of_file(&target)?,
+                digests: FileDigests::of_file(&copy)?,
                 control: Vec::new(),
                 rpm: Some(info),
             },
         });
     }
-    // 2. The state, so that an interrupted run is completed by the next one.
+    pool.commit()?;
+    // 2. The state (so that an interrupted run is completed by the next one) and the
+    // indexes; 3. Release and repomd.xml with their signatures, and the client files.
     state.deb.extend(new_debs.into_iter().map(|(_, e)| e));
     state.rpm.extend(rpm_entries);
     let pruned = match options.keep {
         Some(keep) => prune(&mut state, keep, &mut report),
         None => Vec::new(),
     };
-    save_state(dir, &state)?;
-    // 3. Indexes, Release and signatures; 4. the client files.
     publish(dir, &state, options, &mut report)?;
-    // 5. Pool files no index names any more.
+    // 4. Pool files no index names any more.
     for path in pruned {
         let path = dir.join(path);
         if path.exists() {
@@ -253,32 +253,20 @@ pub fn add(dir: &Path, files: &[PathBuf], options: &RepoOptions) -> Result<AddRe
     Ok(report)
 }
 
-/// Writes the repository's copy of the rpm `from` at `to` (signed by `signer` unless it
-/// already is), dated by its build time so that its `time file` is reproducible.
-fn write_rpm_copy(from: &Path, to: &Path, signer: Option<&Signer>) -> Result<bool> {
-    let dir = to.parent().context("an rpm path without a directory")?;
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(".rpm.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut out =
-            fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        let signed = rpm::copy_signed(from, &mut out, signer)?;
-        out.sync_all()
-            .with_context(|| format!("syncing {}", tmp.display()))?;
-        drop(out);
-        let (_, _, info) = rpm::read(&tmp)?;
-        let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(info.build_time);
-        fs::File::options()
-            .write(true)
-            .open(&tmp)
-            .and_then(|f| f.set_modified(time))
-            .with_context(|| format!("dating {}", tmp.display()))?;
-        fs::rename(&tmp, to)
-            .with_context(|| format!("renaming {} to {}", tmp.display(), to.display()))?;
-        Ok(signed)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+/// Stages in `batch` the repository's copy of the rpm `from` for `to` (signed by `signer`
+/// unless it already is), dated by its build time so that its `time file` is reproducible.
+/// Returns whether it signed, and the staged file.
+fn write_rpm_copy(
+    batch: &mut Batch,
+    from: &Path,
+    to: &Path,
+    signer: Option<&Signer>,
+) -> Result<(bool, PathBuf)> {
+    let (mut out, tmp) = batch.create(to)?;
+    let signed = rpm::copy_signed(from, &mut out, signer)?;
+    let (_, _, info) = rpm::read(&tmp)?;
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(info.build_time);
+    out.set_modified(time)
+        .with_context(|| format!("dating {}", tmp.display()))?;
+    Ok((signed, tmp))
 }

@@ -1,19 +1,24 @@
 //! Writing the indexes, their signatures and the client files from the state, in the order
-//! that keeps the repository readable: content-addressed files first, then the signed
-//! `Release`/`InRelease`/`Release.gpg` and `repomd.xml`/`repomd.xml.asc` by rename.
+//! that keeps the repository readable: the state and the content-addressed indexes first (one
+//! durable batch), then the plain-named indexes, the signed `Release`/`InRelease`/`Release.gpg`
+//! and `repomd.xml`/`repomd.xml.asc` by rename (a second batch), then older generations go.
 
 use std::fs;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::files::{self, write_atomic};
+use super::apt::IndexFile;
+use super::chunks::ChunkCache;
+use super::files::{self, Batch};
 use super::package::PackageInfo;
-use super::state::State;
+use super::state::{State, encode_state, state_path};
+use super::yum::RepoData;
 use super::{AddReport, RepoOptions, apt, client, yum};
 use crate::sign::Signer;
 
-/// Rewrites every index, `Release` and its signatures from `state`, and the client files.
+/// Saves `state` and rewrites every index, `Release`, `repomd.xml`, their signatures and the
+/// client files from it.
 pub(super) fn publish(
     dir: &Path,
     state: &State,
@@ -22,56 +27,102 @@ pub(super) fn publish(
 ) -> Result<()> {
     let signer = options.signer.as_deref();
     report.unsigned = signer.is_none();
-    if let Some(signer) = signer {
-        write_atomic(
-            &dir.join(client::KEY_FILE),
-            signer.public_armored()?.as_bytes(),
-        )?;
-    }
-    let debs: Vec<(String, PackageInfo)> = state
+    let cache = ChunkCache::load(dir);
+    let debs: Vec<(&str, &PackageInfo)> = state
         .deb
         .iter()
-        .map(|e| (e.component.clone(), e.info.clone()))
+        .map(|e| (e.component.as_str(), &e.info))
         .collect();
-    // The apt indexes (xz dominates) are compressed while the yum side is written.
-    let indexes = std::thread::scope(|scope| -> Result<_> {
-        let apt = scope.spawn(|| apt::indexes(&debs));
-        let yum = if state.rpm.is_empty() {
-            Ok(())
-        } else {
-            publish_yum(dir, state, options, report)
-        };
-        let indexes = apt
-            .join()
-            .map_err(|_| anyhow::anyhow!("the apt index thread panicked"))?;
-        yum?;
-        indexes
+    let rpms: Vec<&PackageInfo> = state.rpm.iter().map(|e| &e.info).collect();
+    // The apt indexes and the state file are made on other threads while the yum side is.
+    let (indexes, data, state_bytes) = std::thread::scope(|scope| -> Result<_> {
+        let apt = scope.spawn(|| apt::indexes(&debs, &cache));
+        let encoded = scope.spawn(|| encode_state(state));
+        let yum = yum::repodata(&rpms, &cache);
+        let panicked = |_| anyhow::anyhow!("an index thread panicked");
+        let indexes = apt.join().map_err(panicked)?;
+        let encoded = encoded.join().map_err(panicked)?;
+        Ok((indexes?, yum?, encoded?))
     })?;
-    if state.deb.is_empty() {
-        return Ok(());
-    }
     let dists = dir
         .join(apt::APT_DIR)
         .join("dists")
         .join(&state.settings.suite);
-    for index in &indexes {
-        for by_hash in index.by_hash_paths() {
-            write_atomic(&dists.join(by_hash), &index.bytes)?;
+    let yum_root = dir.join(yum::YUM_DIR);
+
+    // 1. What no published file names yet: the state, indexes under their hashes.
+    let mut batch = Batch::new(dir)?;
+    batch.write(&state_path(dir), &state_bytes)?;
+    if !state.deb.is_empty() {
+        for index in &indexes {
+            for by_hash in index.by_hash_paths() {
+                batch.write(&dists.join(by_hash), &index.bytes)?;
+            }
         }
     }
+    if !state.rpm.is_empty() {
+        for d in &data {
+            batch.write(&yum_root.join(d.location()), &d.gz)?;
+        }
+    }
+    cache.save(&mut batch)?;
+    batch.commit()?;
+
+    // 2. What clients read first, each replaced by rename.
+    let mut batch = Batch::new(dir)?;
+    if let Some(signer) = signer {
+        batch.write(
+            &dir.join(client::KEY_FILE),
+            signer.public_armored()?.as_bytes(),
+        )?;
+    }
+    let old_release = if state.deb.is_empty() {
+        None
+    } else {
+        Some(stage_apt(
+            &mut batch, dir, &dists, state, &indexes, options, report,
+        )?)
+    };
+    let old_repomd = if state.rpm.is_empty() {
+        None
+    } else {
+        Some(stage_yum(&mut batch, dir, state, &data, options, report)?)
+    };
+    batch.commit()?;
+
+    // 3. Index files of older generations go; the previous one stays for clients mid-update.
+    if let Some(keep) = old_release {
+        files::remove_unreferenced(&dists, "by-hash", &keep)?;
+    }
+    if let Some(keep) = old_repomd {
+        files::remove_unreferenced(&yum_root.join("repodata"), "", &keep)?;
+    }
+    Ok(())
+}
+
+/// Stages the plain-named indexes, `Release` and its signatures, and `mattermost.sources`;
+/// returns the previous and the new `Release` (what the by-hash files to keep are named in).
+fn stage_apt(
+    batch: &mut Batch,
+    dir: &Path,
+    dists: &Path,
+    state: &State,
+    indexes: &[IndexFile],
+    options: &RepoOptions,
+    report: &mut AddReport,
+) -> Result<String> {
+    let signer = options.signer.as_deref();
     // The plain-named indexes are renamed together with Release, right before it.
-    let plain: Vec<(std::path::PathBuf, &[u8])> = indexes
-        .iter()
-        .map(|i| (dists.join(&i.path), i.bytes.as_slice()))
-        .collect();
-    let mut batch: Vec<(&Path, &[u8])> = plain.iter().map(|(p, b)| (p.as_path(), *b)).collect();
+    for index in indexes {
+        batch.write(&dists.join(&index.path), &index.bytes)?;
+    }
     let meta = apt::ReleaseMeta {
         origin: state.settings.origin.clone(),
         label: state.settings.label.clone(),
         suite: state.settings.suite.clone(),
         date: options.date,
     };
-    let mut release = apt::release(&meta, &indexes);
+    let mut release = apt::release(&meta, indexes);
     let release_path = dists.join("Release");
     let old = fs::read_to_string(&release_path).unwrap_or_default();
     let unchanged = !old.is_empty() && apt::without_date(&old) == apt::without_date(&release);
@@ -82,69 +133,52 @@ pub(super) fn publish(
     let rel = |name: &str| format!("{}/dists/{}/{name}", apt::APT_DIR, state.settings.suite);
     let (inrelease, detached) = (dists.join("InRelease"), dists.join("Release.gpg"));
     match signer {
-        Some(signer) if unchanged && still_signed(signer, &release, &detached, &inrelease) => {
-            // Nothing changed and this key signed it: no new signature, no changed byte
-            // (plain-named indexes restored if an interrupted run left them behind).
-            files::write_all_atomic(&batch)?;
-        }
+        // Nothing changed and this key signed it: no new signature, no changed byte.
+        Some(signer) if unchanged && still_signed(signer, &release, &detached, &inrelease) => {}
         Some(signer) => {
             let clear = signer.clearsign(&release)?;
             let sig = signer.detached_armored(release.as_bytes())?;
-            batch.extend([
-                (release_path.as_path(), release.as_bytes()),
-                (detached.as_path(), sig.as_bytes()),
-                (inrelease.as_path(), clear.as_bytes()),
-            ]);
-            let written = files::write_all_atomic(&batch)?;
-            let n = written.len();
-            if written[n - 2] {
+            batch.write(&release_path, release.as_bytes())?;
+            if batch.write(&detached, sig.as_bytes())? {
                 report.signed.push(rel("Release.gpg"));
             }
-            if written[n - 1] {
+            if batch.write(&inrelease, clear.as_bytes())? {
                 report.signed.push(rel("InRelease"));
             }
         }
         None => {
             // An unsigned repository must not keep signatures of an older Release.
-            for stale in [&inrelease, &detached] {
-                if stale.exists() {
-                    fs::remove_file(stale)
-                        .with_context(|| format!("removing {}", stale.display()))?;
-                }
-            }
-            batch.push((release_path.as_path(), release.as_bytes()));
-            files::write_all_atomic(&batch)?;
+            remove_if_present(&inrelease)?;
+            remove_if_present(&detached)?;
+            batch.write(&release_path, release.as_bytes())?;
         }
     }
-    // Index files of older generations go; the previous one stays for clients mid-update.
-    let keep = format!("{old}\n{release}");
-    files::remove_unreferenced(&dists, "by-hash", &keep)?;
     let mut components: Vec<&str> = state.deb.iter().map(|e| e.component.as_str()).collect();
     components.sort();
     components.dedup();
     client::write_client_files(
+        batch,
         dir,
         &state.settings.suite,
         state.settings.base_url.as_deref(),
         &components,
         signer,
-    )
+    )?;
+    Ok(format!("{old}\n{release}"))
 }
 
-/// Writes repodata, then `repomd.xml` and `repomd.xml.asc`, and `mattermost.repo`.
-fn publish_yum(
+/// Stages `repomd.xml`, `repomd.xml.asc` and `mattermost.repo`; returns the previous and the
+/// new `repomd.xml` (what the repodata files to keep are named in).
+fn stage_yum(
+    batch: &mut Batch,
     dir: &Path,
     state: &State,
+    data: &[RepoData],
     options: &RepoOptions,
     report: &mut AddReport,
-) -> Result<()> {
+) -> Result<String> {
     let root = dir.join(yum::YUM_DIR);
-    let packages: Vec<&PackageInfo> = state.rpm.iter().map(|e| &e.info).collect();
-    let data = yum::repodata(&packages)?;
-    for d in &data {
-        write_atomic(&root.join(d.location()), &d.gz)?;
-    }
-    let mut repomd = yum::repomd(&data, options.date);
+    let mut repomd = yum::repomd(data, options.date);
     let path = root.join("repodata/repomd.xml");
     let old = fs::read_to_string(&path).unwrap_or_default();
     if !old.is_empty() && yum::without_dates(&old) == yum::without_dates(&repomd) {
@@ -156,27 +190,34 @@ fn publish_yum(
         Some(signer) if unchanged && still_signed(signer, &repomd, &asc, &asc) => {}
         Some(signer) => {
             let sig = signer.detached_armored(repomd.as_bytes())?;
-            let written =
-                files::write_all_atomic(&[(&path, repomd.as_bytes()), (&asc, sig.as_bytes())])?;
-            if written[1] {
+            batch.write(&path, repomd.as_bytes())?;
+            if batch.write(&asc, sig.as_bytes())? {
                 report
                     .signed
                     .push(format!("{}/repodata/repomd.xml.asc", yum::YUM_DIR));
             }
         }
         None => {
-            if asc.exists() {
-                fs::remove_file(&asc).with_context(|| format!("removing {}", asc.display()))?;
-            }
-            write_atomic(&path, repomd.as_bytes())?;
+            remove_if_present(&asc)?;
+            batch.write(&path, repomd.as_bytes())?;
         }
     }
-    files::remove_unreferenced(&root.join("repodata"), "", &format!("{old}\n{repomd}"))?;
     client::write_yum_repo_file(
+        batch,
         dir,
         state.settings.base_url.as_deref(),
         options.signer.is_some(),
-    )
+    )?;
+    Ok(format!("{old}\n{repomd}"))
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {}", path.display()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// True when the detached signature at `detached` verifies `text` with `signer`'s key and

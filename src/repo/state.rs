@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::files::{PRIVATE_DIR, write_atomic};
+use super::files::PRIVATE_DIR;
 use super::package::{PackageInfo, check_token};
 use super::{AddReport, RepoOptions, Reported, apt, version, yum};
 use super::{DEFAULT_LABEL, DEFAULT_ORIGIN, DEFAULT_SUITE};
@@ -112,20 +112,30 @@ pub(super) fn load_state(dir: &Path, options: &RepoOptions) -> Result<State> {
     Ok(state)
 }
 
-pub(super) fn save_state(dir: &Path, state: &State) -> Result<()> {
-    // Sorted, so that the same packages give the same state whatever the order they came in.
-    let mut state = state.clone();
-    state
+/// The state file's bytes for `state`.
+pub(super) fn encode_state(state: &State) -> Result<Vec<u8>> {
+    // Sorted, so that the same packages give the same state whatever the order they came in
+    // (borrowed: the same JSON as `State`, without copying every entry).
+    #[derive(Serialize)]
+    struct Sorted<'a> {
+        settings: &'a Settings,
+        deb: Vec<&'a DebEntry>,
+        rpm: Vec<&'a RpmEntry>,
+    }
+    let mut sorted = Sorted {
+        settings: &state.settings,
+        deb: state.deb.iter().collect(),
+        rpm: state.rpm.iter().collect(),
+    };
+    sorted
         .deb
         .sort_by(|a, b| a.info.location.cmp(&b.info.location));
-    state
+    sorted
         .rpm
         .sort_by(|a, b| a.info.location.cmp(&b.info.location));
-    let state = &state;
-    let mut bytes = serde_json::to_vec(state)?;
+    let mut bytes = serde_json::to_vec(&sorted)?;
     bytes.push(b'\n');
-    write_atomic(&state_path(dir), &bytes)?;
-    Ok(())
+    Ok(bytes)
 }
 
 /// Drops all but the newest `keep` versions of each package and architecture from `state`;

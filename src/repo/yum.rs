@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use anyhow::Result;
 use sha2::{Digest, Sha256};
 
+use super::chunks::{ChunkCache, ChunkedText};
 use super::package::PackageInfo;
 use super::rpm::{Dep, RpmInfo, is_primary_file};
 
@@ -20,20 +21,20 @@ const NS_RPM: &str = "http://linux.duke.edu/metadata/rpm";
 pub struct RepoData {
     /// `primary`, `filelists`, `other`.
     pub kind: &'static str,
-    /// The XML before compression.
-    pub open: Vec<u8>,
+    /// Size of the XML before compression.
+    pub open_size: usize,
+    /// SHA-256 of the XML before compression, lower-case hex.
+    pub open_sha256: String,
     /// The gzip file.
     pub gz: Vec<u8>,
+    /// SHA-256 of the gzip file, lower-case hex.
+    pub sha256: String,
 }
 
 impl RepoData {
     /// `repodata/<sha256>-<kind>.xml.gz`.
     pub fn location(&self) -> String {
-        format!(
-            "repodata/{}-{}.xml.gz",
-            hex::encode(Sha256::digest(&self.gz)),
-            self.kind
-        )
+        format!("repodata/{}-{}.xml.gz", self.sha256, self.kind)
     }
 }
 
@@ -58,32 +59,65 @@ fn rpm_of(p: &PackageInfo) -> &RpmInfo {
     p.rpm.as_ref().expect("yum packages carry rpm metadata")
 }
 
-/// primary, filelists and other for `packages` (sorted by name, then location).
-pub fn repodata(packages: &[&PackageInfo]) -> Result<Vec<RepoData>> {
+/// primary, filelists and other for `packages` (sorted by name, then location), compressed
+/// through `cache`.
+pub fn repodata(packages: &[&PackageInfo], cache: &ChunkCache) -> Result<Vec<RepoData>> {
     let mut list = packages.to_vec();
     list.sort_by(|a, b| (&a.name, &a.location).cmp(&(&b.name, &b.location)));
     let n = list.len();
-    let mut primary = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<metadata xmlns=\"{NS_COMMON}\" xmlns:rpm=\"{NS_RPM}\" packages=\"{n}\">\n"
-    );
-    let mut filelists = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<filelists xmlns=\"http://linux.duke.edu/metadata/filelists\" packages=\"{n}\">\n"
-    );
-    let mut other = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<otherdata xmlns=\"http://linux.duke.edu/metadata/other\" packages=\"{n}\">\n"
-    );
+    let mut texts = [
+        format!("<metadata xmlns=\"{NS_COMMON}\" xmlns:rpm=\"{NS_RPM}\" packages=\"{n}\">\n"),
+        format!(
+            "<filelists xmlns=\"http://linux.duke.edu/metadata/filelists\" packages=\"{n}\">\n"
+        ),
+        format!("<otherdata xmlns=\"http://linux.duke.edu/metadata/other\" packages=\"{n}\">\n"),
+    ]
+    .map(|head| {
+        let mut text = ChunkedText::new();
+        text.push_alone(format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{head}").as_bytes());
+        text
+    });
     for p in list {
-        let r = rpm_of(p);
-        let id = &p.digests.sha256;
-        let version = format!(
-            "<version epoch=\"{}\" ver=\"{}\" rel=\"{}\"/>",
-            esc(&r.epoch),
-            esc(&r.ver),
-            esc(&r.rel)
-        );
-        let _ = write!(
-            primary,
-            "<package type=\"rpm\">\n  <name>{}</name>\n  <arch>{}</arch>\n  {version}\n  \
+        for (text, fragment) in texts.iter_mut().zip(fragments(p)) {
+            text.push(&p.location, fragment.as_bytes());
+        }
+    }
+    let mut out = Vec::new();
+    for ((kind, end), mut text) in [
+        ("primary", "</metadata>\n"),
+        ("filelists", "</filelists>\n"),
+        ("other", "</otherdata>\n"),
+    ]
+    .into_iter()
+    .zip(texts)
+    {
+        text.push_alone(end.as_bytes());
+        let (gz, open) = (cache.gzip(&text)?, text.to_bytes());
+        out.push(RepoData {
+            kind,
+            open_size: open.len(),
+            open_sha256: hex::encode(Sha256::digest(&open)),
+            sha256: hex::encode(Sha256::digest(&gz)),
+            gz,
+        });
+    }
+    Ok(out)
+}
+
+/// The `<package>` elements of `p` in primary, filelists and other.
+fn fragments(p: &PackageInfo) -> [String; 3] {
+    let (mut primary, mut filelists, mut other) = (String::new(), String::new(), String::new());
+    let r = rpm_of(p);
+    let id = &p.digests.sha256;
+    let version = format!(
+        "<version epoch=\"{}\" ver=\"{}\" rel=\"{}\"/>",
+        esc(&r.epoch),
+        esc(&r.ver),
+        esc(&r.rel)
+    );
+    let _ = write!(
+        primary,
+        "<package type=\"rpm\">\n  <name>{}</name>\n  <arch>{}</arch>\n  {version}\n  \
              <checksum type=\"sha256\" pkgid=\"YES\">{id}</checksum>\n  <summary>{}</summary>\n  \
              <description>{}</description>\n  <packager>{}</packager>\n  <url>{}</url>\n  \
              <time file=\"{}\" build=\"{}\"/>\n  <size package=\"{}\" installed=\"{}\" archive=\"{}\"/>\n  \
@@ -91,88 +125,71 @@ pub fn repodata(packages: &[&PackageInfo]) -> Result<Vec<RepoData>> {
              <rpm:vendor>{}</rpm:vendor>\n    <rpm:group>{}</rpm:group>\n    \
              <rpm:buildhost>{}</rpm:buildhost>\n    <rpm:sourcerpm>{}</rpm:sourcerpm>\n    \
              <rpm:header-range start=\"{}\" end=\"{}\"/>\n",
-            esc(&p.name),
-            esc(&p.arch),
-            esc(&r.summary),
-            esc(&r.description),
-            esc(&r.packager),
-            esc(&r.url),
-            r.build_time,
-            r.build_time,
-            p.digests.size,
-            r.installed_size,
-            r.archive_size,
-            esc(&p.location),
-            esc(&r.license),
-            esc(&r.vendor),
-            esc(&r.group),
-            esc(&r.buildhost),
-            esc(&r.sourcerpm),
-            r.header_range.0,
-            r.header_range.1,
-        );
-        for (name, deps) in [
-            ("provides", &r.provides),
-            ("requires", &r.requires),
-            ("conflicts", &r.conflicts),
-            ("obsoletes", &r.obsoletes),
-            ("recommends", &r.recommends),
-            ("suggests", &r.suggests),
-        ] {
-            if deps.is_empty() {
-                continue;
-            }
-            let _ = writeln!(primary, "    <rpm:{name}>");
-            for d in deps {
-                let _ = writeln!(primary, "      {}", entry(d, name == "requires"));
-            }
-            let _ = writeln!(primary, "    </rpm:{name}>");
-        }
-        for (path, kind) in &r.files {
-            if is_primary_file(path) {
-                let _ = writeln!(primary, "    {}", file_element(path, kind));
-            }
-        }
-        primary.push_str("  </format>\n</package>\n");
-
-        let head = format!(
-            "<package pkgid=\"{id}\" name=\"{}\" arch=\"{}\">\n  {version}\n",
-            esc(&p.name),
-            esc(&p.arch)
-        );
-        filelists.push_str(&head);
-        for (path, kind) in &r.files {
-            let _ = writeln!(filelists, "  {}", file_element(path, kind));
-        }
-        filelists.push_str("</package>\n");
-        other.push_str(&head);
-        for (author, date, text) in &r.changelog {
-            let _ = writeln!(
-                other,
-                "  <changelog author=\"{}\" date=\"{date}\">{}</changelog>",
-                esc(author),
-                esc(text)
-            );
-        }
-        other.push_str("</package>\n");
-    }
-    primary.push_str("</metadata>\n");
-    filelists.push_str("</filelists>\n");
-    other.push_str("</otherdata>\n");
-    let mut out = Vec::new();
-    for (kind, text) in [
-        ("primary", primary),
-        ("filelists", filelists),
-        ("other", other),
+        esc(&p.name),
+        esc(&p.arch),
+        esc(&r.summary),
+        esc(&r.description),
+        esc(&r.packager),
+        esc(&r.url),
+        r.build_time,
+        r.build_time,
+        p.digests.size,
+        r.installed_size,
+        r.archive_size,
+        esc(&p.location),
+        esc(&r.license),
+        esc(&r.vendor),
+        esc(&r.group),
+        esc(&r.buildhost),
+        esc(&r.sourcerpm),
+        r.header_range.0,
+        r.header_range.1,
+    );
+    for (name, deps) in [
+        ("provides", &r.provides),
+        ("requires", &r.requires),
+        ("conflicts", &r.conflicts),
+        ("obsoletes", &r.obsoletes),
+        ("recommends", &r.recommends),
+        ("suggests", &r.suggests),
     ] {
-        let open = text.into_bytes();
-        out.push(RepoData {
-            kind,
-            gz: super::files::gzip(&open)?,
-            open,
-        });
+        if deps.is_empty() {
+            continue;
+        }
+        let _ = writeln!(primary, "    <rpm:{name}>");
+        for d in deps {
+            let _ = writeln!(primary, "      {}", entry(d, name == "requires"));
+        }
+        let _ = writeln!(primary, "    </rpm:{name}>");
     }
-    Ok(out)
+    for (path, kind) in &r.files {
+        if is_primary_file(path) {
+            let _ = writeln!(primary, "    {}", file_element(path, kind));
+        }
+    }
+    primary.push_str("  </format>\n</package>\n");
+
+    let head = format!(
+        "<package pkgid=\"{id}\" name=\"{}\" arch=\"{}\">\n  {version}\n",
+        esc(&p.name),
+        esc(&p.arch)
+    );
+    filelists.push_str(&head);
+    for (path, kind) in &r.files {
+        let _ = writeln!(filelists, "  {}", file_element(path, kind));
+    }
+    filelists.push_str("</package>\n");
+    other.push_str(&head);
+    for (author, date, text) in &r.changelog {
+        let _ = writeln!(
+            other,
+            "  <changelog author=\"{}\" date=\"{date}\">{}</changelog>",
+            esc(author),
+            esc(text)
+        );
+    }
+    other.push_str("</package>\n");
+    [primary, filelists, other]
 }
 
 fn entry(d: &Dep, requires: bool) -> String {
@@ -214,11 +231,11 @@ pub fn repomd(data: &[RepoData], date: u64) -> String {
              <open-checksum type=\"sha256\">{}</open-checksum>\n    <location href=\"{}\"/>\n    \
              <timestamp>{date}</timestamp>\n    <size>{}</size>\n    <open-size>{}</open-size>\n  </data>\n",
             d.kind,
-            hex::encode(Sha256::digest(&d.gz)),
-            hex::encode(Sha256::digest(&d.open)),
+            d.sha256,
+            d.open_sha256,
             d.location(),
             d.gz.len(),
-            d.open.len()
+            d.open_size
         );
     }
     out.push_str("</repomd>\n");
