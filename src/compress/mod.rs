@@ -9,6 +9,7 @@ use anyhow::{Result, bail};
 pub mod blocks;
 pub mod gzip;
 pub mod xz;
+pub mod xz_format;
 
 use gzip::ParGzEncoder;
 use xz::ParXzEncoder;

@@ -15,16 +15,13 @@
 use std::io::{self, Write};
 use std::sync::OnceLock;
 
-use liblzma::stream::{Action, Filters, LzmaOptions, Status, Stream};
+use liblzma::stream::LzmaOptions;
 
 use super::blocks::{BlockCodec, ParBlocks, Slots, runs};
+use super::xz_format::{dict_size_for, lzma2, stream_end, stream_header, write_block};
 
 /// Bytes of input per block handed to a worker (and the largest LZMA2 dictionary used).
 pub const BLOCK: usize = 6 << 20;
-/// xz stream flags: check type CRC32.
-const FLAGS: [u8; 2] = [0x00, 0x01];
-/// LZMA2's filter id.
-const LZMA2_ID: u8 = 0x21;
 /// Largest LZMA2 uncompressed chunk.
 const RAW_CHUNK: usize = 64 * 1024;
 
@@ -48,10 +45,7 @@ impl<W: Write> ParXzEncoder<W> {
         // while one writer waits, without many blocks waiting for a slot with their 6 MiB each.
         let in_flight = threads / 2 + 1;
         let mut blocks = ParBlocks::new(out, Lzma2 { preset }, BLOCK, in_flight, in_flight);
-        let header = blocks.inner();
-        header.write_all(&[0xfd, b'7', b'z', b'X', b'Z', 0x00])?;
-        header.write_all(&FLAGS)?;
-        header.write_all(&crc32(&FLAGS).to_le_bytes())?;
+        blocks.inner().write_all(&stream_header())?;
         Ok(ParXzEncoder { blocks })
     }
 
@@ -60,23 +54,7 @@ impl<W: Write> ParXzEncoder<W> {
     pub fn finish(self) -> io::Result<W> {
         let (mut out, metas) = self.blocks.finish()?;
         let records: Vec<(u64, u64)> = metas.into_iter().flatten().collect();
-        let mut index = vec![0x00];
-        varint(records.len() as u64, &mut index);
-        for (unpadded, uncompressed) in &records {
-            varint(*unpadded, &mut index);
-            varint(*uncompressed, &mut index);
-        }
-        pad4(&mut index);
-        let crc = crc32(&index);
-        index.extend_from_slice(&crc.to_le_bytes());
-        out.write_all(&index)?;
-        let mut footer = Vec::with_capacity(12);
-        footer.extend_from_slice(&((index.len() / 4 - 1) as u32).to_le_bytes());
-        footer.extend_from_slice(&FLAGS);
-        let crc = crc32(&footer);
-        out.write_all(&crc.to_le_bytes())?;
-        out.write_all(&footer)?;
-        out.write_all(b"YZ")?;
+        out.write_all(&stream_end(&records))?;
         Ok(out)
     }
 }
@@ -119,47 +97,9 @@ impl Lzma2 {
     /// LZMA2 data of `bytes` with a dictionary no larger than they are; returns the data and
     /// the dictionary size used.
     fn compress(&self, bytes: &[u8]) -> io::Result<(Vec<u8>, usize)> {
-        let mut options = LzmaOptions::new_preset(self.preset).map_err(io::Error::other)?;
-        let dict = dict_size_for(bytes.len());
-        options.dict_size(dict as u32);
-        let mut filters = Filters::new();
-        filters.lzma2(&options);
-        let mut stream = Stream::new_raw_encoder(&filters).map_err(io::Error::other)?;
-        let mut out = Vec::with_capacity(bytes.len() / 2 + 4096);
-        loop {
-            if out.capacity() - out.len() < 4096 {
-                out.reserve(out.capacity().max(64 * 1024));
-            }
-            let consumed = stream.total_in() as usize;
-            match stream
-                .process_vec(&bytes[consumed..], &mut out, Action::Finish)
-                .map_err(io::Error::other)?
-            {
-                Status::StreamEnd => return Ok((out, dict)),
-                _ => continue,
-            }
-        }
+        let dict = dict_size_for(bytes.len(), BLOCK);
+        Ok((lzma2(bytes, self.preset, dict)?, dict))
     }
-}
-
-/// The smallest dictionary LZMA2 can describe that covers `len` bytes, at most [`BLOCK`] and
-/// at least liblzma's minimum of 4 KiB.
-fn dict_size_for(len: usize) -> usize {
-    let wanted = len.clamp(4096, BLOCK);
-    (0..=40)
-        .map(dict_from_prop)
-        .find(|&d| d >= wanted)
-        .unwrap_or(BLOCK)
-}
-
-/// The dictionary size LZMA2's property byte `prop` stands for.
-fn dict_from_prop(prop: u8) -> usize {
-    (2 | (prop as usize & 1)) << (prop / 2 + 11)
-}
-
-/// LZMA2's property byte for dictionary size `dict` (one [`dict_size_for`] returned).
-fn prop_for_dict(dict: usize) -> u8 {
-    (0..=40).find(|&p| dict_from_prop(p) >= dict).unwrap_or(40)
 }
 
 /// `bytes` as LZMA2 uncompressed chunks: the first resets the dictionary, then the end mark.
@@ -172,50 +112,6 @@ fn uncompressed_chunks(bytes: &[u8]) -> Vec<u8> {
     }
     out.push(0x00);
     out
-}
-
-/// Appends one xz block holding `lzma2` (the LZMA2 data of `uncompressed`, made with a
-/// dictionary of `dict` bytes) to `out`; returns its index record.
-fn write_block(lzma2: &[u8], dict: usize, uncompressed: &[u8], out: &mut Vec<u8>) -> (u64, u64) {
-    let mut header = vec![0x00, 0xc0]; // size (filled in below); flags: both sizes, one filter
-    varint(lzma2.len() as u64, &mut header);
-    varint(uncompressed.len() as u64, &mut header);
-    header.extend_from_slice(&[LZMA2_ID, 0x01, prop_for_dict(dict)]);
-    while !header.len().is_multiple_of(4) {
-        header.push(0);
-    }
-    header[0] = ((header.len() + 4) / 4 - 1) as u8;
-    let crc = crc32(&header);
-    header.extend_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(&header);
-    out.extend_from_slice(lzma2);
-    let start = out.len() - lzma2.len();
-    while !(out.len() - start).is_multiple_of(4) {
-        out.push(0);
-    }
-    out.extend_from_slice(&crc32(uncompressed).to_le_bytes());
-    let unpadded = header.len() + lzma2.len() + 4;
-    (unpadded as u64, uncompressed.len() as u64)
-}
-
-/// xz's variable-length integer.
-fn varint(mut n: u64, out: &mut Vec<u8>) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
-/// Pads `buf` with zeros to a multiple of four bytes.
-fn pad4(buf: &mut Vec<u8>) {
-    while !buf.len().is_multiple_of(4) {
-        buf.push(0);
-    }
-}
-
-fn crc32(bytes: &[u8]) -> u32 {
-    crc32fast::hash(bytes)
 }
 
 #[cfg(test)]
@@ -255,14 +151,5 @@ mod tests {
         roundtrip(&[], 2);
         roundtrip(b"x", 1);
         roundtrip(&noise(BLOCK, 2), 2);
-    }
-
-    #[test]
-    fn dictionary_sizes_are_describable() {
-        assert_eq!(dict_from_prop(22), 8 << 20);
-        assert_eq!(dict_size_for(BLOCK), BLOCK);
-        assert_eq!(prop_for_dict(8 << 20), 22);
-        assert!(dict_size_for(10_000) >= 10_000);
-        assert_eq!(dict_size_for(1), 4096);
     }
 }

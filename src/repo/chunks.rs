@@ -18,8 +18,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Context, Result};
 use flate2::{Compress, FlushCompress};
-use liblzma::stream::{Action, Filters, LzmaOptions, Status, Stream};
 use sha2::{Digest, Sha256};
+
+use crate::compress::xz_format;
 
 use super::files::{Batch, PRIVATE_DIR};
 
@@ -33,8 +34,6 @@ const MAGIC: &[u8] = b"mm-pkg index chunks 2 (deflate 9 primed, lzma2 6, crc32)\
 const XZ_PRESET: u32 = 6;
 /// Largest LZMA2 dictionary (preset 6's).
 const XZ_MAX_DICT: usize = 8 << 20;
-/// xz stream flags: check type CRC32.
-const XZ_FLAGS: [u8; 2] = [0x00, 0x01];
 /// How far back a deflate stream refers.
 const WINDOW: usize = 32 * 1024;
 /// gzip member header: no name, no time stamp, maximum compression, Unix.
@@ -178,25 +177,14 @@ impl ChunkCache {
 
     /// `text` as one xz stream of one block per chunk.
     pub fn xz(&self, text: &ChunkedText) -> Result<Vec<u8>> {
-        let mut out = vec![0xfd, b'7', b'z', b'X', b'Z', 0x00];
-        out.extend_from_slice(&XZ_FLAGS);
-        out.extend_from_slice(&crc32fast::hash(&XZ_FLAGS).to_le_bytes());
-        let mut index = vec![0x00];
-        varint(text.chunks.len() as u64, &mut index);
+        let mut out = xz_format::stream_header();
+        let mut records = Vec::with_capacity(text.chunks.len());
         for (chunk, hash) in text.chunks.iter().zip(text.hashes()) {
             let piece = self.piece(Kind::Xz, std::slice::from_ref(hash), || xz_block(chunk))?;
             out.extend_from_slice(&piece.bytes);
-            varint(piece.unpadded, &mut index);
-            varint(chunk.len() as u64, &mut index);
+            records.push((piece.unpadded, chunk.len() as u64));
         }
-        pad4(&mut index);
-        index.extend_from_slice(&crc32fast::hash(&index).to_le_bytes());
-        out.extend_from_slice(&index);
-        let mut footer = ((index.len() / 4 - 1) as u32).to_le_bytes().to_vec();
-        footer.extend_from_slice(&XZ_FLAGS);
-        out.extend_from_slice(&crc32fast::hash(&footer).to_le_bytes());
-        out.extend_from_slice(&footer);
-        out.extend_from_slice(b"YZ");
+        out.extend_from_slice(&xz_format::stream_end(&records));
         Ok(out)
     }
 
@@ -302,65 +290,11 @@ fn deflate(window: &[u8], chunk: &[u8]) -> Result<Piece> {
 /// `chunk` as one xz block: header (both sizes, the LZMA2 filter), LZMA2 data with a
 /// dictionary no larger than the chunk, padding, CRC32 of the chunk.
 fn xz_block(chunk: &[u8]) -> Result<Piece> {
-    let (dict, prop) = dictionary(chunk.len());
-    let mut options = LzmaOptions::new_preset(XZ_PRESET).context("xz preset")?;
-    options.dict_size(dict as u32);
-    let mut filters = Filters::new();
-    filters.lzma2(&options);
-    let mut stream = Stream::new_raw_encoder(&filters).context("starting an LZMA2 encoder")?;
-    let mut data = Vec::with_capacity(chunk.len() / 2 + 1024);
-    loop {
-        if data.capacity() - data.len() < 1024 {
-            data.reserve(data.capacity().max(16 * 1024));
-        }
-        let consumed = stream.total_in() as usize;
-        let status = stream
-            .process_vec(&chunk[consumed..], &mut data, Action::Finish)
-            .context("compressing an index with xz")?;
-        if status == Status::StreamEnd {
-            break;
-        }
-    }
-    // Block flags 0xc0: compressed and uncompressed size present, one filter.
-    let mut header = vec![0x00, 0xc0];
-    varint(data.len() as u64, &mut header);
-    varint(chunk.len() as u64, &mut header);
-    header.extend_from_slice(&[0x21, 0x01, prop]); // LZMA2, one property byte
-    pad4(&mut header);
-    header[0] = (header.len() / 4) as u8; // (size with the CRC32) / 4 - 1
-    header.extend_from_slice(&crc32fast::hash(&header).to_le_bytes());
-    let unpadded = (header.len() + data.len() + 4) as u64;
-    let mut bytes = header;
-    bytes.extend_from_slice(&data);
-    pad4(&mut bytes);
-    bytes.extend_from_slice(&crc32fast::hash(chunk).to_le_bytes());
+    let dict = xz_format::dict_size_for(chunk.len(), XZ_MAX_DICT);
+    let data = xz_format::lzma2(chunk, XZ_PRESET, dict).context("compressing an index with xz")?;
+    let mut bytes = Vec::with_capacity(data.len() + 32);
+    let (unpadded, _) = xz_format::write_block(&data, dict, chunk, &mut bytes);
     Ok(Piece { bytes, unpadded })
-}
-
-/// The smallest LZMA2 dictionary (and its property byte) that covers `len` bytes, between
-/// liblzma's minimum of 4 KiB and [`XZ_MAX_DICT`].
-fn dictionary(len: usize) -> (usize, u8) {
-    let wanted = len.clamp(4096, XZ_MAX_DICT);
-    (0u8..40)
-        .map(|p| ((2 | (p as usize & 1)) << (p / 2 + 11), p))
-        .find(|&(d, _)| d >= wanted)
-        .unwrap_or((XZ_MAX_DICT, 22))
-}
-
-/// xz's variable-length integer.
-fn varint(mut n: u64, out: &mut Vec<u8>) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
-/// Pads `buf` with zeros to a multiple of four bytes.
-fn pad4(buf: &mut Vec<u8>) {
-    while !buf.len().is_multiple_of(4) {
-        buf.push(0);
-    }
 }
 
 #[cfg(test)]
@@ -404,7 +338,7 @@ mod tests {
     fn unxz(xz: &[u8]) -> Vec<u8> {
         // A single-stream decoder: the chunks must form one stream.
         let mut out = Vec::new();
-        let stream = Stream::new_stream_decoder(u64::MAX, 0).unwrap();
+        let stream = liblzma::stream::Stream::new_stream_decoder(u64::MAX, 0).unwrap();
         liblzma::read::XzDecoder::new_stream(xz, stream)
             .read_to_end(&mut out)
             .unwrap();
