@@ -395,6 +395,36 @@ mod tests {
     }
 
     #[test]
+    fn a_cached_piece_is_used_only_when_it_decodes_to_its_chunk() {
+        // A cache entry that passes the CRC but holds another text's compression (a crafted
+        // or stale `.mm-pkg/index-chunks`) must not reach the published indexes.
+        let dir = tempfile::tempdir().unwrap();
+        let text = text_of(&stanzas(3));
+        let plain = text.to_bytes();
+        let mut cache = ChunkCache::load(dir.path());
+        let other = b"Package: evil\n\n".to_vec();
+        for (i, hash) in text.hashes().iter().enumerate() {
+            let xz = xz_block(&other).unwrap();
+            cache.known.insert((Kind::Xz, *hash), Arc::new(xz));
+            let deflated = deflate(&[], &other).unwrap();
+            let key = if i == 0 {
+                *hash
+            } else {
+                let mut first = i;
+                let mut seen = 0;
+                while first > 0 && seen < WINDOW {
+                    first -= 1;
+                    seen += text.chunks[first].len();
+                }
+                Sha256::digest(text.hashes()[first..=i].concat()).into()
+            };
+            cache.known.insert((Kind::Deflate, key), Arc::new(deflated));
+        }
+        assert_eq!(unxz(&cache.xz(&text).unwrap()), plain);
+        assert_eq!(gunzip(&cache.gzip(&text).unwrap()), plain);
+    }
+
+    #[test]
     fn chunked_indexes_stay_close_to_whole_file_compression() {
         let text = text_of(&stanzas(1000));
         let plain = text.to_bytes();
