@@ -13,6 +13,7 @@
 //! held: the same packages give the same indexes.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -90,6 +91,28 @@ impl ChunkedText {
     pub fn to_bytes(&self) -> Vec<u8> {
         self.chunks.concat()
     }
+
+    /// Bytes of the whole text.
+    pub fn len(&self) -> usize {
+        self.chunks.iter().map(Vec::len).sum()
+    }
+
+    /// True when the text is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// True when `bytes` are the whole text, chunk by chunk.
+    fn is(&self, bytes: &[u8]) -> bool {
+        bytes.len() == self.len() && {
+            let mut rest = bytes;
+            self.chunks.iter().all(|c| {
+                let (head, tail) = rest.split_at(c.len());
+                rest = tail;
+                head == &c[..]
+            })
+        }
+    }
 }
 
 /// Whether a chunk ends after a unit of `len` bytes identified by `key`: with probability
@@ -144,8 +167,25 @@ impl ChunkCache {
         }
     }
 
-    /// `text` as one gzip member.
+    /// `text` as one gzip member. The result is decoded and compared with `text` before it
+    /// is returned: a cache entry that is wrong (damaged in a way its checksum missed, or
+    /// written by hand) is replaced by a fresh compression, never published.
     pub fn gzip(&self, text: &ChunkedText) -> Result<Vec<u8>> {
+        let out = self.gzip_with(text, true)?;
+        let mut back = Vec::with_capacity(text.len());
+        let good = flate2::read::GzDecoder::new(&out[..])
+            .read_to_end(&mut back)
+            .is_ok()
+            && text.is(&back);
+        if good {
+            return Ok(out);
+        }
+        self.warn_stale();
+        self.gzip_with(text, false)
+    }
+
+    /// `text` as one gzip member, from cached chunks when `cached`.
+    fn gzip_with(&self, text: &ChunkedText, cached: bool) -> Result<Vec<u8>> {
         let mut out = GZIP_HEADER.to_vec();
         let mut crc = crc32fast::Hasher::new();
         let mut size = 0u64;
@@ -162,7 +202,7 @@ impl ChunkCache {
                 let before = text.chunks[first..i].concat();
                 before[before.len().saturating_sub(WINDOW)..].to_vec()
             };
-            let piece = self.piece(Kind::Deflate, &hashes[first..=i], || {
+            let piece = self.piece(Kind::Deflate, &hashes[first..=i], cached, || {
                 deflate(&window(), chunk)
             })?;
             out.extend_from_slice(&piece.bytes);
@@ -175,17 +215,41 @@ impl ChunkCache {
         Ok(out)
     }
 
-    /// `text` as one xz stream of one block per chunk.
+    /// `text` as one xz stream of one block per chunk, checked like [`Self::gzip`].
     pub fn xz(&self, text: &ChunkedText) -> Result<Vec<u8>> {
+        let out = self.xz_with(text, true)?;
+        let mut back = Vec::with_capacity(text.len());
+        let good = liblzma::read::XzDecoder::new(&out[..])
+            .read_to_end(&mut back)
+            .is_ok()
+            && text.is(&back);
+        if good {
+            return Ok(out);
+        }
+        self.warn_stale();
+        self.xz_with(text, false)
+    }
+
+    /// `text` as one xz stream, from cached chunks when `cached`.
+    fn xz_with(&self, text: &ChunkedText, cached: bool) -> Result<Vec<u8>> {
         let mut out = xz_format::stream_header();
         let mut records = Vec::with_capacity(text.chunks.len());
         for (chunk, hash) in text.chunks.iter().zip(text.hashes()) {
-            let piece = self.piece(Kind::Xz, std::slice::from_ref(hash), || xz_block(chunk))?;
+            let key = std::slice::from_ref(hash);
+            let piece = self.piece(Kind::Xz, key, cached, || xz_block(chunk))?;
             out.extend_from_slice(&piece.bytes);
             records.push((piece.unpadded, chunk.len() as u64));
         }
         out.extend_from_slice(&xz_format::stream_end(&records));
         Ok(out)
+    }
+
+    fn warn_stale(&self) {
+        eprintln!(
+            "mm-pkg: warning: {} held compressed index chunks that do not match the index; \
+             compressing afresh (and replacing them)",
+            self.path.display()
+        );
     }
 
     /// Stages in `batch` the chunks this run used (and only those, so the file is the same
@@ -211,16 +275,21 @@ impl ChunkCache {
         &self,
         kind: Kind,
         hashes: &[[u8; 32]],
+        use_cache: bool,
         make: impl FnOnce() -> Result<Piece>,
     ) -> Result<Arc<Piece>> {
         let key = match hashes {
             [one] => (kind, *one),
             many => (kind, Sha256::digest(many.concat()).into()),
         };
-        let cached = self.known.get(&key).cloned().or_else(|| {
-            let used = self.used.lock().expect("chunk cache lock");
-            used.get(&key).cloned()
-        });
+        let cached = use_cache
+            .then(|| {
+                self.known.get(&key).cloned().or_else(|| {
+                    let used = self.used.lock().expect("chunk cache lock");
+                    used.get(&key).cloned()
+                })
+            })
+            .flatten();
         let piece = match cached {
             Some(piece) => piece,
             None => Arc::new(make()?),
