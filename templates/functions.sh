@@ -182,11 +182,25 @@ mm_write_data_file() {
         # shellcheck disable=SC2016
         printf '%s\n' "$2" | mm_as_service sh -c 'umask 027; cat > "$1"' sh "$MM_DATA/$1" ||
             mm_say "warning: could not write $MM_DATA/$1" >&2
-    elif [ ! -e "$MM_DATA/$1" ] && [ ! -L "$MM_DATA/$1" ]; then
-        # noclobber: O_EXCL, so a link planted meanwhile by whoever may write there fails
-        # the write instead of leading it elsewhere.
-        (set -C && printf '%s\n' "$2" > "$MM_DATA/$1") ||
-            mm_say "warning: could not write $MM_DATA/$1" >&2
+    elif [ -e "$MM_DATA/$1" ] || [ -L "$MM_DATA/$1" ]; then
+        return 0
+    elif mm_root_only_dir "$MM_DATA"; then
+        printf '%s\n' "$2" > "$MM_DATA/$1"
+    elif command -v perl >/dev/null 2>&1; then
+        # Whoever may write there could plant a link (to a device, a FIFO, a root file)
+        # meanwhile: the file is created exclusively and never through a link (O_EXCL,
+        # O_NOFOLLOW; the shell's noclobber still opens a link to a device or FIFO).
+        # shellcheck disable=SC2016
+        printf '%s\n' "$2" | perl -e '
+            use Fcntl qw(O_WRONLY O_CREAT O_EXCL O_NOFOLLOW);
+            sysopen(my $fh, $ARGV[0], O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0640)
+                or die "cannot create $ARGV[0]: $!\n";
+            local $/;
+            print {$fh} <STDIN> or die "cannot write $ARGV[0]: $!\n";
+            close($fh) or die "cannot write $ARGV[0]: $!\n";
+        ' "$MM_DATA/$1" || mm_say "warning: could not write $MM_DATA/$1" >&2
+    else
+        mm_say "warning: $MM_DATA belongs to someone else than root and $MM_USER; not writing $1 there" >&2
     fi
 }
 
@@ -209,7 +223,11 @@ mm_root_mkdir_for_service() {
             sysopen(my $fh, $dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
                 or die "$dir was replaced while it was created: $!\n";
             my @st = stat($fh);
-            die "$dir was replaced while it was created\n" if $st[4] != 0;
+            # Owned by root, no subdirectory, the mode just given: the directory just made,
+            # not another root directory moved here (lost+found of a mount is 0700).
+            die "$dir was replaced while it was created\n"
+                if $st[4] != 0 || $st[3] != 2
+                || ($st[2] & 07777) != (oct($mode) & ~umask() & 07777);
             chown($uid, $gid, $fh) or die "cannot give $dir to the service account: $!\n";
         ' "$1" {{layout.data_dir_mode}} "$(id -u "$MM_USER")" "$(getent group "$MM_GROUP" | cut -d: -f3)" ||
             mm_say "warning: could not create $1 for $MM_USER" >&2
