@@ -403,7 +403,9 @@ fn finish_rpm(
 fn release_time(entry: &ReleaseEntry) -> Result<u64> {
     if entry.mtime > u64::from(u32::MAX) {
         bail!(
-            "release entry `{}` is dated {}, after the year 2106 that RPM's 32-bit time fields              end at: the tarball's time stamps are broken; set SOURCE_DATE_EPOCH to date every              file instead",
+            "release entry `{}` is dated {}, after the year 2106 that RPM's 32-bit time fields \
+             end at: the tarball's time stamps are broken; set SOURCE_DATE_EPOCH to date every \
+             file instead",
             entry.path,
             entry.mtime
         );

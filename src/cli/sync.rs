@@ -246,8 +246,9 @@ fn planned_build_flags(args: &SyncArgs) -> Vec<String> {
     if trust.insecure_skip_verify {
         flags.push("--insecure-skip-verify".into());
     }
+    // `--flag=value`: a value that starts with `-` stays a value.
     if !packaging.vendor.is_empty() {
-        flags.extend(["--vendor".into(), packaging.vendor.clone()]);
+        flags.push(format!("--vendor={}", packaging.vendor));
     }
     if packaging.strict {
         flags.push("--strict".into());
@@ -258,11 +259,11 @@ fn planned_build_flags(args: &SyncArgs) -> Vec<String> {
         ("--suggests", &packaging.suggests),
     ] {
         for value in values {
-            flags.extend([flag.to_string(), value.clone()]);
+            flags.push(format!("{flag}={value}"));
         }
     }
     if packaging.distribution != "unstable" {
-        flags.extend(["--distribution".into(), packaging.distribution.clone()]);
+        flags.push(format!("--distribution={}", packaging.distribution));
     }
     flags
 }

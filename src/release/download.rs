@@ -283,7 +283,7 @@ impl Downloader<'_> {
                 .get(CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok());
-            let total = length.map(|l| l + have);
+            let total = length.map(|l| l.saturating_add(have));
             if let Some(total) = total {
                 too_large(url, total, part)?;
             }
