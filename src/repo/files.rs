@@ -35,6 +35,8 @@ pub struct Batch {
     staged: Vec<(PathBuf, PathBuf)>,
     /// Directories whose entries change: synced after the renames.
     dirs: BTreeSet<PathBuf>,
+    /// Targets renamed only once every other file of the batch is durable in place.
+    last: BTreeSet<PathBuf>,
 }
 
 impl Batch {
@@ -50,6 +52,7 @@ impl Batch {
             tmp_dev,
             staged: Vec::new(),
             dirs: BTreeSet::new(),
+            last: BTreeSet::new(),
         })
     }
 
@@ -65,6 +68,18 @@ impl Batch {
         file.write_all(bytes)
             .with_context(|| format!("writing {}", tmp.display()))?;
         Ok(true)
+    }
+
+    /// Like [`Batch::write`], for a file that names the others (a `Release`, a
+    /// `repomd.xml` and their signatures): [`Batch::commit`] renames it only after every
+    /// other file of the batch is renamed and its directory synced, so that no crash leaves
+    /// it in place without what it names.
+    pub fn write_last(&mut self, path: &Path, bytes: &[u8]) -> Result<bool> {
+        let written = self.write(path, bytes)?;
+        if written {
+            self.last.insert(path.to_path_buf());
+        }
+        Ok(written)
     }
 
     /// Stages a copy of `from` for `to`; returns the temporary file (to check what was
@@ -85,7 +100,8 @@ impl Batch {
     }
 
     /// Syncs every staged file, renames each into place and syncs the directories whose
-    /// entries changed.
+    /// entries changed; the files staged with [`Batch::write_last`] follow, renamed and
+    /// their directories synced, only then.
     pub fn commit(mut self) -> Result<()> {
         for (tmp, _) in &self.staged {
             File::open(tmp)
@@ -93,17 +109,35 @@ impl Batch {
                 .with_context(|| format!("syncing {}", tmp.display()))?;
         }
         let staged = std::mem::take(&mut self.staged);
-        for (i, (tmp, path)) in staged.iter().enumerate() {
+        let (last, first): (Vec<_>, Vec<_>) = staged
+            .into_iter()
+            .partition(|(_, to)| self.last.contains(to));
+        let last_dirs: BTreeSet<PathBuf> = last
+            .iter()
+            .filter_map(|(_, to)| to.parent().map(Path::to_path_buf))
+            .collect();
+        self.rename_all(first, last.clone())?;
+        sync_dirs(&self.dirs)?;
+        if !last.is_empty() {
+            self.rename_all(last, Vec::new())?;
+            sync_dirs(&last_dirs)?;
+        }
+        Ok(())
+    }
+
+    /// Renames each of `files` into place; on a failure, the temporary files not renamed
+    /// (and those of `later`) are left for drop to remove.
+    fn rename_all(
+        &mut self,
+        files: Vec<(PathBuf, PathBuf)>,
+        later: Vec<(PathBuf, PathBuf)>,
+    ) -> Result<()> {
+        for (i, (tmp, path)) in files.iter().enumerate() {
             if let Err(e) = fs::rename(tmp, path) {
-                self.staged = staged[i..].to_vec(); // removed on drop
+                self.staged = files[i..].iter().cloned().chain(later).collect();
                 return Err(e)
                     .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()));
             }
-        }
-        for dir in &self.dirs {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .with_context(|| format!("syncing the directory {}", dir.display()))?;
         }
         Ok(())
     }
@@ -135,6 +169,16 @@ impl Batch {
         self.staged.push((tmp.clone(), to.to_path_buf()));
         Ok(tmp)
     }
+}
+
+/// Syncs each of `dirs`, so that the renames into them are durable.
+fn sync_dirs(dirs: &BTreeSet<PathBuf>) -> Result<()> {
+    for dir in dirs {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("syncing the directory {}", dir.display()))?;
+    }
+    Ok(())
 }
 
 impl Drop for Batch {
@@ -207,4 +251,46 @@ pub fn remove_stale_temporaries(dir: &Path) -> Result<()> {
         fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_staged_last_wait_for_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path();
+        // `Packages` cannot be renamed into place (a non-empty directory holds its name).
+        fs::create_dir_all(repo.join("dists/Packages/busy")).unwrap();
+        let mut batch = Batch::new(repo).unwrap();
+        assert!(
+            batch
+                .write_last(&repo.join("dists/Release"), b"names Packages")
+                .unwrap()
+        );
+        assert!(batch.write(&repo.join("dists/Packages"), b"index").unwrap());
+        assert!(batch.commit().is_err());
+        assert!(
+            !repo.join("dists/Release").exists(),
+            "Release went into place without what it names"
+        );
+        let left: Vec<_> = fs::read_dir(repo.join(PRIVATE_DIR).join(TMP_DIR))
+            .unwrap()
+            .collect();
+        assert!(left.is_empty(), "temporary files left: {left:?}");
+
+        fs::remove_dir_all(repo.join("dists/Packages")).unwrap();
+        let mut batch = Batch::new(repo).unwrap();
+        batch
+            .write_last(&repo.join("dists/Release"), b"names Packages")
+            .unwrap();
+        batch.write(&repo.join("dists/Packages"), b"index").unwrap();
+        batch.commit().unwrap();
+        assert_eq!(
+            fs::read(repo.join("dists/Release")).unwrap(),
+            b"names Packages"
+        );
+        assert_eq!(fs::read(repo.join("dists/Packages")).unwrap(), b"index");
+    }
 }

@@ -1,7 +1,8 @@
 //! Writing the indexes, their signatures and the client files from the state, in the order
 //! that keeps the repository readable: the state and the content-addressed indexes first (one
-//! durable batch), then the plain-named indexes, the signed `Release`/`InRelease`/`Release.gpg`
-//! and `repomd.xml`/`repomd.xml.asc` by rename (a second batch), then older generations go.
+//! durable batch), then the plain-named indexes and client files and, only once those are
+//! durable, the signed `Release`/`InRelease`/`Release.gpg` and `repomd.xml`/`repomd.xml.asc`
+//! by rename (a second batch, its signed files last), then older generations go.
 
 use std::fs;
 use std::path::Path;
@@ -138,11 +139,11 @@ fn stage_apt(
         Some(signer) => {
             let clear = signer.clearsign(&release)?;
             let sig = signer.detached_armored(release.as_bytes())?;
-            batch.write(&release_path, release.as_bytes())?;
-            if batch.write(&detached, sig.as_bytes())? {
+            batch.write_last(&release_path, release.as_bytes())?;
+            if batch.write_last(&detached, sig.as_bytes())? {
                 report.signed.push(rel("Release.gpg"));
             }
-            if batch.write(&inrelease, clear.as_bytes())? {
+            if batch.write_last(&inrelease, clear.as_bytes())? {
                 report.signed.push(rel("InRelease"));
             }
         }
@@ -150,7 +151,7 @@ fn stage_apt(
             // An unsigned repository must not keep signatures of an older Release.
             remove_if_present(&inrelease)?;
             remove_if_present(&detached)?;
-            batch.write(&release_path, release.as_bytes())?;
+            batch.write_last(&release_path, release.as_bytes())?;
         }
     }
     let mut components: Vec<&str> = state.deb.iter().map(|e| e.component.as_str()).collect();
@@ -190,8 +191,8 @@ fn stage_yum(
         Some(signer) if unchanged && still_signed(signer, &repomd, &asc, &asc) => {}
         Some(signer) => {
             let sig = signer.detached_armored(repomd.as_bytes())?;
-            batch.write(&path, repomd.as_bytes())?;
-            if batch.write(&asc, sig.as_bytes())? {
+            batch.write_last(&path, repomd.as_bytes())?;
+            if batch.write_last(&asc, sig.as_bytes())? {
                 report
                     .signed
                     .push(format!("{}/repodata/repomd.xml.asc", yum::YUM_DIR));
@@ -199,7 +200,7 @@ fn stage_yum(
         }
         None => {
             remove_if_present(&asc)?;
-            batch.write(&path, repomd.as_bytes())?;
+            batch.write_last(&path, repomd.as_bytes())?;
         }
     }
     client::write_yum_repo_file(
