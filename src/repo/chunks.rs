@@ -171,17 +171,11 @@ impl ChunkCache {
     /// is returned: a cache entry that is wrong (damaged in a way its checksum missed, or
     /// written by hand) is replaced by a fresh compression, never published.
     pub fn gzip(&self, text: &ChunkedText) -> Result<Vec<u8>> {
-        let out = self.gzip_with(text, true)?;
-        let mut back = Vec::with_capacity(text.len());
-        let good = flate2::read::GzDecoder::new(&out[..])
-            .read_to_end(&mut back)
-            .is_ok()
-            && text.is(&back);
-        if good {
-            return Ok(out);
-        }
-        self.warn_stale();
-        self.gzip_with(text, false)
+        self.checked(
+            text,
+            |cached| self.gzip_with(text, cached),
+            |bytes, back| flate2::read::GzDecoder::new(bytes).read_to_end(back),
+        )
     }
 
     /// `text` as one gzip member, from cached chunks when `cached`.
@@ -217,17 +211,32 @@ impl ChunkCache {
 
     /// `text` as one xz stream of one block per chunk, checked like [`Self::gzip`].
     pub fn xz(&self, text: &ChunkedText) -> Result<Vec<u8>> {
-        let out = self.xz_with(text, true)?;
+        self.checked(
+            text,
+            |cached| self.xz_with(text, cached),
+            |bytes, back| liblzma::read::XzDecoder::new(bytes).read_to_end(back),
+        )
+    }
+
+    /// `build(true)` (from cached chunks) when `decode` reads it back as `text`, else
+    /// `build(false)` (every chunk compressed afresh, replacing the cached ones).
+    fn checked(
+        &self,
+        text: &ChunkedText,
+        build: impl Fn(bool) -> Result<Vec<u8>>,
+        decode: impl Fn(&[u8], &mut Vec<u8>) -> std::io::Result<usize>,
+    ) -> Result<Vec<u8>> {
+        let out = build(true)?;
         let mut back = Vec::with_capacity(text.len());
-        let good = liblzma::read::XzDecoder::new(&out[..])
-            .read_to_end(&mut back)
-            .is_ok()
-            && text.is(&back);
-        if good {
+        if decode(&out, &mut back).is_ok() && text.is(&back) {
             return Ok(out);
         }
-        self.warn_stale();
-        self.xz_with(text, false)
+        eprintln!(
+            "mm-pkg: warning: {} held compressed index chunks that do not match the index; \
+             compressing afresh (and replacing them)",
+            self.path.display()
+        );
+        build(false)
     }
 
     /// `text` as one xz stream, from cached chunks when `cached`.
@@ -242,14 +251,6 @@ impl ChunkCache {
         }
         out.extend_from_slice(&xz_format::stream_end(&records));
         Ok(out)
-    }
-
-    fn warn_stale(&self) {
-        eprintln!(
-            "mm-pkg: warning: {} held compressed index chunks that do not match the index; \
-             compressing afresh (and replacing them)",
-            self.path.display()
-        );
     }
 
     /// Stages in `batch` the chunks this run used (and only those, so the file is the same
