@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::repo::{dnf, repo_add};
+use common::repo::{dnf, dnf_client, repo_add};
 use common::static_files::StaticServer;
 use common::{have, run};
 
@@ -144,15 +144,8 @@ fn indexes_in_several_chunks_read_back_whole_with_apt_xz_gzip_and_dnf() {
     run(Command::new("xz").arg("-t").arg(bin.join("Packages.xz")));
 
     // dnf reads every package from the chunked primary, filelists and other.
-    let root = tempfile::tempdir().unwrap();
+    let root = dnf_client(web.path());
     let root = root.path();
-    fs::create_dir_all(root.join("etc/yum.repos.d")).unwrap();
-    fs::copy(
-        web.path().join("mattermost.repo"),
-        root.join("etc/yum.repos.d/mattermost.repo"),
-    )
-    .unwrap();
-    run(Command::new("rpm").arg("--root").arg(root).arg("--initdb"));
     let (ok, text) = dnf(
         root,
         &["repoquery", "--queryformat", "%{name}\\n", "bench*"],

@@ -3,14 +3,11 @@
 
 mod common;
 
-use std::fs;
-use std::process::Command;
-
 use common::lifecycle::install_service_stubs;
-use common::repo::{apt_client, dnf};
+use common::repo::{apt_client, dnf, dnf_client};
 use common::static_files::StaticServer;
 use common::upstream::{FOLLOW_TWO_SERIES, Upstream, text};
-use common::{chroot, chroot_ok, debian_root, have, run};
+use common::{chroot, chroot_ok, debian_root, have};
 
 /// A repository synced from an upstream with 9.11.90 and 12.0.1 in both editions, served
 /// over HTTP: (upstream, web root, server).
@@ -57,15 +54,8 @@ fn dnf_sees_every_synced_release_with_signatures_checked() {
         return;
     }
     let (_up, web, _server) = synced();
-    let root = tempfile::tempdir().unwrap();
+    let root = dnf_client(web.path());
     let root = root.path();
-    fs::create_dir_all(root.join("etc/yum.repos.d")).unwrap();
-    fs::copy(
-        web.path().join("mattermost.repo"),
-        root.join("etc/yum.repos.d/mattermost.repo"),
-    )
-    .unwrap();
-    run(Command::new("rpm").arg("--root").arg(root).arg("--initdb"));
     let (ok, listed) = dnf(
         root,
         &[

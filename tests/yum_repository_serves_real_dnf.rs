@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::gpg::GpgKey;
-use common::repo::{dnf, packages, repo_add};
+use common::repo::{dnf, dnf_client, packages, repo_add};
 use common::static_files::StaticServer;
 use common::{have, run};
 
@@ -121,15 +121,8 @@ fn dnf_lists_every_version_downloads_the_newest_checked_and_refuses_a_changed_re
     );
     assert!(signed.contains(&"yum/repodata/repomd.xml.asc"), "{json}");
 
-    let root = tempfile::tempdir().unwrap();
+    let root = dnf_client(web.path());
     let root = root.path();
-    fs::create_dir_all(root.join("etc/yum.repos.d")).unwrap();
-    fs::copy(
-        web.path().join("mattermost.repo"),
-        root.join("etc/yum.repos.d/mattermost.repo"),
-    )
-    .unwrap();
-    run(Command::new("rpm").arg("--root").arg(root).arg("--initdb"));
 
     let (ok, text) = dnf(
         root,

@@ -54,6 +54,23 @@ pub fn apt_client(root: &Path, repo: &Path) {
     .unwrap();
 }
 
+/// The admin's step on a RHEL-family host, in a new install root: the repository's
+/// `mattermost.repo` from `repo` (and no other repository), and an empty rpm database.
+pub fn dnf_client(repo: &Path) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    fs::create_dir_all(root.path().join("etc/yum.repos.d")).unwrap();
+    fs::copy(
+        repo.join("mattermost.repo"),
+        root.path().join("etc/yum.repos.d/mattermost.repo"),
+    )
+    .unwrap();
+    run(Command::new("rpm")
+        .arg("--root")
+        .arg(root.path())
+        .arg("--initdb"));
+    root
+}
+
 /// dnf with only the generated `mattermost.repo`, in its own install root and cache.
 pub fn dnf(root: &Path, args: &[&str]) -> (bool, String) {
     let out = output(
