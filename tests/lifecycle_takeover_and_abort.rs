@@ -93,6 +93,20 @@ fn official_deb(dir: &Path) -> std::path::PathBuf {
     deb
 }
 
+/// A Debian root with the service stubs and the official package's stand-in installed, and
+/// a scratch directory (which holds the stand-in .deb).
+fn official_installed() -> Option<(tempfile::TempDir, tempfile::TempDir)> {
+    let root = debian_root()?;
+    install_service_stubs(root.path());
+    let dir = tempfile::tempdir().unwrap();
+    let official = official_deb(dir.path());
+    ok(
+        Format::Deb.install(root.path(), &official),
+        "install the official stand-in",
+    );
+    Some((root, dir))
+}
+
 #[test]
 fn deb_takes_over_from_mattermosts_own_package() {
     if !have("dpkg-deb") {
@@ -297,15 +311,10 @@ fn deb_takeover_does_not_act_on_the_accounts_program_tree_as_root() {
     if !have("dpkg-deb") {
         return;
     }
-    let Some(root) = debian_root() else { return };
+    let Some((root, _dir)) = official_installed() else {
+        return;
+    };
     let root = root.path();
-    install_service_stubs(root);
-    let dir = tempfile::tempdir().unwrap();
-    let official = official_deb(dir.path());
-    ok(
-        Format::Deb.install(root, &official),
-        "install the official stand-in",
-    );
     write(&root.join("etc/mm-victim"), "root's\n", 0o644);
     chroot_ok(root, &["chown", "nobody:nogroup", "/etc/mm-victim"]);
     chroot_ok(
@@ -372,15 +381,10 @@ fn deb_failed_takeover_puts_the_official_installation_back() {
     if !have("dpkg-deb") {
         return;
     }
-    let Some(root) = debian_root() else { return };
+    let Some((root, dir)) = official_installed() else {
+        return;
+    };
     let root = root.path();
-    install_service_stubs(root);
-    let dir = tempfile::tempdir().unwrap();
-    let official = official_deb(dir.path());
-    ok(
-        Format::Deb.install(root, &official),
-        "install the official stand-in",
-    );
     let tree = dir.path().join("blocker");
     write(
         &tree.join("DEBIAN/control"),
