@@ -210,6 +210,9 @@ fn as_apt_client_sees_it(repo: &Path) -> tempfile::TempDir {
             let dir = Path::new(name).parent().unwrap();
             let by_hash = dists.join(dir).join("by-hash/SHA256").join(hash);
             if by_hash.exists() {
+                // A new file, not a write through the old name: the plain indexes are hard
+                // links of by-hash files.
+                let _ = fs::remove_file(dists.join(name));
                 fs::copy(&by_hash, dists.join(name)).unwrap();
             }
         }

@@ -5,8 +5,6 @@
 //! Layout under `DIR/apt/`: `pool/<component>/<letter>/<package>/<file>.deb` and
 //! `dists/<suite>/<component>/binary-<arch>/Packages*`.
 
-use std::collections::BTreeMap;
-
 use anyhow::Result;
 use sha2::{Digest, Sha256, Sha512};
 
@@ -65,33 +63,19 @@ impl IndexFile {
     }
 }
 
-/// Every index of `packages` (each tagged with its component): for each component and
-/// architecture, `Packages`, `Packages.gz` and `Packages.xz`, compressed through `cache`.
-pub fn indexes(packages: &[(&str, &PackageInfo)], cache: &ChunkCache) -> Result<Vec<IndexFile>> {
-    let mut groups: BTreeMap<(&str, &str), Vec<&PackageInfo>> = BTreeMap::new();
-    for (component, p) in packages {
-        groups.entry((component, &p.arch)).or_default().push(p);
-    }
+/// Every index of `texts` (component, architecture, the `Packages` text in chunks):
+/// `Packages`, `Packages.gz` and `Packages.xz`, compressed through `cache`.
+pub fn indexes(texts: &[(&str, &str, ChunkedText)], cache: &ChunkCache) -> Result<Vec<IndexFile>> {
     let mut files = Vec::new();
-    for ((component, arch), mut list) in groups {
-        list.sort_by(|a, b| (&a.name, &a.location).cmp(&(&b.name, &b.location)));
-        // Stanzas separated by an empty line.
-        let mut text = ChunkedText::new();
-        for (i, p) in list.iter().enumerate() {
-            let mut unit = stanza(p);
-            if i + 1 < list.len() {
-                unit.push('\n');
-            }
-            text.push(&p.location, unit.as_bytes());
-        }
+    for (component, arch, text) in texts {
         let dir = format!("{component}/binary-{arch}");
         files.push(IndexFile::new(
             format!("{dir}/Packages.gz"),
-            cache.gzip(&text)?,
+            cache.gzip(text)?,
         ));
         files.push(IndexFile::new(
             format!("{dir}/Packages.xz"),
-            cache.xz(&text)?,
+            cache.xz(text)?,
         ));
         files.push(IndexFile::new(format!("{dir}/Packages"), text.to_bytes()));
     }

@@ -1,29 +1,33 @@
 //! Index compression whose cost follows what changed, not what the repository holds.
 //!
 //! An index text (`Packages`, `primary.xml`, ...) is built as a [`ChunkedText`]: a sequence of
-//! chunks cut after a package whose key hashes low enough (so about every [`TARGET`] bytes).
-//! Where a cut falls depends only on that package, so adding or removing one package changes
-//! the chunk it belongs to and moves no other cut. Each chunk is compressed on its own: as a
+//! chunks, one per segment of the repository ([`super::segments`]), each cut after a package
+//! whose key hashes low enough ([`cut_after`], so about every [`TARGET`] bytes). Where a cut
+//! falls depends only on that package, so adding or removing one package changes the chunk it
+//! belongs to and moves no other cut. Each chunk is compressed on its own: as a
 //! deflate run that ends byte-aligned and may refer back into the 32 KiB before it (the
 //! chunks of an index then form one gzip member, as `pigz` writes it), and as one xz block
 //! (the chunks form one xz stream with one block each). [`ChunkCache`] keeps the compressed
 //! chunks between runs in `.mm-pkg/index-chunks`, keyed by the SHA-256 of what they depend
 //! on, so a run compresses only chunks it has not seen (for gzip, also the one after a
 //! changed chunk). The bytes written depend only on the index text, never on what the cache
-//! held: the same packages give the same indexes.
+//! held: the same packages give the same indexes. Each piece is decoded and compared with
+//! its chunk when it is made; the cache file carries a checksum, so a damaged one is not
+//! read. The cache is trusted as the rest of `.mm-pkg` is (segment texts come from there
+//! too): only whoever runs `repo add` may write it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
-use anyhow::{Context, Result};
-use flate2::{Compress, FlushCompress};
+use anyhow::{Context, Result, bail};
+use flate2::{Compress, Decompress, FlushCompress, FlushDecompress};
 use sha2::{Digest, Sha256};
 
 use crate::compress::xz_format;
 
-use super::files::{Batch, PRIVATE_DIR};
+use super::files::{self, PRIVATE_DIR};
 
 /// Uncompressed bytes a chunk holds on average.
 pub const TARGET: usize = 32 * 1024;
@@ -46,10 +50,8 @@ const DEFLATE_END: [u8; 2] = [0x03, 0x00];
 #[derive(Debug, Default)]
 pub struct ChunkedText {
     chunks: Vec<Vec<u8>>,
-    /// Whether the last chunk takes more units.
-    open: bool,
-    /// SHA-256 of each chunk, computed once (both codecs key their pieces by it).
-    hashes: OnceLock<Vec<[u8; 32]>>,
+    /// SHA-256 of each chunk (both codecs key their pieces by it).
+    hashes: Vec<[u8; 32]>,
 }
 
 impl ChunkedText {
@@ -61,35 +63,40 @@ impl ChunkedText {
     /// Appends `bytes` as a chunk of their own (a header or footer that changes with the
     /// number of packages).
     pub fn push_alone(&mut self, bytes: &[u8]) {
-        self.chunks.push(bytes.to_vec());
-        self.open = false;
-        self.hashes = OnceLock::new();
+        self.push_chunk(bytes.to_vec(), Sha256::digest(bytes).into());
     }
 
-    /// Appends one package's `bytes`; the chunk ends after them when `key` (what identifies
-    /// the package) and their length say so.
-    pub fn push(&mut self, key: &str, bytes: &[u8]) {
-        match self.chunks.last_mut() {
-            Some(last) if self.open => last.extend_from_slice(bytes),
-            _ => self.chunks.push(bytes.to_vec()),
-        }
-        self.open = !cut_after(key, bytes.len());
-        self.hashes = OnceLock::new();
+    /// Appends a chunk whose SHA-256 is known (a segment's text, hashed when the segment was
+    /// made and kept under the segment file's checksum). The compressed pieces are keyed by
+    /// it, so it must be the hash of `bytes`.
+    pub fn push_chunk(&mut self, bytes: Vec<u8>, sha256: [u8; 32]) {
+        self.chunks.push(bytes);
+        self.hashes.push(sha256);
+    }
+
+    /// Appends the chunks of `other`.
+    pub fn append(&mut self, other: ChunkedText) {
+        self.chunks.extend(other.chunks);
+        self.hashes.extend(other.hashes);
     }
 
     /// SHA-256 of each chunk.
     fn hashes(&self) -> &[[u8; 32]] {
-        self.hashes.get_or_init(|| {
-            self.chunks
-                .iter()
-                .map(|c| Sha256::digest(c).into())
-                .collect()
-        })
+        &self.hashes
     }
 
     /// The whole text.
     pub fn to_bytes(&self) -> Vec<u8> {
         self.chunks.concat()
+    }
+
+    /// SHA-256 of the whole text, hashed chunk by chunk.
+    pub fn sha256(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        for c in &self.chunks {
+            h.update(c);
+        }
+        h.finalize().into()
     }
 
     /// Bytes of the whole text.
@@ -101,23 +108,11 @@ impl ChunkedText {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    /// True when `bytes` are the whole text, chunk by chunk.
-    fn is(&self, bytes: &[u8]) -> bool {
-        bytes.len() == self.len() && {
-            let mut rest = bytes;
-            self.chunks.iter().all(|c| {
-                let (head, tail) = rest.split_at(c.len());
-                rest = tail;
-                head == &c[..]
-            })
-        }
-    }
 }
 
 /// Whether a chunk ends after a unit of `len` bytes identified by `key`: with probability
 /// `len / TARGET` (always for a unit of `TARGET` bytes or more), decided by `key`'s hash.
-fn cut_after(key: &str, len: usize) -> bool {
+pub fn cut_after(key: &str, len: usize) -> bool {
     let digest = Sha256::digest(key.as_bytes());
     let h = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) as u128;
     h * (TARGET as u128) < (len as u128) << 32
@@ -167,19 +162,8 @@ impl ChunkCache {
         }
     }
 
-    /// `text` as one gzip member. The result is decoded and compared with `text` before it
-    /// is returned: a cache entry that is wrong (damaged in a way its checksum missed, or
-    /// written by hand) is replaced by a fresh compression, never published.
+    /// `text` as one gzip member, from cached pieces where it can.
     pub fn gzip(&self, text: &ChunkedText) -> Result<Vec<u8>> {
-        self.checked(
-            text,
-            |cached| self.gzip_with(text, cached),
-            |bytes, back| flate2::read::GzDecoder::new(bytes).read_to_end(back),
-        )
-    }
-
-    /// `text` as one gzip member, from cached chunks when `cached`.
-    fn gzip_with(&self, text: &ChunkedText, cached: bool) -> Result<Vec<u8>> {
         let mut out = GZIP_HEADER.to_vec();
         let mut crc = crc32fast::Hasher::new();
         let mut size = 0u64;
@@ -192,12 +176,12 @@ impl ChunkCache {
                 first -= 1;
                 seen += text.chunks[first].len();
             }
-            let window = || {
+            let piece = self.piece(Kind::Deflate, &hashes[first..=i], || {
                 let before = text.chunks[first..i].concat();
-                before[before.len().saturating_sub(WINDOW)..].to_vec()
-            };
-            let piece = self.piece(Kind::Deflate, &hashes[first..=i], cached, || {
-                deflate(&window(), chunk)
+                let window = &before[before.len().saturating_sub(WINDOW)..];
+                let piece = deflate(window, chunk)?;
+                check(inflate(window, &piece.bytes).as_deref() == Some(chunk))?;
+                Ok(piece)
             })?;
             out.extend_from_slice(&piece.bytes);
             crc.update(chunk);
@@ -209,43 +193,16 @@ impl ChunkCache {
         Ok(out)
     }
 
-    /// `text` as one xz stream of one block per chunk, checked like [`Self::gzip`].
+    /// `text` as one xz stream of one block per chunk, from cached blocks where it can.
     pub fn xz(&self, text: &ChunkedText) -> Result<Vec<u8>> {
-        self.checked(
-            text,
-            |cached| self.xz_with(text, cached),
-            |bytes, back| liblzma::read::XzDecoder::new(bytes).read_to_end(back),
-        )
-    }
-
-    /// `build(true)` (from cached chunks) when `decode` reads it back as `text`, else
-    /// `build(false)` (every chunk compressed afresh, replacing the cached ones).
-    fn checked(
-        &self,
-        text: &ChunkedText,
-        build: impl Fn(bool) -> Result<Vec<u8>>,
-        decode: impl Fn(&[u8], &mut Vec<u8>) -> std::io::Result<usize>,
-    ) -> Result<Vec<u8>> {
-        let out = build(true)?;
-        let mut back = Vec::with_capacity(text.len());
-        if decode(&out, &mut back).is_ok() && text.is(&back) {
-            return Ok(out);
-        }
-        eprintln!(
-            "mm-pkg: warning: {} held compressed index chunks that do not match the index; \
-             compressing afresh (and replacing them)",
-            self.path.display()
-        );
-        build(false)
-    }
-
-    /// `text` as one xz stream, from cached chunks when `cached`.
-    fn xz_with(&self, text: &ChunkedText, cached: bool) -> Result<Vec<u8>> {
         let mut out = xz_format::stream_header();
         let mut records = Vec::with_capacity(text.chunks.len());
         for (chunk, hash) in text.chunks.iter().zip(text.hashes()) {
-            let key = std::slice::from_ref(hash);
-            let piece = self.piece(Kind::Xz, key, cached, || xz_block(chunk))?;
+            let piece = self.piece(Kind::Xz, std::slice::from_ref(hash), || {
+                let piece = xz_block(chunk)?;
+                check(unxz_block(&piece, chunk.len()).as_deref() == Some(chunk))?;
+                Ok(piece)
+            })?;
             out.extend_from_slice(&piece.bytes);
             records.push((piece.unpadded, chunk.len() as u64));
         }
@@ -253,9 +210,9 @@ impl ChunkCache {
         Ok(out)
     }
 
-    /// Stages in `batch` the chunks this run used (and only those, so the file is the same
-    /// whatever the history), for the next run.
-    pub fn save(&self, batch: &mut Batch) -> Result<()> {
+    /// Keeps for the next run the chunks this run used (and only those, so the file is the
+    /// same whatever the history), in the repository at `dir`.
+    pub fn save(&self, dir: &Path) -> Result<()> {
         let used = self.used.lock().expect("chunk cache lock");
         let mut out = MAGIC.to_vec();
         for ((kind, hash), piece) in used.iter() {
@@ -266,7 +223,7 @@ impl ChunkCache {
             out.extend_from_slice(&piece.bytes);
         }
         out.extend_from_slice(&crc32fast::hash(&out).to_le_bytes());
-        batch.write(&self.path, &out)?;
+        files::replace_cache(dir, &self.path, &out)?;
         Ok(())
     }
 
@@ -276,21 +233,16 @@ impl ChunkCache {
         &self,
         kind: Kind,
         hashes: &[[u8; 32]],
-        use_cache: bool,
         make: impl FnOnce() -> Result<Piece>,
     ) -> Result<Arc<Piece>> {
         let key = match hashes {
             [one] => (kind, *one),
             many => (kind, Sha256::digest(many.concat()).into()),
         };
-        let cached = use_cache
-            .then(|| {
-                self.known.get(&key).cloned().or_else(|| {
-                    let used = self.used.lock().expect("chunk cache lock");
-                    used.get(&key).cloned()
-                })
-            })
-            .flatten();
+        let cached = self.known.get(&key).cloned().or_else(|| {
+            let used = self.used.lock().expect("chunk cache lock");
+            used.get(&key).cloned()
+        });
         let piece = match cached {
             Some(piece) => piece,
             None => Arc::new(make()?),
@@ -329,6 +281,50 @@ fn parse(bytes: &[u8]) -> Option<HashMap<Key, Arc<Piece>>> {
         rest = tail;
     }
     Some(map)
+}
+
+/// Fails when a piece just made does not decode to its chunk (a fault in the compressor or
+/// its framing: nothing that reads the repository could use it).
+fn check(decodes: bool) -> Result<()> {
+    if !decodes {
+        bail!("a compressed index chunk does not decode to its text: please report this");
+    }
+    Ok(())
+}
+
+/// The text a deflate piece decodes to after `window`; `None` when it does not decode.
+fn inflate(window: &[u8], piece: &[u8]) -> Option<Vec<u8>> {
+    let mut d = Decompress::new(false);
+    if !window.is_empty() {
+        d.set_dictionary(window).ok()?;
+    }
+    let mut out = Vec::with_capacity(piece.len() * 4 + 1024);
+    loop {
+        let consumed = d.total_in() as usize;
+        let before = (d.total_in(), d.total_out());
+        d.decompress_vec(&piece[consumed..], &mut out, FlushDecompress::Sync)
+            .ok()?;
+        if d.total_in() as usize == piece.len() && out.len() < out.capacity() {
+            return Some(out);
+        }
+        if (d.total_in(), d.total_out()) == before && out.len() < out.capacity() {
+            return None;
+        }
+        out.reserve(out.capacity());
+    }
+}
+
+/// The text an xz block decodes to, read as the one block of a stream; `None` when it does
+/// not decode.
+fn unxz_block(piece: &Piece, len: usize) -> Option<Vec<u8>> {
+    let mut stream = xz_format::stream_header();
+    stream.extend_from_slice(&piece.bytes);
+    stream.extend_from_slice(&xz_format::stream_end(&[(piece.unpadded, len as u64)]));
+    let mut out = Vec::with_capacity(len);
+    liblzma::read::XzDecoder::new(&stream[..])
+        .read_to_end(&mut out)
+        .ok()?;
+    Some(out)
 }
 
 /// `chunk` deflated at level 9, ending with a sync flush (byte-aligned, not final); it may
@@ -386,11 +382,19 @@ mod tests {
             .collect()
     }
 
+    /// The units cut into chunks as the repository's segments are.
     fn text_of(units: &[(String, String)]) -> ChunkedText {
         let mut text = ChunkedText::new();
         text.push_alone(b"<header packages=\"n\">\n");
+        let mut chunk = Vec::new();
         for (key, unit) in units {
-            text.push(key, unit.as_bytes());
+            chunk.extend_from_slice(unit.as_bytes());
+            if cut_after(key, unit.len()) {
+                text.push_alone(&std::mem::take(&mut chunk));
+            }
+        }
+        if !chunk.is_empty() {
+            text.push_alone(&chunk);
         }
         text.push_alone(b"</footer>\n");
         text
@@ -446,9 +450,8 @@ mod tests {
         let text = text_of(&stanzas(500));
         let cold = ChunkCache::load(dir.path());
         let (gz, xz) = (cold.gzip(&text).unwrap(), cold.xz(&text).unwrap());
-        let mut batch = Batch::new(dir.path()).unwrap();
-        cold.save(&mut batch).unwrap();
-        batch.commit().unwrap();
+        std::fs::create_dir_all(dir.path().join(PRIVATE_DIR).join("tmp")).unwrap();
+        cold.save(dir.path()).unwrap();
         let warm = ChunkCache::load(dir.path());
         assert!(!warm.known.is_empty(), "the cache was not read back");
         assert_eq!(warm.gzip(&text).unwrap(), gz);
@@ -465,33 +468,31 @@ mod tests {
     }
 
     #[test]
-    fn a_cached_piece_is_used_only_when_it_decodes_to_its_chunk() {
-        // A cache entry that passes the CRC but holds another text's compression (a crafted
-        // or stale `.mm-pkg/index-chunks`) must not reach the published indexes.
-        let dir = tempfile::tempdir().unwrap();
-        let text = text_of(&stanzas(3));
-        let plain = text.to_bytes();
-        let mut cache = ChunkCache::load(dir.path());
-        let other = b"Package: evil\n\n".to_vec();
-        for (i, hash) in text.hashes().iter().enumerate() {
-            let xz = xz_block(&other).unwrap();
-            cache.known.insert((Kind::Xz, *hash), Arc::new(xz));
-            let deflated = deflate(&[], &other).unwrap();
-            let key = if i == 0 {
-                *hash
-            } else {
-                let mut first = i;
-                let mut seen = 0;
-                while first > 0 && seen < WINDOW {
-                    first -= 1;
-                    seen += text.chunks[first].len();
-                }
-                Sha256::digest(text.hashes()[first..=i].concat()).into()
-            };
-            cache.known.insert((Kind::Deflate, key), Arc::new(deflated));
-        }
-        assert_eq!(unxz(&cache.xz(&text).unwrap()), plain);
-        assert_eq!(gunzip(&cache.gzip(&text).unwrap()), plain);
+    fn pieces_are_checked_as_they_are_made() {
+        // What a new piece is checked with tells its own chunk from any other text.
+        let units = stanzas(40);
+        let (window, chunk) = (units[0].1.repeat(200), units[1].1.as_bytes());
+        let piece = deflate(window.as_bytes(), chunk).unwrap();
+        assert_eq!(
+            inflate(window.as_bytes(), &piece.bytes).as_deref(),
+            Some(chunk)
+        );
+        assert_ne!(inflate(b"", &piece.bytes).as_deref(), Some(chunk));
+        let other = deflate(window.as_bytes(), units[2].1.as_bytes()).unwrap();
+        assert_ne!(
+            inflate(window.as_bytes(), &other.bytes).as_deref(),
+            Some(chunk)
+        );
+
+        let block = xz_block(chunk).unwrap();
+        assert_eq!(unxz_block(&block, chunk.len()).as_deref(), Some(chunk));
+        let other = xz_block(units[2].1.as_bytes()).unwrap();
+        assert_ne!(unxz_block(&other, chunk.len()).as_deref(), Some(chunk));
+        let mut damaged = block.clone();
+        let middle = damaged.bytes.len() / 2;
+        damaged.bytes[middle] ^= 0x10;
+        assert_ne!(unxz_block(&damaged, chunk.len()).as_deref(), Some(chunk));
+        assert!(check(false).is_err() && check(true).is_ok());
     }
 
     #[test]

@@ -59,15 +59,51 @@ impl Batch {
     /// Stages `bytes` for `path`; does nothing when `path` already holds exactly these
     /// bytes. Returns whether it will write.
     pub fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<bool> {
-        // Read back only a file of the same size: most changed files change size.
-        let same_size = fs::metadata(path).is_ok_and(|m| m.len() == bytes.len() as u64);
-        if same_size && fs::read(path).is_ok_and(|old| old == bytes) {
+        self.write_linked(std::slice::from_ref(&path.to_path_buf()), bytes)
+    }
+
+    /// Stages `bytes` for each of `paths` as one file with several names (hard links; copies
+    /// where the file system cannot link), so that they are written and synced once; a path
+    /// that already holds exactly these bytes is left alone. Returns whether it will write.
+    pub fn write_linked(&mut self, paths: &[PathBuf], bytes: &[u8]) -> Result<bool> {
+        let mut written: Option<PathBuf> = None;
+        for path in paths {
+            if holds(path, bytes) {
+                continue;
+            }
+            match &written {
+                Some(tmp) => {
+                    let tmp = tmp.clone();
+                    self.link_or_write(&tmp, path, bytes)?;
+                }
+                None => {
+                    let (mut file, tmp) = self.create(path)?;
+                    file.write_all(bytes)
+                        .with_context(|| format!("writing {}", tmp.display()))?;
+                    written = Some(tmp);
+                }
+            }
+        }
+        Ok(written.is_some())
+    }
+
+    /// Stages `to` as another name of `existing`, a file this run wrote that holds `bytes`
+    /// (in place since an earlier batch): a hard link, or a copy where the file system cannot
+    /// link. Does nothing when `to` already holds these bytes; returns whether it will write.
+    pub fn link(&mut self, existing: &Path, to: &Path, bytes: &[u8]) -> Result<bool> {
+        if holds(to, bytes) {
             return Ok(false);
         }
-        let (mut file, tmp) = self.create(path)?;
-        file.write_all(bytes)
-            .with_context(|| format!("writing {}", tmp.display()))?;
+        self.link_or_write(existing, to, bytes)?;
         Ok(true)
+    }
+
+    fn link_or_write(&mut self, existing: &Path, to: &Path, bytes: &[u8]) -> Result<()> {
+        let tmp = self.stage(to)?;
+        if fs::hard_link(existing, &tmp).is_err() {
+            fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        }
+        Ok(())
     }
 
     /// Like [`Batch::write`], for a file that names the others (a `Release`, a
@@ -169,6 +205,28 @@ impl Batch {
         self.staged.push((tmp.clone(), to.to_path_buf()));
         Ok(tmp)
     }
+}
+
+/// Replaces `path` (a cache in the private directory of the repository at `dir`) with
+/// `bytes` by rename, without syncing: a crash may lose it or leave it damaged, so it must
+/// carry its own checksum and only ever save work.
+pub fn replace_cache(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = dir.join(PRIVATE_DIR).join(TMP_DIR).join(format!(
+        ".{}.tmp-{}-{}",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id(),
+        SEQUENCE.fetch_add(1, Ordering::Relaxed)
+    ));
+    fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+/// True when `path` holds exactly `bytes` (read back only when the size matches: most
+/// changed files change size).
+fn holds(path: &Path, bytes: &[u8]) -> bool {
+    let same_size = fs::metadata(path).is_ok_and(|m| m.len() == bytes.len() as u64);
+    same_size && fs::read(path).is_ok_and(|old| old == bytes)
 }
 
 /// Syncs each of `dirs`, so that the renames into them are durable.

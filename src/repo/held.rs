@@ -1,13 +1,13 @@
 //! What a repository already holds, read without changing it: the question `sync` asks
 //! before it builds anything.
 
-use std::fs;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 
-use super::state::{State, state_path};
+use super::segments::Format;
+use super::state::read_packages;
 use super::{apt, yum};
 
 /// One package file a repository holds.
@@ -39,30 +39,29 @@ pub struct Holdings {
 /// Every package the repository at `dir` holds, from its state file; empty when `dir` is no
 /// repository yet. Takes no lock and writes nothing.
 pub fn holdings(dir: &Path) -> Result<Holdings> {
-    let path = state_path(dir);
-    let bytes = match fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Holdings::default()),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    let Some((settings, packages)) = read_packages(dir)? else {
+        return Ok(Holdings::default());
     };
-    let state: State = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{} is damaged: restore it from a backup", path.display()))?;
-    let suite = state.settings.suite.clone();
-    let debs = state.deb.into_iter().map(|e| ("deb", apt::APT_DIR, e.info));
-    let rpms = state.rpm.into_iter().map(|e| ("rpm", yum::YUM_DIR, e.info));
-    let packages = debs
-        .chain(rpms)
-        .map(|(format, root, info)| Held {
-            format,
-            name: info.name,
-            version: info.version,
-            arch: info.arch,
-            location: format!("{root}/{}", info.location),
-            sha256: info.digests.sha256,
+    let packages = packages
+        .into_iter()
+        .map(|(format, p)| {
+            let (format, root) = match format {
+                Format::Deb => ("deb", apt::APT_DIR),
+                Format::Rpm => ("rpm", yum::YUM_DIR),
+            };
+            let info = p.info;
+            Held {
+                format,
+                name: info.name,
+                version: info.version,
+                arch: info.arch,
+                location: format!("{root}/{}", info.location),
+                sha256: info.digests.sha256,
+            }
         })
         .collect();
     Ok(Holdings {
-        suite: Some(suite),
+        suite: Some(settings.suite),
         packages,
     })
 }

@@ -17,6 +17,7 @@ pub mod held;
 pub mod package;
 mod publish;
 pub mod rpm;
+mod segments;
 mod state;
 pub mod verify;
 pub mod version;
@@ -32,7 +33,8 @@ use crate::sign::Signer;
 use files::{Batch, RepoLock};
 use package::{FileDigests, PackageInfo, check_token};
 use publish::publish;
-use state::{DebEntry, RpmEntry, load_state, prune};
+use segments::{Format, Store, Stored};
+use state::{doomed, load_state};
 
 /// Default `--suite`.
 pub const DEFAULT_SUITE: &str = "stable";
@@ -108,11 +110,12 @@ pub fn add(dir: &Path, files: &[PathBuf], options: &RepoOptions) -> Result<AddRe
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let _lock = RepoLock::acquire(dir)?;
     files::remove_stale_temporaries(dir)?;
-    let mut state = load_state(dir, options)?;
+    let mut store = Store::new(dir);
+    let mut state = load_state(dir, options, &mut store)?;
 
     // Read every new file and decide before anything is written.
     let mut report = AddReport::default();
-    let mut new_debs: Vec<(PathBuf, DebEntry)> = Vec::new();
+    let mut new_debs: Vec<(PathBuf, Stored)> = Vec::new();
     let mut new_rpms: Vec<(PathBuf, String, String)> = Vec::new();
     for file in files {
         let digests = FileDigests::of_file(file)?;
@@ -120,15 +123,16 @@ pub fn add(dir: &Path, files: &[PathBuf], options: &RepoOptions) -> Result<AddRe
             match file.extension().and_then(|e| e.to_str()) {
                 Some("deb") => {
                     let info = deb::read(file, digests.clone(), component)?;
-                    let same = |i: &PackageInfo| {
-                        i.name == info.name && i.version == info.version && i.arch == info.arch
+                    let same = |p: &Stored| {
+                        p.info.name == info.name
+                            && p.info.version == info.version
+                            && p.info.arch == info.arch
                     };
-                    let present = state
-                        .deb
-                        .iter()
-                        .chain(new_debs.iter().map(|(_, e)| e))
-                        .find(|e| same(&e.info))
-                        .map(|e| vec![e.info.digests.sha256.clone()]);
+                    let present = match new_debs.iter().map(|(_, p)| p).find(|p| same(p)) {
+                        Some(p) => Some(p.clone()),
+                        None => state.find(&mut store, Format::Deb, &info.name, same)?,
+                    }
+                    .map(|p| vec![p.info.digests.sha256]);
                     let out = (
                         info.name.clone(),
                         info.version.clone(),
@@ -139,8 +143,9 @@ pub fn add(dir: &Path, files: &[PathBuf], options: &RepoOptions) -> Result<AddRe
                     if out.4.is_none() {
                         new_debs.push((
                             file.clone(),
-                            DebEntry {
-                                component: component.to_string(),
+                            Stored {
+                                component: Some(component.to_string()),
+                                input_sha256: None,
                                 info,
                             },
                         ));
@@ -152,10 +157,10 @@ pub fn add(dir: &Path, files: &[PathBuf], options: &RepoOptions) -> Result<AddRe
                     let version = format!("{}-{}", info.ver, info.rel);
                     let location = format!("Packages/{name}-{version}.{arch}.rpm");
                     let present = state
-                        .rpm
-                        .iter()
-                        .find(|e| e.info.location == location)
-                        .map(|e| vec![e.input_sha256.clone(), e.info.digests.sha256.clone()])
+                        .find(&mut store, Format::Rpm, &name, |p| {
+                            p.info.location == location
+                        })?
+                        .map(|p| vec![p.input_sha256.unwrap_or_default(), p.info.digests.sha256])
                         .or_else(|| {
                             new_rpms
                                 .iter()
@@ -220,8 +225,9 @@ pub fn add(dir: &Path, files: &[PathBuf], options: &RepoOptions) -> Result<AddRe
             report.signed.push(format!("{}/{location}", yum::YUM_DIR));
         }
         let (name, arch, info) = rpm::read(&copy)?;
-        rpm_entries.push(RpmEntry {
-            input_sha256,
+        rpm_entries.push(Stored {
+            component: None,
+            input_sha256: Some(input_sha256),
             info: PackageInfo {
                 name,
                 version: format!("{}-{}", info.ver, info.rel),
@@ -236,20 +242,37 @@ pub fn add(dir: &Path, files: &[PathBuf], options: &RepoOptions) -> Result<AddRe
     pool.commit()?;
     // 2. The state (so that an interrupted run is completed by the next one) and the
     // indexes; 3. Release and repomd.xml with their signatures, and the client files.
-    state.deb.extend(new_debs.into_iter().map(|(_, e)| e));
-    state.rpm.extend(rpm_entries);
+    let added: Vec<(Format, Stored)> = new_debs
+        .into_iter()
+        .map(|(_, p)| (Format::Deb, p))
+        .chain(rpm_entries.into_iter().map(|p| (Format::Rpm, p)))
+        .collect();
+    // Pruning weighs every version of a package: only then is every segment read.
     let pruned = match options.keep {
-        Some(keep) => prune(&mut state, keep, &mut report),
+        Some(keep) => {
+            let mut all = state.packages(&mut store)?;
+            all.extend(added.iter().cloned());
+            doomed(all, keep, &mut report)
+        }
         None => Vec::new(),
     };
-    publish(dir, &state, options, &mut report)?;
-    // 4. Pool files no index names any more.
-    for path in pruned {
+    let pruned_files: Vec<PathBuf> = pruned
+        .iter()
+        .map(|(format, p)| match format {
+            Format::Deb => Path::new(apt::APT_DIR).join(&p.info.location),
+            Format::Rpm => Path::new(yum::YUM_DIR).join(&p.info.location),
+        })
+        .collect();
+    state.change(&mut store, added, pruned)?;
+    publish(dir, &state, &store, options, &mut report)?;
+    // 4. Pool files no index names any more, and segments the state no longer names.
+    for path in pruned_files {
         let path = dir.join(path);
         if path.exists() {
             fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
         }
     }
+    store.remove_unreferenced(&state.families)?;
     Ok(report)
 }
 

@@ -10,9 +10,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use super::apt::IndexFile;
-use super::chunks::ChunkCache;
+use super::chunks::{ChunkCache, ChunkedText};
 use super::files::{self, Batch};
-use super::package::PackageInfo;
+use super::segments::{Family, Format, Store};
 use super::state::{State, encode_state, state_path};
 use super::yum::RepoData;
 use super::{AddReport, RepoOptions, apt, client, yum};
@@ -23,28 +23,37 @@ use crate::sign::Signer;
 pub(super) fn publish(
     dir: &Path,
     state: &State,
+    store: &Store,
     options: &RepoOptions,
     report: &mut AddReport,
 ) -> Result<()> {
     let signer = options.signer.as_deref();
     report.unsigned = signer.is_none();
     let cache = ChunkCache::load(dir);
-    let debs: Vec<(&str, &PackageInfo)> = state
-        .deb
-        .iter()
-        .map(|e| (e.component.as_str(), &e.info))
-        .collect();
-    let rpms: Vec<&PackageInfo> = state.rpm.iter().map(|e| &e.info).collect();
-    // The apt indexes and the state file are made on other threads while the yum side is.
-    let (indexes, data, state_bytes) = std::thread::scope(|scope| -> Result<_> {
-        let apt = scope.spawn(|| apt::indexes(&debs, &cache));
-        let encoded = scope.spawn(|| encode_state(state));
-        let yum = yum::repodata(&rpms, &cache);
-        let panicked = |_| anyhow::anyhow!("an index thread panicked");
-        let indexes = apt.join().map_err(panicked)?;
-        let encoded = encoded.join().map_err(panicked)?;
-        Ok((indexes?, yum?, encoded?))
+    let has_debs = state.of(Format::Deb).next().is_some();
+    let rpms = state.of(Format::Rpm).next();
+    // The apt indexes are made on another thread while the yum side is.
+    let (indexes, data) = std::thread::scope(|scope| -> Result<_> {
+        let apt = scope.spawn(|| {
+            let texts = state
+                .of(Format::Deb)
+                .map(|f| {
+                    let [text] = texts(store, f)?;
+                    Ok((f.component.as_str(), f.arch.as_str(), text))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            apt::indexes(&texts, &cache)
+        });
+        let yum = match rpms {
+            Some(f) => yum::repodata(f.count(), texts(store, f)?, &cache),
+            None => Ok(Vec::new()),
+        };
+        let indexes = apt
+            .join()
+            .map_err(|_| anyhow::anyhow!("an index thread panicked"))?;
+        Ok((indexes?, yum?))
     })?;
+    let state_bytes = encode_state(state)?;
     let dists = dir
         .join(apt::APT_DIR)
         .join("dists")
@@ -53,21 +62,23 @@ pub(super) fn publish(
 
     // 1. What no published file names yet: the state, indexes under their hashes.
     let mut batch = Batch::new(dir)?;
-    batch.write(&state_path(dir), &state_bytes)?;
-    if !state.deb.is_empty() {
+    store.stage(&mut batch)?;
+    // The state names the segments: it goes into place once they are durable.
+    batch.write_last(&state_path(dir), &state_bytes)?;
+    if has_debs {
         for index in &indexes {
-            for by_hash in index.by_hash_paths() {
-                batch.write(&dists.join(by_hash), &index.bytes)?;
-            }
+            let names = index.by_hash_paths().map(|p| dists.join(p));
+            batch.write_linked(&names, &index.bytes)?;
         }
     }
-    if !state.rpm.is_empty() {
+    if rpms.is_some() {
         for d in &data {
             batch.write(&yum_root.join(d.location()), &d.gz)?;
         }
     }
-    cache.save(&mut batch)?;
     batch.commit()?;
+    // A cache only: written without a sync (a crash costs the next run some compression).
+    cache.save(dir)?;
 
     // 2. What clients read first, each replaced by rename.
     let mut batch = Batch::new(dir)?;
@@ -77,14 +88,14 @@ pub(super) fn publish(
             signer.public_armored()?.as_bytes(),
         )?;
     }
-    let old_release = if state.deb.is_empty() {
+    let old_release = if !has_debs {
         None
     } else {
         Some(stage_apt(
             &mut batch, dir, &dists, state, &indexes, options, report,
         )?)
     };
-    let old_repomd = if state.rpm.is_empty() {
+    let old_repomd = if rpms.is_none() {
         None
     } else {
         Some(stage_yum(&mut batch, dir, state, &data, options, report)?)
@@ -114,8 +125,10 @@ fn stage_apt(
 ) -> Result<String> {
     let signer = options.signer.as_deref();
     // The plain-named indexes are renamed together with Release, right before it.
+    // Each is another name of its by-hash file, in place since the batch before.
     for index in indexes {
-        batch.write(&dists.join(&index.path), &index.bytes)?;
+        let [by_hash, _] = index.by_hash_paths();
+        batch.link(&dists.join(by_hash), &dists.join(&index.path), &index.bytes)?;
     }
     let meta = apt::ReleaseMeta {
         origin: state.settings.origin.clone(),
@@ -154,7 +167,10 @@ fn stage_apt(
             batch.write_last(&release_path, release.as_bytes())?;
         }
     }
-    let mut components: Vec<&str> = state.deb.iter().map(|e| e.component.as_str()).collect();
+    let mut components: Vec<&str> = state
+        .of(Format::Deb)
+        .map(|f| f.component.as_str())
+        .collect();
     components.sort();
     components.dedup();
     client::write_client_files(
@@ -210,6 +226,24 @@ fn stage_yum(
         options.signer.is_some(),
     )?;
     Ok(format!("{old}\n{repomd}"))
+}
+
+/// The `N` index texts of `family` (one for apt, three for yum), each segment a chunk.
+fn texts<const N: usize>(store: &Store, family: &Family) -> Result<[ChunkedText; N]> {
+    let mut out = std::array::from_fn(|_| ChunkedText::new());
+    for segment in &family.segments {
+        let texts = store.texts(segment)?;
+        anyhow::ensure!(
+            texts.len() == N,
+            "segment {} holds {} index texts, not {N}: restore .mm-pkg from a backup",
+            segment.id,
+            texts.len()
+        );
+        for (text, (bytes, sha256)) in out.iter_mut().zip(texts) {
+            text.push_chunk(bytes, sha256);
+        }
+    }
+    Ok(out)
 }
 
 fn remove_if_present(path: &Path) -> Result<()> {

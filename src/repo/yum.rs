@@ -59,44 +59,40 @@ fn rpm_of(p: &PackageInfo) -> &RpmInfo {
     p.rpm.as_ref().expect("yum packages carry rpm metadata")
 }
 
-/// primary, filelists and other for `packages` (sorted by name, then location), compressed
-/// through `cache`.
-pub fn repodata(packages: &[&PackageInfo], cache: &ChunkCache) -> Result<Vec<RepoData>> {
-    let mut list = packages.to_vec();
-    list.sort_by(|a, b| (&a.name, &a.location).cmp(&(&b.name, &b.location)));
-    let n = list.len();
-    let mut texts = [
+/// primary, filelists and other for `count` packages whose elements are `bodies` (each in
+/// chunks, in index order), compressed through `cache`.
+pub fn repodata(
+    count: usize,
+    bodies: [ChunkedText; 3],
+    cache: &ChunkCache,
+) -> Result<Vec<RepoData>> {
+    let n = count;
+    let heads = [
         format!("<metadata xmlns=\"{NS_COMMON}\" xmlns:rpm=\"{NS_RPM}\" packages=\"{n}\">\n"),
         format!(
             "<filelists xmlns=\"http://linux.duke.edu/metadata/filelists\" packages=\"{n}\">\n"
         ),
         format!("<otherdata xmlns=\"http://linux.duke.edu/metadata/other\" packages=\"{n}\">\n"),
-    ]
-    .map(|head| {
-        let mut text = ChunkedText::new();
-        text.push_alone(format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{head}").as_bytes());
-        text
-    });
-    for p in list {
-        for (text, fragment) in texts.iter_mut().zip(fragments(p)) {
-            text.push(&p.location, fragment.as_bytes());
-        }
-    }
+    ];
     let mut out = Vec::new();
-    for ((kind, end), mut text) in [
+    for (((kind, end), head), body) in [
         ("primary", "</metadata>\n"),
         ("filelists", "</filelists>\n"),
         ("other", "</otherdata>\n"),
     ]
     .into_iter()
-    .zip(texts)
+    .zip(heads)
+    .zip(bodies)
     {
+        let mut text = ChunkedText::new();
+        text.push_alone(format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{head}").as_bytes());
+        text.append(body);
         text.push_alone(end.as_bytes());
-        let (gz, open) = (cache.gzip(&text)?, text.to_bytes());
+        let gz = cache.gzip(&text)?;
         out.push(RepoData {
             kind,
-            open_size: open.len(),
-            open_sha256: hex::encode(Sha256::digest(&open)),
+            open_size: text.len(),
+            open_sha256: hex::encode(text.sha256()),
             sha256: hex::encode(Sha256::digest(&gz)),
             gz,
         });
@@ -105,7 +101,7 @@ pub fn repodata(packages: &[&PackageInfo], cache: &ChunkCache) -> Result<Vec<Rep
 }
 
 /// The `<package>` elements of `p` in primary, filelists and other.
-fn fragments(p: &PackageInfo) -> [String; 3] {
+pub(super) fn fragments(p: &PackageInfo) -> [String; 3] {
     let (mut primary, mut filelists, mut other) = (String::new(), String::new(), String::new());
     let r = rpm_of(p);
     let id = &p.digests.sha256;
