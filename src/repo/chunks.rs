@@ -4,17 +4,17 @@
 //! chunks, one per segment of the repository ([`super::segments`]), each cut after a package
 //! whose key hashes low enough ([`cut_after`], so about every [`TARGET`] bytes). Where a cut
 //! falls depends only on that package, so adding or removing one package changes the chunk it
-//! belongs to and moves no other cut. Each chunk is compressed on its own: as a
-//! deflate run that ends byte-aligned and may refer back into the 32 KiB before it (the
-//! chunks of an index then form one gzip member, as `pigz` writes it), and as one xz block
-//! (the chunks form one xz stream with one block each). [`ChunkCache`] keeps the compressed
-//! chunks between runs in `.mm-pkg/index-chunks`, keyed by the SHA-256 of what they depend
-//! on, so a run compresses only chunks it has not seen (for gzip, also the one after a
-//! changed chunk). The bytes written depend only on the index text, never on what the cache
-//! held: the same packages give the same indexes. Each piece is decoded and compared with
-//! its chunk when it is made; the cache file carries a checksum, so a damaged one is not
-//! read. The cache is trusted as the rest of `.mm-pkg` is (segment texts come from there
-//! too): only whoever runs `repo add` may write it.
+//! belongs to and moves no other cut. Each chunk is compressed on its own: as a deflate run
+//! that ends byte-aligned and may refer back into the 32 KiB before it, never into a header
+//! (the chunks of an index then form one gzip member, as `pigz` writes it), and as one xz
+//! block (the chunks form one xz stream with one block each). [`ChunkCache`] keeps the
+//! compressed chunks between runs in `.mm-pkg/index-chunks`, keyed by the SHA-256 of what
+//! they depend on, so a run compresses only chunks it has not seen (for gzip, also the one
+//! after a changed chunk). The bytes written depend only on the index text, never on what
+//! the cache held: the same packages give the same indexes. Each piece is decoded and
+//! compared with its chunk when it is made; the cache file carries a checksum, so a damaged
+//! one is not read. The cache is trusted as the rest of `.mm-pkg` is (segment texts come
+//! from there too): only whoever runs `repo add` may write it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -52,6 +52,8 @@ pub struct ChunkedText {
     chunks: Vec<Vec<u8>>,
     /// SHA-256 of each chunk (both codecs key their pieces by it).
     hashes: Vec<[u8; 32]>,
+    /// Whether the deflate run of a later chunk may refer back into each chunk.
+    referable: Vec<bool>,
 }
 
 impl ChunkedText {
@@ -61,9 +63,12 @@ impl ChunkedText {
     }
 
     /// Appends `bytes` as a chunk of their own (a header or footer that changes with the
-    /// number of packages).
+    /// number of packages). Later chunks do not refer back into it, so that a new count
+    /// recompresses only the header, not the packages after it.
     pub fn push_alone(&mut self, bytes: &[u8]) {
         self.push_chunk(bytes.to_vec(), Sha256::digest(bytes).into());
+        self.referable.pop();
+        self.referable.push(false);
     }
 
     /// Appends a chunk whose SHA-256 is known (a segment's text, hashed when the segment was
@@ -72,12 +77,14 @@ impl ChunkedText {
     pub fn push_chunk(&mut self, bytes: Vec<u8>, sha256: [u8; 32]) {
         self.chunks.push(bytes);
         self.hashes.push(sha256);
+        self.referable.push(true);
     }
 
     /// Appends the chunks of `other`.
     pub fn append(&mut self, other: ChunkedText) {
         self.chunks.extend(other.chunks);
         self.hashes.extend(other.hashes);
+        self.referable.extend(other.referable);
     }
 
     /// SHA-256 of each chunk.
@@ -172,7 +179,7 @@ impl ChunkCache {
             // The chunks before this one that deflate still sees (32 KiB back) as it decodes.
             let mut first = i;
             let mut seen = 0;
-            while first > 0 && seen < WINDOW {
+            while first > 0 && seen < WINDOW && text.referable[first - 1] {
                 first -= 1;
                 seen += text.chunks[first].len();
             }
@@ -390,11 +397,14 @@ mod tests {
         for (key, unit) in units {
             chunk.extend_from_slice(unit.as_bytes());
             if cut_after(key, unit.len()) {
-                text.push_alone(&std::mem::take(&mut chunk));
+                let chunk = std::mem::take(&mut chunk);
+                let sha = Sha256::digest(&chunk).into();
+                text.push_chunk(chunk, sha);
             }
         }
         if !chunk.is_empty() {
-            text.push_alone(&chunk);
+            let sha = Sha256::digest(&chunk).into();
+            text.push_chunk(chunk, sha);
         }
         text.push_alone(b"</footer>\n");
         text
@@ -465,6 +475,28 @@ mod tests {
         assert!(ChunkCache::load(dir.path()).known.is_empty());
         std::fs::write(&path, &bytes[..100]).unwrap();
         assert!(ChunkCache::load(dir.path()).known.is_empty());
+    }
+
+    #[test]
+    fn a_new_header_recompresses_only_the_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ChunkCache::load(dir.path());
+        let body = text_of(&stanzas(300));
+        let with_header = |head: &[u8]| {
+            let mut text = ChunkedText::new();
+            text.push_alone(head);
+            text.chunks.extend(body.chunks.iter().cloned());
+            text.hashes.extend(body.hashes.iter().cloned());
+            text.referable.extend(body.referable.iter().cloned());
+            text
+        };
+        let (one, two) = (with_header(b"<h n=\"1\">\n"), with_header(b"<h n=\"2\">\n"));
+        let gz = cache.gzip(&one).unwrap();
+        let before = cache.used.lock().unwrap().len();
+        let gz2 = cache.gzip(&two).unwrap();
+        assert_eq!(cache.used.lock().unwrap().len(), before + 1);
+        assert_eq!(gunzip(&gz), one.to_bytes());
+        assert_eq!(gunzip(&gz2), two.to_bytes());
     }
 
     #[test]
