@@ -109,7 +109,7 @@ impl SegmentRef {
 }
 
 /// The packages of one index, in index order, as segments.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Family {
     /// Which index.
     pub(super) format: Format,

@@ -154,21 +154,39 @@ pub(super) fn load_state(dir: &Path, options: &RepoOptions, store: &mut Store) -
 }
 
 /// Every package of the repository at `dir` with its format, and its settings; `None` when
-/// `dir` is no repository yet. Reads every segment and writes nothing.
+/// `dir` is no repository yet. Reads every segment and writes nothing, without the lock: a
+/// `repo add` that replaces the state meanwhile (and removes the segments only the old one
+/// named) makes it read the new state again.
 pub(super) fn read_packages(dir: &Path) -> Result<Option<(Settings, Packages)>> {
-    Ok(match read_state(&state_path(dir))? {
-        None => None,
-        Some(AnyState::Inline(inline)) => {
-            let debs = inline.deb.into_iter().map(|p| (Format::Deb, p));
-            let rpms = inline.rpm.into_iter().map(|p| (Format::Rpm, p));
-            Some((inline.settings, debs.chain(rpms).collect()))
+    let path = state_path(dir);
+    let mut tries = 0;
+    loop {
+        let (state, result) = match read_state(&path)? {
+            None => return Ok(None),
+            Some(AnyState::Inline(inline)) => {
+                let debs = inline.deb.into_iter().map(|p| (Format::Deb, p));
+                let rpms = inline.rpm.into_iter().map(|p| (Format::Rpm, p));
+                return Ok(Some((inline.settings, debs.chain(rpms).collect())));
+            }
+            Some(AnyState::Segmented(state)) => {
+                let result = state.packages(&mut Store::new(dir));
+                (state, result)
+            }
+        };
+        match result {
+            Ok(packages) => return Ok(Some((state.settings, packages))),
+            Err(e) => {
+                let replaced = match read_state(&path) {
+                    Ok(Some(AnyState::Segmented(now))) => now.families != state.families,
+                    _ => false,
+                };
+                tries += 1;
+                if !replaced || tries == 3 {
+                    return Err(e);
+                }
+            }
         }
-        Some(AnyState::Segmented(state)) => {
-            let mut store = Store::new(dir);
-            let packages = state.packages(&mut store)?;
-            Some((state.settings, packages))
-        }
-    })
+    }
 }
 
 impl State {
