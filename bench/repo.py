@@ -4,6 +4,9 @@ signed repository that already holds N of each, next to reprepro (apt side) plus
 createrepo_c --update and gpg (yum side) doing the same work, side by side, alternating.
 
     bench/repo.py [--scales 10,100,1000] [--runs 5] [--work DIR] [--mm-pkg PATH]
+                  [--baseline PATH]
+
+--baseline times another mm-pkg binary (an earlier build) the same way, in the same rounds.
 
 The packages are small synthetic ones (one 4 KiB file each): the cost measured is the
 repository's, not the packages'. Both sides sign their metadata with an Ed25519 key (mm-pkg
@@ -77,6 +80,7 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--work")
     ap.add_argument("--mm-pkg", default="target/release/mm-pkg")
+    ap.add_argument("--baseline", help="another mm-pkg binary to time alongside")
     a = ap.parse_args()
     work = a.work or tempfile.mkdtemp(prefix="mm-pkg-repo-bench-")
     mm = os.path.abspath(a.mm_pkg)
@@ -93,8 +97,11 @@ def main():
                          check=True, capture_output=True, text=True).stdout
     fpr = next(l.split(":")[9] for l in fpr.splitlines() if l.startswith("fpr:"))
     genv = dict(env, GNUPGHOME=gnupg)
-    print(f"{'held':>6} {'mm-pkg repo add':>24} {'reprepro + createrepo_c --update + gpg':>40}")
-    print(f"{'':>6} {'median (fastest)':>24} {'median (fastest)':>40}")
+    base_bin = os.path.abspath(a.baseline) if a.baseline else None
+    extra = f" {'baseline mm-pkg':>24}" if base_bin else ""
+    print(f"{'held':>6} {'mm-pkg repo add':>24} {'reprepro + createrepo_c --update + gpg':>40}{extra}")
+    print(f"{'':>6} {'median (fastest)':>24} {'median (fastest)':>40}"
+          + (f" {'median (fastest)':>24}" if base_bin else ""))
     for scale in [int(s) for s in a.scales.split(",")]:
         pkgs = os.path.join(work, f"pkgs-{scale}")
         names = [f"bench{i:04d}" for i in range(scale + 1)]
@@ -111,6 +118,10 @@ def main():
         base_mm = os.path.join(work, f"base-mm-{scale}")
         shutil.rmtree(base_mm, ignore_errors=True)
         run([mm, "repo", "add", base_mm, *old, "--sign-key", key], env=env)
+        if base_bin:
+            base_old = os.path.join(work, f"base-baseline-{scale}")
+            shutil.rmtree(base_old, ignore_errors=True)
+            run([base_bin, "repo", "add", base_old, *old, "--sign-key", key], env=env)
         base_ref = os.path.join(work, f"base-ref-{scale}")
         shutil.rmtree(base_ref, ignore_errors=True)
         os.makedirs(os.path.join(base_ref, "apt/conf"))
@@ -126,8 +137,14 @@ def main():
         repomd = os.path.join(base_ref, "yum/repodata/repomd.xml")
         run(["gpg", "--homedir", gnupg, "--batch", "--yes", "--armor", "--detach-sign",
              "--output", repomd + ".asc", repomd])
-        ours, theirs = [], []
+        ours, theirs, before = [], [], []
         for _ in range(a.runs):
+            if base_bin:
+                repo = os.path.join(work, "baseline")
+                shutil.rmtree(repo, ignore_errors=True)
+                run(["cp", "-a", base_old, repo])
+                before.append(timed([[base_bin, "repo", "add", repo, *new, "--sign-key", key]],
+                                    env=env))
             repo = os.path.join(work, "mm")
             shutil.rmtree(repo, ignore_errors=True)
             run(["cp", "-a", base_mm, repo])
@@ -144,7 +161,8 @@ def main():
                  "--output", repomd + ".asc", repomd],
             ], env=genv))
         cell = lambda t: f"{statistics.median(t):.3f}s ({min(t):.3f}s)"
-        print(f"{scale:>6} {cell(ours):>24} {cell(theirs):>40}", flush=True)
+        extra = f" {cell(before):>24}" if base_bin else ""
+        print(f"{scale:>6} {cell(ours):>24} {cell(theirs):>40}{extra}", flush=True)
 
 
 if __name__ == "__main__":
