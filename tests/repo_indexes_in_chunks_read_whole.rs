@@ -1,6 +1,7 @@
 //! Indexes large enough to be compressed in several chunks (one xz stream of several blocks,
 //! one gzip member of several deflate runs) read back whole with apt's own decompression,
-//! xz, gzip and dnf, and adding a package recompresses only part of them.
+//! xz, gzip and dnf; adding a package recompresses only part of them, reads only the segments
+//! it falls in, and gives the indexes a repository made at once has.
 
 mod common;
 
@@ -160,8 +161,30 @@ fn indexes_in_several_chunks_read_back_whole_with_apt_xz_gzip_and_dnf() {
     assert!(ok && text.contains("/usr/share/bench077/data"), "{text}");
 
     // One more package changes one or two chunks: every other xz block stays as it was.
+    // It reads only the segments it falls in: the packages stored in the first segment of
+    // each index (bench000...) are damaged, and the add neither reads nor needs them.
+    let segments = web.path().join(".mm-pkg/segments");
+    let before_segments = listing(&segments);
+    let mut damaged = 0;
+    for name in &before_segments {
+        let path = segments.join(name);
+        let mut bytes = fs::read(&path).unwrap();
+        if bytes.windows(8).any(|w| w == b"bench000") {
+            let last = bytes.len() - 1;
+            bytes[last] ^= 0x55;
+            fs::write(&path, bytes).unwrap();
+            damaged += 1;
+        }
+    }
+    assert_eq!(damaged, 2, "one first segment per index");
     let before = xz_blocks(&bin.join("Packages.xz"));
     repo_add(web.path(), &[debs[149].clone(), rpms[149].clone()], &[]);
+    let made = listing(&segments)
+        .iter()
+        .filter(|s| !before_segments.contains(s))
+        .count();
+    assert!(made <= 4, "one add made {made} segments (two indexes)");
+    run(common::mm_pkg().args(["repo", "verify"]).arg(web.path()));
     let after = xz_blocks(&bin.join("Packages.xz"));
     let kept = before.iter().filter(|b| after.contains(b)).count();
     assert!(
@@ -192,4 +215,39 @@ fn indexes_in_several_chunks_read_back_whole_with_apt_xz_gzip_and_dnf() {
         150,
         "{text}"
     );
+
+    // Grown package by package or made at once, the indexes are the same bytes.
+    let once = tempfile::tempdir().unwrap();
+    let all: Vec<PathBuf> = debs.iter().chain(&rpms).cloned().collect();
+    repo_add(once.path(), &all, &[]);
+    let once_bin = once.path().join("apt/dists/stable/main/binary-amd64");
+    for index in ["Packages", "Packages.gz", "Packages.xz"] {
+        assert!(
+            fs::read(bin.join(index)).unwrap() == fs::read(once_bin.join(index)).unwrap(),
+            "{index} differs from one made at once"
+        );
+    }
+    let repodata = |repo: &Path| -> Vec<String> {
+        listing(&repo.join("yum/repodata"))
+            .into_iter()
+            .filter(|n| n.ends_with(".xml.gz"))
+            .collect()
+    };
+    let grown = repodata(web.path());
+    for name in repodata(once.path()) {
+        assert!(
+            grown.contains(&name),
+            "{name} differs from one made at once"
+        );
+    }
+}
+
+/// The names of the files in `dir`, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }
