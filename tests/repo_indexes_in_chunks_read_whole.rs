@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::repo::{dnf, dnf_client, repo_add};
+use common::repo::{dnf, dnf_client, repo_add, tiny_deb};
 use common::static_files::StaticServer;
 use common::{have, run};
 
@@ -19,28 +19,9 @@ const APT_HELPER: &str = "/usr/lib/apt/apt-helper";
 /// index entries fill several chunks.
 fn small_packages(dir: &Path, n: usize) -> (Vec<PathBuf>, Vec<PathBuf>) {
     let words: String = (0..300).map(|i| format!(" word{i}")).collect();
-    let mut debs = Vec::new();
-    for i in 0..n {
-        let name = format!("bench{i:03}");
-        let root = dir.join(format!("root-{name}"));
-        fs::create_dir_all(root.join("DEBIAN")).unwrap();
-        fs::create_dir_all(root.join("usr/share").join(&name)).unwrap();
-        fs::write(
-            root.join("DEBIAN/control"),
-            format!(
-                "Package: {name}\nVersion: 1.0-1\nArchitecture: amd64\nMaintainer: Bench \
-                 <bench@example.org>\nDescription: bench package {name}\n{words}\n"
-            ),
-        )
-        .unwrap();
-        fs::write(root.join("usr/share").join(&name).join("data"), &name).unwrap();
-        let deb = dir.join(format!("{name}_1.0-1_amd64.deb"));
-        run(Command::new("dpkg-deb")
-            .args(["-Znone", "--root-owner-group", "--build"])
-            .arg(&root)
-            .arg(&deb));
-        debs.push(deb);
-    }
+    let debs = (0..n)
+        .map(|i| tiny_deb(dir, &format!("bench{i:03}"), "1.0-1", &words))
+        .collect();
     let mut spec = "Name: bench-base\nVersion: 1.0\nRelease: 1\nSummary: bench\nLicense: MIT\n\
                     BuildArch: x86_64\n%description\nbench\n"
         .to_string();

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::gpg::GpgKey;
-use common::repo::{packages, repo_add};
+use common::repo::{packages, repo_add, tiny_deb};
 use common::{have, mm_pkg, run};
 
 /// `sha256sum` of every file under `dir` except the lock, sorted by path.
@@ -290,4 +290,129 @@ fn a_repo_add_killed_at_any_point_leaves_a_readable_repository_the_next_add_comp
         interrupted >= 3,
         "too few runs were actually interrupted ({interrupted})"
     );
+}
+
+#[test]
+fn an_inrelease_an_interrupted_run_left_behind_is_signed_again() {
+    if !have("gpg") || !have("dpkg-deb") {
+        return;
+    }
+    // A run killed between renaming Release.gpg and InRelease leaves the new Release, its
+    // detached signature and the old InRelease (which apt reads first). The next run, with
+    // nothing new, must sign InRelease again rather than keep it.
+    let key = GpgKey::generate("ed25519", None, &[], "never");
+    let args = ["--sign-key", key.secret.to_str().unwrap()];
+    let work = tempfile::tempdir().unwrap();
+    let one = tiny_deb(work.path(), "one", "1.0-1", "");
+    let two = tiny_deb(work.path(), "two", "1.0-1", "");
+    let repo = tempfile::tempdir().unwrap();
+    repo_add(repo.path(), std::slice::from_ref(&one), &args);
+    let inrelease = repo.path().join("apt/dists/stable/InRelease");
+    let old = fs::read(&inrelease).unwrap();
+    repo_add(repo.path(), std::slice::from_ref(&two), &args);
+    fs::write(&inrelease, &old).unwrap();
+    let verify = common::output(mm_pkg().args(["repo", "verify"]).arg(repo.path()));
+    assert!(
+        !verify.status.success(),
+        "the stale InRelease went unnoticed"
+    );
+
+    repo_add(repo.path(), &[two], &args);
+    let verify = common::output(mm_pkg().args(["repo", "verify"]).arg(repo.path()));
+    assert!(
+        verify.status.success(),
+        "InRelease was not signed again:\n{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}
+
+#[test]
+fn a_first_add_killed_before_its_state_landed_does_not_block_the_directory() {
+    if !have("dpkg-deb") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let deb = tiny_deb(work.path(), "one", "1.0-1", "");
+    // What the first run left: its pool file and a content-addressed index, no state.
+    let repo = tempfile::tempdir().unwrap();
+    let pool = repo.path().join("apt/pool/main/o/one");
+    fs::create_dir_all(&pool).unwrap();
+    fs::copy(&deb, pool.join("one_1.0-1_amd64.deb")).unwrap();
+    let by_hash = repo
+        .path()
+        .join("apt/dists/stable/main/binary-amd64/by-hash/SHA256");
+    fs::create_dir_all(&by_hash).unwrap();
+    fs::write(by_hash.join("0".repeat(64)), "partial").unwrap();
+    repo_add(repo.path(), std::slice::from_ref(&deb), &[]);
+    run(mm_pkg().args(["repo", "verify"]).arg(repo.path()));
+
+    // A published Release without a state is another tool's repository: refused.
+    let foreign = tempfile::tempdir().unwrap();
+    let dists = foreign.path().join("apt/dists/bookworm");
+    fs::create_dir_all(&dists).unwrap();
+    fs::write(dists.join("Release"), "Origin: elsewhere\n").unwrap();
+    let out = common::output(mm_pkg().args(["repo", "add"]).arg(foreign.path()).arg(&deb));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not made by mm-pkg repo add"));
+}
+
+#[test]
+fn versions_that_differ_only_in_their_epoch_cannot_share_a_pool_file() {
+    if !have("dpkg-deb") {
+        return;
+    }
+    // apt names pool files without the epoch: 2.0-1 and 1:2.0-1 would be one file.
+    let work = tempfile::tempdir().unwrap();
+    let plain = tiny_deb(work.path(), "e", "2.0-1", "");
+    let epoch = tiny_deb(work.path(), "e", "1:2.0-1", "");
+    let repo = tempfile::tempdir().unwrap();
+    repo_add(repo.path(), std::slice::from_ref(&plain), &[]);
+    let before = tree(repo.path());
+    let out = common::output(mm_pkg().args(["repo", "add"]).arg(repo.path()).arg(&epoch));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("differ only in their epoch"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        tree(repo.path()),
+        before,
+        "a refused add changed the repository"
+    );
+    // Both in one run: refused too.
+    let fresh = tempfile::tempdir().unwrap();
+    let out = common::output(
+        mm_pkg()
+            .args(["repo", "add"])
+            .arg(fresh.path())
+            .arg(&plain)
+            .arg(&epoch),
+    );
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn pool_files_an_interrupted_prune_left_are_removed_by_the_next_add() {
+    if !have("dpkg-deb") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let old = tiny_deb(work.path(), "p", "1.0-1", "");
+    let new = tiny_deb(work.path(), "p", "2.0-1", "");
+    let repo = tempfile::tempdir().unwrap();
+    repo_add(repo.path(), std::slice::from_ref(&old), &[]);
+    repo_add(repo.path(), std::slice::from_ref(&new), &["--keep", "1"]);
+    let pruned = repo.path().join("apt/pool/main/p/p/p_1.0-1_amd64.deb");
+    assert!(!pruned.exists());
+    // As if the run had stopped after publishing the indexes, before removing the file.
+    fs::copy(&old, &pruned).unwrap();
+    repo_add(repo.path(), std::slice::from_ref(&new), &[]);
+    assert!(!pruned.exists(), "the pruned file stayed in the pool");
+    assert!(
+        repo.path()
+            .join("apt/pool/main/p/p/p_2.0-1_amd64.deb")
+            .exists()
+    );
+    run(mm_pkg().args(["repo", "verify"]).arg(repo.path()));
 }

@@ -1,8 +1,9 @@
 //! `mm-pkg repo`: signed apt and yum repositories that real clients install from.
 //!
 //! [`add`] reads only the new package files ([`deb`] and [`rpm`] fill a [`PackageInfo`]),
-//! keeps what the indexes need in a state file, and rewrites the indexes ([`apt`], [`yum`])
-//! from that state, in an order that keeps the repository readable at every moment: pool
+//! keeps what the indexes need in segments that a small state file names (`segments`,
+//! `state`; an add parses only the segments it changes), and rewrites the indexes ([`apt`],
+//! [`yum`]) from them, in an order that keeps the repository readable at every moment: pool
 //! files first, then indexes under names that never change content (by-hash, SHA-256-prefixed
 //! repodata), then `Release`, `Release.gpg`, `InRelease`, `repomd.xml` and `repomd.xml.asc`
 //! replaced by rename, last. A lock serializes concurrent runs. `sync` calls
@@ -112,6 +113,8 @@ pub fn add(dir: &Path, files: &[PathBuf], options: &RepoOptions) -> Result<AddRe
     files::remove_stale_temporaries(dir)?;
     let mut store = Store::new(dir);
     let mut state = load_state(dir, options, &mut store)?;
+    // Pool files an interrupted run pruned from the indexes but had not removed yet.
+    remove_pool_files(dir, &std::mem::take(&mut state.removing))?;
 
     // Read every new file and decide before anything is written.
     let mut report = AddReport::default();
@@ -119,67 +122,91 @@ pub fn add(dir: &Path, files: &[PathBuf], options: &RepoOptions) -> Result<AddRe
     let mut new_rpms: Vec<(PathBuf, String, String)> = Vec::new();
     for file in files {
         let digests = FileDigests::of_file(file)?;
-        let (name, version, arch, location, present) =
-            match file.extension().and_then(|e| e.to_str()) {
-                Some("deb") => {
-                    let info = deb::read(file, digests.clone(), component)?;
-                    let same = |p: &Stored| {
-                        p.info.name == info.name
-                            && p.info.version == info.version
-                            && p.info.arch == info.arch
+        let (name, version, arch, location, present) = match file
+            .extension()
+            .and_then(|e| e.to_str())
+        {
+            Some("deb") => {
+                let info = deb::read(file, digests.clone(), component)?;
+                let same = |p: &Stored| {
+                    p.info.name == info.name
+                        && p.info.version == info.version
+                        && p.info.arch == info.arch
+                };
+                let held =
+                    |same: &dyn Fn(&Stored) -> bool, store: &mut Store| -> Result<Option<Stored>> {
+                        match new_debs.iter().map(|(_, p)| p).find(|p| same(p)) {
+                            Some(p) => Ok(Some(p.clone())),
+                            None => state.find(store, Format::Deb, &info.name, same),
+                        }
                     };
-                    let present = match new_debs.iter().map(|(_, p)| p).find(|p| same(p)) {
-                        Some(p) => Some(p.clone()),
-                        None => state.find(&mut store, Format::Deb, &info.name, same)?,
+                let found = held(&same, &mut store)?;
+                if found.is_none() {
+                    // apt names pool files without the epoch: 2.0-1 and 1:2.0-1 would
+                    // share one file.
+                    let clash = |p: &Stored| p.info.location == info.location;
+                    if let Some(other) = held(&clash, &mut store)? {
+                        bail!(
+                            "{}: {} {} would be stored as {}/{}, the file of version {} the repository \
+                                 already holds; versions that differ only in their epoch \
+                                 cannot both be published. Nothing was changed.",
+                            file.display(),
+                            info.name,
+                            info.version,
+                            apt::APT_DIR,
+                            info.location,
+                            other.info.version
+                        );
                     }
-                    .map(|p| vec![p.info.digests.sha256]);
-                    let out = (
-                        info.name.clone(),
-                        info.version.clone(),
-                        info.arch.clone(),
-                        format!("{}/{}", apt::APT_DIR, info.location),
-                        present,
-                    );
-                    if out.4.is_none() {
-                        new_debs.push((
-                            file.clone(),
-                            Stored {
-                                component: Some(component.to_string()),
-                                input_sha256: None,
-                                info,
-                            },
-                        ));
-                    }
-                    out
                 }
-                Some("rpm") => {
-                    let (name, arch, info) = rpm::read(file)?;
-                    let version = format!("{}-{}", info.ver, info.rel);
-                    let location = format!("Packages/{name}-{version}.{arch}.rpm");
-                    let present = state
-                        .find(&mut store, Format::Rpm, &name, |p| {
-                            p.info.location == location
-                        })?
-                        .map(|p| vec![p.input_sha256.unwrap_or_default(), p.info.digests.sha256])
-                        .or_else(|| {
-                            new_rpms
-                                .iter()
-                                .find(|(_, sha, l)| *l == location && !sha.is_empty())
-                                .map(|(_, sha, _)| vec![sha.clone()])
-                        });
-                    if present.is_none() {
-                        new_rpms.push((file.clone(), digests.sha256.clone(), location.clone()));
-                    }
-                    (
-                        name,
-                        version,
-                        arch,
-                        format!("{}/{location}", yum::YUM_DIR),
-                        present,
-                    )
+                let location = found.as_ref().map_or(&info.location, |p| &p.info.location);
+                let out = (
+                    info.name.clone(),
+                    info.version.clone(),
+                    info.arch.clone(),
+                    format!("{}/{location}", apt::APT_DIR),
+                    found.as_ref().map(|p| vec![p.info.digests.sha256.clone()]),
+                );
+                if out.4.is_none() {
+                    new_debs.push((
+                        file.clone(),
+                        Stored {
+                            component: Some(component.to_string()),
+                            input_sha256: None,
+                            info,
+                        },
+                    ));
                 }
-                _ => bail!("{}: only .deb and .rpm files can be added", file.display()),
-            };
+                out
+            }
+            Some("rpm") => {
+                let (name, arch, info) = rpm::read(file)?;
+                let version = format!("{}-{}", info.ver, info.rel);
+                let location = format!("Packages/{name}-{version}.{arch}.rpm");
+                let present = state
+                    .find(&mut store, Format::Rpm, &name, |p| {
+                        p.info.location == location
+                    })?
+                    .map(|p| vec![p.input_sha256.unwrap_or_default(), p.info.digests.sha256])
+                    .or_else(|| {
+                        new_rpms
+                            .iter()
+                            .find(|(_, sha, l)| *l == location && !sha.is_empty())
+                            .map(|(_, sha, _)| vec![sha.clone()])
+                    });
+                if present.is_none() {
+                    new_rpms.push((file.clone(), digests.sha256.clone(), location.clone()));
+                }
+                (
+                    name,
+                    version,
+                    arch,
+                    format!("{}/{location}", yum::YUM_DIR),
+                    present,
+                )
+            }
+            _ => bail!("{}: only .deb and .rpm files can be added", file.display()),
+        };
         let reported = Reported {
             file: file.clone(),
             name,
@@ -256,24 +283,46 @@ pub fn add(dir: &Path, files: &[PathBuf], options: &RepoOptions) -> Result<AddRe
         }
         None => Vec::new(),
     };
-    let pruned_files: Vec<PathBuf> = pruned
+    // The state that drops them names their files, for the next run to remove should this
+    // one stop before it does.
+    state.removing = pruned
         .iter()
         .map(|(format, p)| match format {
-            Format::Deb => Path::new(apt::APT_DIR).join(&p.info.location),
-            Format::Rpm => Path::new(yum::YUM_DIR).join(&p.info.location),
+            Format::Deb => format!("{}/{}", apt::APT_DIR, p.info.location),
+            Format::Rpm => format!("{}/{}", yum::YUM_DIR, p.info.location),
         })
         .collect();
     state.change(&mut store, added, pruned)?;
     publish(dir, &state, &store, options, &mut report)?;
     // 4. Pool files no index names any more, and segments the state no longer names.
-    for path in pruned_files {
-        let path = dir.join(path);
-        if path.exists() {
-            fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
-        }
-    }
+    remove_pool_files(dir, &state.removing)?;
     store.remove_unreferenced(&state.families)?;
     Ok(report)
+}
+
+/// Removes the pool files `paths` (relative to `dir`; each under `apt/pool/` or
+/// `yum/Packages/`, as the state names pruned files) that are still there.
+fn remove_pool_files(dir: &Path, paths: &[String]) -> Result<()> {
+    for rel in paths {
+        let safe = (rel.starts_with("apt/pool/") || rel.starts_with("yum/Packages/"))
+            && Path::new(rel)
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !safe {
+            bail!(
+                "{} names `{rel}` to remove, which is no pool file: restore .mm-pkg from a backup",
+                state::state_path(dir).display()
+            );
+        }
+        let path = dir.join(rel);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing {}", path.display()));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Stages in `batch` the repository's copy of the rpm `from` for `to` (signed by `signer`

@@ -148,7 +148,8 @@ fn stage_apt(
     let (inrelease, detached) = (dists.join("InRelease"), dists.join("Release.gpg"));
     match signer {
         // Nothing changed and this key signed it: no new signature, no changed byte.
-        Some(signer) if unchanged && still_signed(signer, &release, &detached, &inrelease) => {}
+        Some(signer)
+            if unchanged && still_signed(signer, &release, &detached, Some(&inrelease)) => {}
         Some(signer) => {
             let clear = signer.clearsign(&release)?;
             let sig = signer.detached_armored(release.as_bytes())?;
@@ -204,7 +205,7 @@ fn stage_yum(
     let asc = root.join("repodata/repomd.xml.asc");
     let unchanged = repomd == old;
     match options.signer.as_deref() {
-        Some(signer) if unchanged && still_signed(signer, &repomd, &asc, &asc) => {}
+        Some(signer) if unchanged && still_signed(signer, &repomd, &asc, None) => {}
         Some(signer) => {
             let sig = signer.detached_armored(repomd.as_bytes())?;
             batch.write_last(&path, repomd.as_bytes())?;
@@ -255,15 +256,26 @@ fn remove_if_present(path: &Path) -> Result<()> {
     }
 }
 
-/// True when the detached signature at `detached` verifies `text` with `signer`'s key and
-/// `clearsigned` exists (so an unchanged index keeps its signatures; a new key re-signs).
-fn still_signed(signer: &Signer, text: &str, detached: &Path, clearsigned: &Path) -> bool {
-    let (Ok(sig), true) = (fs::read(detached), clearsigned.exists()) else {
+/// True when the detached signature at `detached` verifies `text` with `signer`'s key and,
+/// for apt, the clearsigned `InRelease` at `clearsigned` signs the same text (so an unchanged
+/// index keeps its signatures; a new key, or an `InRelease` an interrupted run left behind,
+/// re-signs).
+fn still_signed(signer: &Signer, text: &str, detached: &Path, clearsigned: Option<&Path>) -> bool {
+    let Ok(sig) = fs::read(detached) else {
         return false;
     };
-    signer
+    let Some(verifier) = signer
         .public_binary()
         .ok()
         .and_then(|key| crate::sign::verify::Verifier::from_bytes(&key).ok())
-        .is_some_and(|v| v.detached(&sig, text.as_bytes()).is_ok())
+    else {
+        return false;
+    };
+    let clear_ok = clearsigned.is_none_or(|path| {
+        fs::read_to_string(path)
+            .ok()
+            .and_then(|armored| verifier.cleartext(&armored).ok())
+            .is_some_and(|signed| super::verify::norm(&signed) == super::verify::norm(text))
+    });
+    clear_ok && verifier.detached(&sig, text.as_bytes()).is_ok()
 }

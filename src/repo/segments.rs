@@ -174,10 +174,10 @@ impl Store {
             );
         }
         let (header, body) = parse_header(&bytes).with_context(|| damaged(&path))?;
-        if body.len() != header.texts_len() + header.json_len {
+        if body.len().checked_sub(header.texts_len) != Some(header.json_len) {
             bail!("{}", damaged(&path));
         }
-        let json = &body[header.texts_len()..];
+        let json = &body[header.texts_len..];
         let packages: Vec<Stored> = serde_json::from_slice(json).with_context(|| damaged(&path))?;
         self.read.insert(segment.id.clone(), packages.clone());
         Ok(packages)
@@ -189,7 +189,7 @@ impl Store {
         let path = self.path(&segment.id);
         if let Some(bytes) = self.made.get(&segment.id) {
             let (header, body) = parse_header(bytes).with_context(|| damaged(&path))?;
-            return Ok(header.split(&body[..header.texts_len()]));
+            return Ok(header.split(&body[..header.texts_len]));
         }
         let mut file = File::open(&path).with_context(|| {
             format!("opening {} (restore .mm-pkg from a backup)", path.display())
@@ -201,7 +201,12 @@ impl Store {
         file.read_exact(&mut head[MAGIC.len() + 1..])
             .with_context(|| damaged(&path))?;
         let (header, _) = parse_header(&head).with_context(|| damaged(&path))?;
-        let mut body = vec![0u8; header.texts_len()];
+        // The lengths are checked against the file before anything is allocated for them.
+        let size = file.metadata().with_context(|| damaged(&path))?.len();
+        if (head.len() + header.texts_len) as u64 > size {
+            bail!("{}", damaged(&path));
+        }
+        let mut body = vec![0u8; header.texts_len];
         file.read_exact(&mut body).with_context(|| damaged(&path))?;
         if header.crc != crc_of(&head[..head.len() - 4], &body) {
             bail!("{}", damaged(&path));
@@ -302,16 +307,14 @@ fn crc_of(head: &[u8], texts: &[u8]) -> u32 {
 struct Header {
     /// Length and SHA-256 of each text.
     texts: Vec<(usize, [u8; 32])>,
+    /// Their total length.
+    texts_len: usize,
     /// Length of the packages' JSON after the texts.
     json_len: usize,
     crc: u32,
 }
 
 impl Header {
-    fn texts_len(&self) -> usize {
-        self.texts.iter().map(|(len, _)| len).sum()
-    }
-
     /// The texts of `body` (which starts with them).
     fn split(&self, body: &[u8]) -> Vec<Text> {
         let mut at = 0;
@@ -340,9 +343,18 @@ fn parse_header(bytes: &[u8]) -> Result<(Header, &[u8])> {
     }
     let (json_len, tail) = rest.split_at_checked(8).context("truncated")?;
     let (crc, body) = tail.split_at_checked(4).context("truncated")?;
+    let texts_len = texts
+        .iter()
+        .try_fold(0usize, |sum, (len, _)| sum.checked_add(*len))
+        .context("text lengths overflow")?;
+    let json_len = usize::try_from(u64::from_le_bytes(json_len.try_into()?))?;
+    texts_len
+        .checked_add(json_len)
+        .context("lengths overflow")?;
     let header = Header {
         texts,
-        json_len: usize::try_from(u64::from_le_bytes(json_len.try_into()?))?,
+        texts_len,
+        json_len,
         crc: u32::from_le_bytes(crc.try_into()?),
     };
     Ok((header, body))
@@ -428,8 +440,9 @@ pub(super) fn update(
 
 /// What tells apart the ways index texts are rendered and cut: a run whose tag differs from
 /// the state's renders every segment again. It hashes the texts of two sample packages (a
-/// .deb with every kind of field, an rpm with dependencies, files and a changelog), so a
-/// change of the stanza or XML writers changes it.
+/// .deb with every kind of field, an rpm with dependencies, files and a changelog) and the
+/// cut decisions for a spread of keys, so a change of the stanza or XML writers or of the cut
+/// rule changes it.
 pub(super) fn renderer_tag() -> String {
     let digests = FileDigests {
         size: 1234,
@@ -489,6 +502,11 @@ pub(super) fn renderer_tag() -> String {
     let mut h = Sha256::new();
     h.update(MAGIC);
     h.update(TARGET.to_le_bytes());
+    // Where segments are cut, for a spread of keys and lengths.
+    let cuts: Vec<u8> = (0..256)
+        .map(|i| u8::from(cut_after(&format!("pool/k{i}"), i * 512)))
+        .collect();
+    h.update(&cuts);
     for (format, info) in [(Format::Deb, &deb), (Format::Rpm, &rpm)] {
         for unit in format.units(info) {
             h.update((unit.len() as u64).to_le_bytes());
@@ -619,13 +637,17 @@ mod tests {
         let path = fresh.path(&segment.id);
         let good = fs::read(&path).unwrap();
         let first_text = MAGIC.len() + 1 + 40 + 8 + 4;
-        for (at, in_text) in [
-            (MAGIC.len() + 20, true),
-            (first_text + 3, true),
-            (good.len() - 5, false),
+        // The high byte of the first text's length: an absurd length is refused before
+        // anything is allocated for it.
+        let length_high = MAGIC.len() + 1 + 7;
+        for (at, flip, in_text) in [
+            (MAGIC.len() + 20, 1, true),
+            (length_high, 0x40, true),
+            (first_text + 3, 1, true),
+            (good.len() - 5, 1, false),
         ] {
             let mut bad = good.clone();
-            bad[at] ^= 1;
+            bad[at] ^= flip;
             fs::write(&path, &bad).unwrap();
             let mut fresh = Store::new(dir.path());
             assert!(fresh.packages(segment).is_err(), "damage at {at} not seen");

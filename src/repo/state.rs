@@ -35,6 +35,10 @@ pub(super) struct State {
     pub(super) renderer: String,
     /// One per apt component and architecture, then the yum one; none without packages.
     pub(super) families: Vec<Family>,
+    /// Pool files (relative to the repository) that this state no longer names and the run
+    /// that wrote it removes after publishing; the next run removes any still there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) removing: Vec<String>,
 }
 
 /// Packages with their formats.
@@ -93,6 +97,7 @@ pub(super) fn load_state(dir: &Path, options: &RepoOptions, store: &mut Store) -
                 settings: inline.settings,
                 renderer: tag,
                 families: Vec::new(),
+                removing: Vec::new(),
             };
             let packages = inline.deb.into_iter().map(|p| (Format::Deb, p));
             let packages = packages.chain(inline.rpm.into_iter().map(|p| (Format::Rpm, p)));
@@ -100,10 +105,14 @@ pub(super) fn load_state(dir: &Path, options: &RepoOptions, store: &mut Store) -
             state
         }
         None => {
-            if dir.join(apt::APT_DIR).exists() {
+            // Without a state, pool files and content-addressed indexes are what a first run
+            // killed before its state landed left; a published Release or repomd.xml is not.
+            if let Some(index) = published_index(dir) {
                 bail!(
-                    "{} holds an apt/ directory but no {}: it was not made by mm-pkg repo add",
+                    "{} holds {} but no {}: it was not made by mm-pkg repo add (or its \
+                     .mm-pkg/ is lost: restore it from a backup)",
                     dir.display(),
+                    index.display(),
                     path.display()
                 );
             }
@@ -116,6 +125,7 @@ pub(super) fn load_state(dir: &Path, options: &RepoOptions, store: &mut Store) -
                 },
                 renderer: tag,
                 families: Vec::new(),
+                removing: Vec::new(),
             }
         }
     };
@@ -151,6 +161,21 @@ pub(super) fn load_state(dir: &Path, options: &RepoOptions, store: &mut Store) -
         s.base_url = Some(url.trim_end_matches('/').to_string());
     }
     Ok(state)
+}
+
+/// A `Release`, `InRelease` or `repomd.xml` in the repository at `dir`, if there is one.
+fn published_index(dir: &Path) -> Option<PathBuf> {
+    let repomd = dir.join(yum::YUM_DIR).join("repodata/repomd.xml");
+    if repomd.exists() {
+        return Some(repomd);
+    }
+    let dists = dir.join(apt::APT_DIR).join("dists");
+    fs::read_dir(&dists).ok()?.flatten().find_map(|suite| {
+        ["Release", "InRelease"]
+            .into_iter()
+            .map(|name| suite.path().join(name))
+            .find(|path| path.exists())
+    })
 }
 
 /// Every package of the repository at `dir` with its format, and its settings; `None` when

@@ -45,7 +45,8 @@ fn rel(dir: &Path, path: &Path) -> String {
     path.strip_prefix(dir).unwrap_or(path).display().to_string()
 }
 
-fn norm(text: &str) -> String {
+/// `text` as clearsigned messages give it back: line ends and the end trimmed.
+pub(super) fn norm(text: &str) -> String {
     text.lines()
         .map(str::trim_end)
         .collect::<Vec<_>>()

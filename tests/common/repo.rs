@@ -26,6 +26,32 @@ pub fn packages(format: &str, versions: &[&str]) -> (Vec<Built>, Vec<PathBuf>) {
     (built, files)
 }
 
+/// A small .deb `name` `version` (amd64) in `dir` whose description ends with `more`, made
+/// with dpkg-deb (fast: for tests that need many packages or odd versions).
+pub fn tiny_deb(dir: &Path, name: &str, version: &str, more: &str) -> PathBuf {
+    let root = dir.join(format!("root-{name}-{version}"));
+    fs::create_dir_all(root.join("DEBIAN")).unwrap();
+    fs::create_dir_all(root.join("usr/share").join(name)).unwrap();
+    fs::write(
+        root.join("DEBIAN/control"),
+        format!(
+            "Package: {name}\nVersion: {version}\nArchitecture: amd64\nMaintainer: Bench \
+             <bench@example.org>\nDescription: bench package {name}\n{more}{}",
+            if more.is_empty() { "" } else { "\n" }
+        ),
+    )
+    .unwrap();
+    fs::write(root.join("usr/share").join(name).join("data"), version).unwrap();
+    let file = version.replace(':', "%3a");
+    let deb = dir.join(format!("{name}_{file}_amd64.deb"));
+    run(Command::new("dpkg-deb")
+        .args(["-Znone", "--root-owner-group", "--build"])
+        .arg(&root)
+        .arg(&deb));
+    fs::remove_dir_all(&root).unwrap();
+    deb
+}
+
 /// `mm-pkg repo add DIR FILES EXTRA` without a key from the environment; returns stdout.
 pub fn repo_add(dir: &Path, files: &[PathBuf], extra: &[&str]) -> String {
     run(mm_pkg()
