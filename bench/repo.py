@@ -9,7 +9,8 @@ createrepo_c --update and gpg (yum side) doing the same work, side by side, alte
 --baseline times another mm-pkg binary (an earlier build) the same way, in the same rounds.
 
 The packages are small synthetic ones (one 4 KiB file each): the cost measured is the
-repository's, not the packages'. Both sides sign their metadata with an Ed25519 key (mm-pkg
+repository's, not the packages'. Each run adds another package, at positions spread over the
+index, to a fresh copy of the same repository. Both sides sign their metadata with an Ed25519 key (mm-pkg
 from the key file, reprepro and gpg from a GnuPG home holding the same kind of key); mm-pkg
 also signs its copy of the new rpm. Needs dpkg-deb, rpmbuild, reprepro, createrepo_c and gpg
 (apt-get install dpkg-dev rpm reprepro createrepo-c gnupg).
@@ -103,14 +104,19 @@ def main():
     print(f"{'':>6} {'median (fastest)':>24} {'median (fastest)':>40}"
           + (f" {'median (fastest)':>24}" if base_bin else ""))
     for scale in [int(s) for s in a.scales.split(",")]:
-        pkgs = os.path.join(work, f"pkgs-{scale}")
-        names = [f"bench{i:04d}" for i in range(scale + 1)]
+        # `runs` more packages than the repository holds: run k adds the k-th of them, at
+        # positions spread over the index (an add costs what the segment it falls in holds).
+        total = scale + a.runs
+        pkgs = os.path.join(work, f"pkgs-{total}")
+        names = [f"bench{i:05d}" for i in range(total)]
         if not os.path.exists(pkgs):
             make_debs(pkgs, names)
             make_rpms(pkgs, names)
         debs = sorted(os.path.join(pkgs, f) for f in os.listdir(pkgs) if f.endswith(".deb"))
         rpms = sorted(os.path.join(pkgs, f) for f in os.listdir(pkgs) if f.endswith(".rpm"))
-        old, new = debs[:-1] + rpms[:-1], [debs[-1], rpms[-1]]
+        picks = [(2 * k + 1) * total // (2 * a.runs) for k in range(a.runs)]
+        held = [i for i in range(total) if i not in picks]
+        old = [debs[i] for i in held] + [rpms[i] for i in held]
         # Each side's repository of `scale` packages per format is built once; every run
         # adds the new packages to a fresh copy of it (cp -a, so the page cache is warm for
         # both sides alike).
@@ -129,16 +135,17 @@ def main():
             f.write(f"Codename: stable\nSuite: stable\nArchitectures: amd64\n"
                     f"Components: main\nSignWith: {fpr}\n")
         os.makedirs(os.path.join(base_ref, "yum/Packages"))
-        run(["reprepro", "-b", os.path.join(base_ref, "apt"), "includedeb", "stable", *debs[:-1]],
-            env=genv)
-        for r in rpms[:-1]:
+        run(["reprepro", "-b", os.path.join(base_ref, "apt"), "includedeb", "stable",
+             *[debs[i] for i in held]], env=genv)
+        for r in [rpms[i] for i in held]:
             shutil.copy(r, os.path.join(base_ref, "yum/Packages"))
         run(["createrepo_c", os.path.join(base_ref, "yum")])
         repomd = os.path.join(base_ref, "yum/repodata/repomd.xml")
         run(["gpg", "--homedir", gnupg, "--batch", "--yes", "--armor", "--detach-sign",
              "--output", repomd + ".asc", repomd])
         ours, theirs, before = [], [], []
-        for _ in range(a.runs):
+        for pick in picks:
+            new = [debs[pick], rpms[pick]]
             if base_bin:
                 repo = os.path.join(work, "baseline")
                 shutil.rmtree(repo, ignore_errors=True)
@@ -154,8 +161,8 @@ def main():
             run(["cp", "-a", base_ref, ref])
             repomd = os.path.join(ref, "yum/repodata/repomd.xml")
             theirs.append(timed([
-                ["reprepro", "-b", os.path.join(ref, "apt"), "includedeb", "stable", debs[-1]],
-                ["cp", rpms[-1], os.path.join(ref, "yum/Packages")],
+                ["reprepro", "-b", os.path.join(ref, "apt"), "includedeb", "stable", new[0]],
+                ["cp", new[1], os.path.join(ref, "yum/Packages")],
                 ["createrepo_c", "--update", os.path.join(ref, "yum")],
                 ["gpg", "--homedir", gnupg, "--batch", "--yes", "--armor", "--detach-sign",
                  "--output", repomd + ".asc", repomd],

@@ -2,9 +2,10 @@
 //!
 //! An index text (`Packages`, `primary.xml`, ...) is built as a [`ChunkedText`]: a sequence of
 //! chunks, one per segment of the repository ([`super::segments`]), each cut after a package
-//! whose key hashes low enough ([`cut_after`], so about every [`TARGET`] bytes). Where a cut
-//! falls depends only on that package, so adding or removing one package changes the chunk it
-//! belongs to and moves no other cut. Each chunk is compressed on its own: as a deflate run
+//! whose key hashes low enough ([`cut_after`], so about every [`TARGET`] bytes, between
+//! [`MIN`] and [`MAX`]). Where a cut falls depends only on that package and the bytes since
+//! the cut before, so adding or removing one package changes the chunk it belongs to and
+//! moves few other cuts. Each chunk is compressed on its own: as a deflate run
 //! that ends byte-aligned and may refer back into the 32 KiB before it, never into a header
 //! (the chunks of an index then form one gzip member, as `pigz` writes it), and as one xz
 //! block (the chunks form one xz stream with one block each). [`ChunkCache`] keeps the
@@ -117,12 +118,26 @@ impl ChunkedText {
     }
 }
 
-/// Whether a chunk ends after a unit of `len` bytes identified by `key`: with probability
-/// `len / TARGET` (always for a unit of `TARGET` bytes or more), decided by `key`'s hash.
-pub fn cut_after(key: &str, len: usize) -> bool {
+/// Smallest chunk (bytes of its largest text) that [`cut_after`] ends, unless it is the last.
+pub const MIN: usize = TARGET / 2;
+/// Largest chunk [`cut_after`] lets grow, unless one unit alone is larger.
+pub const MAX: usize = TARGET * 2;
+
+/// Whether a chunk ends after a unit of `len` bytes identified by `key`, `so_far` bytes into
+/// the chunk (the unit included): never before [`MIN`] bytes, always from [`MAX`] on, and in
+/// between with probability `len / (TARGET - MIN)` (so about every [`TARGET`] bytes), decided
+/// by `key`'s hash. Bounded chunks bound what one change recompresses: a package lands in a
+/// large chunk more often than in a small one.
+pub fn cut_after(key: &str, len: usize, so_far: usize) -> bool {
+    if so_far >= MAX {
+        return true;
+    }
+    if so_far < MIN {
+        return false;
+    }
     let digest = Sha256::digest(key.as_bytes());
     let h = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) as u128;
-    h * (TARGET as u128) < (len as u128) << 32
+    h * ((TARGET - MIN) as u128) < (len as u128) << 32
 }
 
 /// Which compression a cached chunk is in.
@@ -396,7 +411,7 @@ mod tests {
         let mut chunk = Vec::new();
         for (key, unit) in units {
             chunk.extend_from_slice(unit.as_bytes());
-            if cut_after(key, unit.len()) {
+            if cut_after(key, unit.len(), chunk.len()) {
                 let chunk = std::mem::take(&mut chunk);
                 let sha = Sha256::digest(&chunk).into();
                 text.push_chunk(chunk, sha);

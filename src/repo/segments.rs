@@ -4,8 +4,9 @@
 //! The packages of one index (an apt component and architecture, or the yum repository) are
 //! a [`Family`]: sorted as the index lists them (name, then location) and cut into segments
 //! after each package for which [`cut_after`] says so (about every [`TARGET`] bytes of
-//! index text). A cut depends only on its package, so a change re-cuts the segment it falls
-//! in and moves no other cut. Each segment is one file under `.mm-pkg/segments/`, named by
+//! index text). A cut depends only on its package and the bytes since the cut before, so a
+//! change re-cuts the segment it falls in and, at most, the next few, until the cuts meet
+//! the old ones again. Each segment is one file under `.mm-pkg/segments/`, named by
 //! its SHA-256 and never changed: its packages' index texts (what `Packages`, or `primary`,
 //! `filelists` and `other`, say of them) with their SHA-256, then the packages themselves
 //! (what rendered the texts). A run reads the texts of every segment (the indexes list every
@@ -206,12 +207,26 @@ impl Store {
         if (head.len() + header.texts_len) as u64 > size {
             bail!("{}", damaged(&path));
         }
-        let mut body = vec![0u8; header.texts_len];
-        file.read_exact(&mut body).with_context(|| damaged(&path))?;
-        if header.crc != crc_of(&head[..head.len() - 4], &body) {
+        // Each text straight into its own buffer, checked as it comes.
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&head[..head.len() - 4]);
+        let mut texts = Vec::with_capacity(header.texts.len());
+        for (len, sha256) in &header.texts {
+            let mut text = Vec::with_capacity(*len);
+            (&mut file)
+                .take(*len as u64)
+                .read_to_end(&mut text)
+                .with_context(|| damaged(&path))?;
+            if text.len() != *len {
+                bail!("{}", damaged(&path));
+            }
+            crc.update(&text);
+            texts.push((text, *sha256));
+        }
+        if header.crc != crc.finalize() {
             bail!("{}", damaged(&path));
         }
-        Ok(header.split(&body))
+        Ok(texts)
     }
 
     /// Stages in `batch` the segment files made in this run.
@@ -398,19 +413,11 @@ pub(super) fn update(
     }
     let mut adds = add.into_iter().peekable();
     let mut out = Vec::with_capacity(n + 1);
-    let mut pending: Vec<(Stored, Vec<String>)> = Vec::new();
-    let take = |store: &mut Store, p: Stored, pending: &mut Vec<_>, out: &mut Vec<_>| {
-        let units = format.units(&p.info);
-        let len = units.iter().map(String::len).max().unwrap_or(0);
-        let cut = cut_after(&p.info.location, len);
-        pending.push((p, units));
-        if cut {
-            out.push(store.make(format, std::mem::take(pending))?);
-        }
-        anyhow::Ok(())
-    };
+    let mut cutter = Cutter::new(format);
     for (i, segment) in segments.into_iter().enumerate() {
-        if !touched[i] && pending.is_empty() {
+        // Where nothing is pending, a segment ends, and this one was cut from the same point:
+        // unless it changes, it stays as it is.
+        if !touched[i] && cutter.pending.is_empty() {
             out.push(segment);
             continue;
         }
@@ -425,17 +432,53 @@ pub(super) fn update(
         }
         members.sort_by(|a, b| a.key().cmp(&b.key()));
         for p in members {
-            take(store, p, &mut pending, &mut out)?;
+            cutter.push(store, p, &mut out)?;
         }
     }
     for p in adds {
-        take(store, p, &mut pending, &mut out)?;
+        cutter.push(store, p, &mut out)?;
     }
-    if !pending.is_empty() {
-        out.push(store.make(format, pending)?);
+    if !cutter.pending.is_empty() {
+        out.push(store.make(format, cutter.pending)?);
     }
     family.segments = out;
     Ok(())
+}
+
+/// Packages gathered for the next segment, cut where [`cut_after`] says.
+struct Cutter {
+    format: Format,
+    /// Each package with its index texts.
+    pending: Vec<(Stored, Vec<String>)>,
+    /// Bytes of each index text gathered.
+    sizes: Vec<usize>,
+}
+
+impl Cutter {
+    fn new(format: Format) -> Self {
+        Cutter {
+            format,
+            pending: Vec::new(),
+            sizes: vec![0; format.texts()],
+        }
+    }
+
+    /// Adds `p`; when a segment ends after it, makes that segment and appends it to `out`.
+    fn push(&mut self, store: &mut Store, p: Stored, out: &mut Vec<SegmentRef>) -> Result<()> {
+        let units = self.format.units(&p.info);
+        for (size, unit) in self.sizes.iter_mut().zip(&units) {
+            *size += unit.len();
+        }
+        let len = units.iter().map(String::len).max().unwrap_or(0);
+        let so_far = self.sizes.iter().copied().max().unwrap_or(0);
+        let cut = cut_after(&p.info.location, len, so_far);
+        self.pending.push((p, units));
+        if cut {
+            self.sizes.iter_mut().for_each(|s| *s = 0);
+            out.push(store.make(self.format, std::mem::take(&mut self.pending))?);
+        }
+        Ok(())
+    }
 }
 
 /// What tells apart the ways index texts are rendered and cut: a run whose tag differs from
@@ -504,7 +547,7 @@ pub(super) fn renderer_tag() -> String {
     h.update(TARGET.to_le_bytes());
     // Where segments are cut, for a spread of keys and lengths.
     let cuts: Vec<u8> = (0..256)
-        .map(|i| u8::from(cut_after(&format!("pool/k{i}"), i * 512)))
+        .map(|i| u8::from(cut_after(&format!("pool/k{i}"), i * 64, i * 512)))
         .collect();
     h.update(&cuts);
     for (format, info) in [(Format::Deb, &deb), (Format::Rpm, &rpm)] {
@@ -577,7 +620,7 @@ mod tests {
             false,
         )
         .unwrap();
-        assert!(all.segments.len() > 10, "{} segments", all.segments.len());
+        assert!(all.segments.len() >= 8, "{} segments", all.segments.len());
         assert_eq!(all.count(), 600);
 
         // Built with one package missing, then that package added.
@@ -612,7 +655,7 @@ mod tests {
         update(
             &mut store,
             &mut fam,
-            (0..50).map(package).collect(),
+            (0..200).map(package).collect(),
             &BTreeSet::new(),
             false,
         )
@@ -630,7 +673,7 @@ mod tests {
             .flat_map(|s| fresh.packages(s).unwrap())
             .map(|p| p.info.name)
             .collect();
-        assert_eq!(back.len(), 50);
+        assert_eq!(back.len(), 200);
 
         // A flipped byte in the header or the packages, or in a text, is caught.
         let segment = &fam.segments[0];
@@ -662,15 +705,16 @@ mod tests {
         fs::write(&path, &damaged).unwrap();
         let mut fresh = Store::new(dir.path());
         let mut changed = fam.clone();
+        assert!(fam.segments.len() > 2, "{} segments", fam.segments.len());
         update(
             &mut fresh,
             &mut changed,
-            vec![package(60)],
+            vec![package(260)],
             &BTreeSet::new(),
             false,
         )
         .unwrap();
-        assert_eq!(changed.count(), 51);
+        assert_eq!(changed.count(), 201);
         assert_eq!(
             fresh.read.len(),
             fresh.made.len() + 1,
