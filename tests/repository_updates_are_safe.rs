@@ -351,9 +351,16 @@ fn a_first_add_killed_before_its_state_landed_does_not_block_the_directory() {
     let dists = foreign.path().join("apt/dists/bookworm");
     fs::create_dir_all(&dists).unwrap();
     fs::write(dists.join("Release"), "Origin: elsewhere\n").unwrap();
-    let out = common::output(mm_pkg().args(["repo", "add"]).arg(foreign.path()).arg(&deb));
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not made by mm-pkg repo add"));
+    let stderr = refused(foreign.path(), &[deb]);
+    assert!(stderr.contains("not made by mm-pkg repo add"), "{stderr}");
+}
+
+/// `mm-pkg repo add DIR FILES`, which must exit 1; returns what it printed on stderr.
+fn refused(dir: &Path, files: &[std::path::PathBuf]) -> String {
+    let out = common::output(mm_pkg().args(["repo", "add"]).arg(dir).args(files));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    stderr
 }
 
 #[test]
@@ -368,13 +375,8 @@ fn versions_that_differ_only_in_their_epoch_cannot_share_a_pool_file() {
     let repo = tempfile::tempdir().unwrap();
     repo_add(repo.path(), std::slice::from_ref(&plain), &[]);
     let before = tree(repo.path());
-    let out = common::output(mm_pkg().args(["repo", "add"]).arg(repo.path()).arg(&epoch));
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("differ only in their epoch"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = refused(repo.path(), std::slice::from_ref(&epoch));
+    assert!(stderr.contains("differ only in their epoch"), "{stderr}");
     assert_eq!(
         tree(repo.path()),
         before,
@@ -382,14 +384,7 @@ fn versions_that_differ_only_in_their_epoch_cannot_share_a_pool_file() {
     );
     // Both in one run: refused too.
     let fresh = tempfile::tempdir().unwrap();
-    let out = common::output(
-        mm_pkg()
-            .args(["repo", "add"])
-            .arg(fresh.path())
-            .arg(&plain)
-            .arg(&epoch),
-    );
-    assert_eq!(out.status.code(), Some(1));
+    refused(fresh.path(), &[plain, epoch]);
 }
 
 #[test]

@@ -559,34 +559,40 @@ pub(super) fn renderer_tag() -> String {
     hex::encode(&h.finalize()[..16])
 }
 
+/// A small .deb (`bench0000`, ...) as the repository keeps it, for tests.
+#[cfg(test)]
+pub(super) fn sample_deb(i: usize) -> Stored {
+    let name = format!("bench{i:04}");
+    let location = format!("pool/main/b/{name}/{name}_1.0-1_amd64.deb");
+    Stored {
+        component: Some("main".into()),
+        input_sha256: None,
+        info: PackageInfo {
+            name: name.clone(),
+            version: "1.0-1".into(),
+            arch: "amd64".into(),
+            digests: FileDigests {
+                size: i as u64,
+                md5: format!("{:032x}", i),
+                sha256: format!("{:064x}", i),
+                sha512: format!("{:0128x}", i),
+            },
+            control: vec![
+                ("Package".into(), name),
+                ("Description".into(), "x".repeat(200)),
+            ],
+            location,
+            rpm: None,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn package(i: usize) -> Stored {
-        let name = format!("bench{i:04}");
-        let location = format!("pool/main/b/{name}/{name}_1.0-1_amd64.deb");
-        Stored {
-            component: Some("main".into()),
-            input_sha256: None,
-            info: PackageInfo {
-                name: name.clone(),
-                version: "1.0-1".into(),
-                arch: "amd64".into(),
-                digests: FileDigests {
-                    size: i as u64,
-                    md5: format!("{:032x}", i),
-                    sha256: format!("{:064x}", i),
-                    sha512: format!("{:0128x}", i),
-                },
-                control: vec![
-                    ("Package".into(), name),
-                    ("Description".into(), "x".repeat(200)),
-                ],
-                location,
-                rpm: None,
-            },
-        }
+        sample_deb(i)
     }
 
     fn family() -> Family {

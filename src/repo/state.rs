@@ -368,33 +368,7 @@ pub(super) fn doomed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::repo::package::FileDigests;
-    use crate::repo::segments::Stored;
-
-    fn deb(i: usize) -> Stored {
-        let name = format!("pkg{i:03}");
-        Stored {
-            component: Some("main".into()),
-            input_sha256: None,
-            info: PackageInfo {
-                name: name.clone(),
-                version: "1.0-1".into(),
-                arch: "amd64".into(),
-                location: format!("pool/main/p/{name}/{name}_1.0-1_amd64.deb"),
-                digests: FileDigests {
-                    size: 1,
-                    md5: "0".repeat(32),
-                    sha256: format!("{i:064x}"),
-                    sha512: "0".repeat(128),
-                },
-                control: vec![
-                    ("Package".into(), name),
-                    ("Description".into(), "d".repeat(300)),
-                ],
-                rpm: None,
-            },
-        }
-    }
+    use crate::repo::segments::sample_deb as deb;
 
     #[test]
     fn a_state_with_every_package_inline_moves_into_segments() {
