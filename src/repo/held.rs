@@ -8,7 +8,6 @@ use serde::Serialize;
 
 use super::segments::Format;
 use super::state::read_packages;
-use super::{apt, yum};
 
 /// One package file a repository holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -45,9 +44,10 @@ pub fn holdings(dir: &Path) -> Result<Holdings> {
     let packages = packages
         .into_iter()
         .map(|(format, p)| {
-            let (format, root) = match format {
-                Format::Deb => ("deb", apt::APT_DIR),
-                Format::Rpm => ("rpm", yum::YUM_DIR),
+            let root = format.root();
+            let format = match format {
+                Format::Deb => "deb",
+                Format::Rpm => "rpm",
             };
             let info = p.info;
             Held {

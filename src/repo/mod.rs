@@ -247,11 +247,11 @@ pub fn add(dir: &Path, files: &[PathBuf], options: &RepoOptions) -> Result<AddRe
     let signer = options.signer.as_deref();
     let mut rpm_entries = Vec::new();
     for (file, input_sha256, location) in new_rpms {
-        let (signed, copy) = write_rpm_copy(&mut pool, &file, &yum_root.join(&location), signer)?;
+        let (signed, copy, (name, arch, info)) =
+            write_rpm_copy(&mut pool, &file, &yum_root.join(&location), signer)?;
         if signed {
             report.signed.push(format!("{}/{location}", yum::YUM_DIR));
         }
-        let (name, arch, info) = rpm::read(&copy)?;
         rpm_entries.push(Stored {
             component: None,
             input_sha256: Some(input_sha256),
@@ -287,10 +287,7 @@ pub fn add(dir: &Path, files: &[PathBuf], options: &RepoOptions) -> Result<AddRe
     // one stop before it does.
     state.removing = pruned
         .iter()
-        .map(|(format, p)| match format {
-            Format::Deb => format!("{}/{}", apt::APT_DIR, p.info.location),
-            Format::Rpm => format!("{}/{}", yum::YUM_DIR, p.info.location),
-        })
+        .map(|(format, p)| format!("{}/{}", format.root(), p.info.location))
         .collect();
     state.change(&mut store, added, pruned)?;
     publish(dir, &state, &store, options, &mut report)?;
@@ -327,18 +324,19 @@ fn remove_pool_files(dir: &Path, paths: &[String]) -> Result<()> {
 
 /// Stages in `batch` the repository's copy of the rpm `from` for `to` (signed by `signer`
 /// unless it already is), dated by its build time so that its `time file` is reproducible.
-/// Returns whether it signed, and the staged file.
+/// Returns whether it signed, the staged file, and what the copy says (read once, from the
+/// copy that is published).
 fn write_rpm_copy(
     batch: &mut Batch,
     from: &Path,
     to: &Path,
     signer: Option<&Signer>,
-) -> Result<(bool, PathBuf)> {
+) -> Result<(bool, PathBuf, (String, String, rpm::RpmInfo))> {
     let (mut out, tmp) = batch.create(to)?;
     let signed = rpm::copy_signed(from, &mut out, signer)?;
-    let (_, _, info) = rpm::read(&tmp)?;
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(info.build_time);
+    let read = rpm::read(&tmp)?;
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(read.2.build_time);
     out.set_modified(time)
         .with_context(|| format!("dating {}", tmp.display()))?;
-    Ok((signed, tmp))
+    Ok((signed, tmp, read))
 }

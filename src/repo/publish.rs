@@ -1,6 +1,6 @@
 //! Writing the indexes, their signatures and the client files from the state, in the order
-//! that keeps the repository readable: the state and the content-addressed indexes first (one
-//! durable batch), then the plain-named indexes and client files and, only once those are
+//! that keeps the repository readable: the new segments, the state and the content-addressed
+//! indexes first (one durable batch, the state renamed last), then the plain-named indexes and client files and, only once those are
 //! durable, the signed `Release`/`InRelease`/`Release.gpg` and `repomd.xml`/`repomd.xml.asc`
 //! by rename (a second batch, its signed files last), then older generations go.
 
@@ -65,16 +65,12 @@ pub(super) fn publish(
     store.stage(&mut batch)?;
     // The state names the segments: it goes into place once they are durable.
     batch.write_last(&state_path(dir), &state_bytes)?;
-    if has_debs {
-        for index in &indexes {
-            let names = index.by_hash_paths().map(|p| dists.join(p));
-            batch.write_linked(&names, &index.bytes)?;
-        }
+    for index in &indexes {
+        let names = index.by_hash_paths().map(|p| dists.join(p));
+        batch.write_linked(&names, &index.bytes)?;
     }
-    if rpms.is_some() {
-        for d in &data {
-            batch.write(&yum_root.join(d.location()), &d.gz)?;
-        }
+    for d in &data {
+        batch.write(&yum_root.join(d.location()), &d.gz)?;
     }
     batch.commit()?;
     // A cache only: written without a sync (a crash costs the next run some compression).

@@ -51,6 +51,15 @@ impl Format {
         }
     }
 
+    /// The directory inside the repository that the format's package files and indexes live
+    /// under (`apt`, `yum`).
+    pub(super) fn root(self) -> &'static str {
+        match self {
+            Format::Deb => apt::APT_DIR,
+            Format::Rpm => yum::YUM_DIR,
+        }
+    }
+
     /// What each index text says of `info`: its `Packages` stanza (closed by an empty line,
     /// as apt-ftparchive writes them), or its `primary`, `filelists` and `other` elements.
     fn units(self, info: &PackageInfo) -> Vec<String> {
@@ -207,11 +216,9 @@ impl Store {
         if (head.len() + header.texts_len) as u64 > size {
             bail!("{}", damaged(&path));
         }
-        // Each text straight into its own buffer, checked as it comes.
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(&head[..head.len() - 4]);
+        // Each text straight into its own buffer.
         let mut texts = Vec::with_capacity(header.texts.len());
-        for (len, sha256) in &header.texts {
+        for (len, _) in &header.texts {
             let mut text = Vec::with_capacity(*len);
             (&mut file)
                 .take(*len as u64)
@@ -220,13 +227,15 @@ impl Store {
             if text.len() != *len {
                 bail!("{}", damaged(&path));
             }
-            crc.update(&text);
-            texts.push((text, *sha256));
+            texts.push(text);
         }
-        if header.crc != crc.finalize() {
+        if header.crc != crc_of(&head[..head.len() - 4], &texts) {
             bail!("{}", damaged(&path));
         }
-        Ok(texts)
+        Ok(texts
+            .into_iter()
+            .zip(header.texts.iter().map(|(_, sha)| *sha))
+            .collect())
     }
 
     /// Stages in `batch` the segment files made in this run.
@@ -280,7 +289,7 @@ impl Store {
             bytes.extend_from_slice(&Sha256::digest(text));
         }
         bytes.extend_from_slice(&(json.len() as u64).to_le_bytes());
-        let crc = crc_of(&bytes, &texts.concat());
+        let crc = crc_of(&bytes, &texts);
         bytes.extend_from_slice(&crc.to_le_bytes());
         for text in &texts {
             bytes.extend_from_slice(text);
@@ -311,10 +320,10 @@ fn damaged(path: &Path) -> String {
 }
 
 /// CRC-32 of a segment's header (up to its checksum) and texts.
-fn crc_of(head: &[u8], texts: &[u8]) -> u32 {
+fn crc_of(head: &[u8], texts: &[Vec<u8>]) -> u32 {
     let mut crc = crc32fast::Hasher::new();
     crc.update(head);
-    crc.update(texts);
+    texts.iter().for_each(|t| crc.update(t));
     crc.finalize()
 }
 

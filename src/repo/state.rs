@@ -348,11 +348,7 @@ pub(super) fn doomed(
         out.extend(list.into_iter().skip(keep).map(|p| (format, p)));
     }
     for (format, p) in &out {
-        let root = match format {
-            Format::Deb => apt::APT_DIR,
-            Format::Rpm => yum::YUM_DIR,
-        };
-        let location = format!("{root}/{}", p.info.location);
+        let location = format!("{}/{}", format.root(), p.info.location);
         report.pruned.push(Reported {
             file: PathBuf::from(&location),
             name: p.info.name.clone(),

@@ -59,14 +59,9 @@ fn rpm_of(p: &PackageInfo) -> &RpmInfo {
     p.rpm.as_ref().expect("yum packages carry rpm metadata")
 }
 
-/// primary, filelists and other for `count` packages whose elements are `bodies` (each in
+/// primary, filelists and other for `n` packages whose elements are `bodies` (each in
 /// chunks, in index order), compressed through `cache`.
-pub fn repodata(
-    count: usize,
-    bodies: [ChunkedText; 3],
-    cache: &ChunkCache,
-) -> Result<Vec<RepoData>> {
-    let n = count;
+pub fn repodata(n: usize, bodies: [ChunkedText; 3], cache: &ChunkCache) -> Result<Vec<RepoData>> {
     let heads = [
         format!("<metadata xmlns=\"{NS_COMMON}\" xmlns:rpm=\"{NS_RPM}\" packages=\"{n}\">\n"),
         format!(
