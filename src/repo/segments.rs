@@ -165,18 +165,17 @@ impl Store {
         self.dir.join(id)
     }
 
-    /// The packages of `segment`. The file must hash to its name.
+    /// The packages of `segment` (one made or read in this run, else its file, which must
+    /// hash to its name).
     pub(super) fn packages(&mut self, segment: &SegmentRef) -> Result<Vec<Stored>> {
         if let Some(found) = self.read.get(&segment.id) {
             return Ok(found.clone());
         }
+        // Segments made in this run are already in `read`.
         let path = self.path(&segment.id);
-        let bytes = match self.made.get(&segment.id) {
-            Some(bytes) => bytes.clone(),
-            None => fs::read(&path).with_context(|| {
-                format!("reading {} (restore .mm-pkg from a backup)", path.display())
-            })?,
-        };
+        let bytes = fs::read(&path).with_context(|| {
+            format!("reading {} (restore .mm-pkg from a backup)", path.display())
+        })?;
         if hex::encode(Sha256::digest(&bytes)) != segment.id {
             bail!(
                 "{} is damaged (its SHA-256 is not its name): restore .mm-pkg from a backup",
