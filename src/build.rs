@@ -63,13 +63,13 @@ pub struct BuildOptions {
 pub struct BuildReport {
     /// The packages, under their final names.
     pub packages: Vec<BuiltPackage>,
-    /// `bin/mattermost` contains the version string being packaged (see README).
+    /// `bin/mattermost` contains the version string being packaged (see docs/packagers.md).
     pub version_in_server: bool,
     /// What verified the bytes the build read, when a verifier was given.
     pub verified: Option<Verified>,
 }
 
-/// Default codec of each format (see README: the fastest one every supported release reads).
+/// Default codec of each format (see docs/performance.md: the fastest one every supported release reads).
 pub fn default_compression(format: Format) -> Compression {
     match format {
         Format::Deb => Compression::Gzip,

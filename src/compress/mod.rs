@@ -32,7 +32,7 @@ impl Compression {
     /// up to a quarter less CPU (about 1 CPU s of 5.6 on the benchmark release) for output
     /// 0.1% (benchmark release) to 1.5% (minified JavaScript alone) larger than level 6's on
     /// the bytes it compresses; with incompressible segments stored, the .deb stays within 1%
-    /// of `gzip -6` (see README).
+    /// of `gzip -6` (see docs/performance.md).
     pub const GZIP_LEVEL: u32 = 5;
     /// Xz preset.
     pub const XZ_LEVEL: u32 = 6;

@@ -38,7 +38,7 @@ pub struct Trust {
 #[derive(Debug, Clone)]
 struct TrustedKey {
     key: SignedPublicKey,
-    /// The embedded Mattermost key: its copy's expiry is not applied (see README).
+    /// The embedded Mattermost key: its copy's expiry is not applied (see docs/packagers.md and data/SOURCE.md).
     embedded: bool,
 }
 
@@ -135,7 +135,7 @@ impl Trust {
             if !issued(primary) && subkey.is_none() {
                 continue;
             }
-            // The embedded copy's expiry is not applied (see README); every other key's is.
+            // The embedded copy's expiry is not applied (see docs/packagers.md); every other key's is.
             let self_sig = (!trusted.embedded)
                 .then(|| newest_self_signature(&trusted.key, now))
                 .flatten();
