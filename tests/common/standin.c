@@ -110,17 +110,15 @@ static void load_and_rewrite(const char *path) {
     /* Drop an earlier version line, then put ours after the opening brace. */
     static char rest[sizeof config_text];
     snprintf(rest, sizeof rest, "%s", body + 1);
-    char *old = strstr(rest, "\n  \"_server_version\": \"");
+    const char *field = "\n  \"_server_version\": \"";
+    char *old = strstr(rest, field);
     if (old) {
-        char *eol = strchr(old + 1, '\n');
-        if (eol)
-            memmove(old, eol, strlen(eol) + 1);
-        else
-            *old = 0;
+        char *end = strstr(old + strlen(field), "\",");
+        if (end)
+            memmove(old, end + 2, strlen(end + 2) + 1);
     }
     static char rewritten[sizeof config_text + 128];
-    int len = snprintf(rewritten, sizeof rewritten, "{\n  \"_server_version\": \"%s\",%s",
-                       MM_VERSION, rest);
+    int len = snprintf(rewritten, sizeof rewritten, "{%s%s\",%s", field, MM_VERSION, rest);
     if (strcmp(rewritten, config_text) != 0) {
         fd = open(path, O_WRONLY | O_TRUNC);
         if (fd < 0 || write(fd, rewritten, len) != len || close(fd) != 0)
