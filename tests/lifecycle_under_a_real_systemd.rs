@@ -291,8 +291,6 @@ fn is_system_state(path: &str) -> bool {
         "etc/shadow",
         "etc/gshadow",
         "etc/.pwd.lock",
-        "usr/lib/sysimage/rpm",
-        "root/",
     ]
     .iter()
     .any(|p| path.starts_with(p))
