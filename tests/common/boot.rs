@@ -1,8 +1,10 @@
 //! Debian roots booted with a real systemd (`systemd-nspawn -b`), for the tests that run the
 //! packages the way a host does: enable, start, restart, upgrade while running, stop, mask.
 //!
-//! The container gets its own copy of a cached root ([`super::boot_root_of`]), a private
-//! network (only its loopback: the server may bind port 80 without touching the host's),
+//! The container boots an overlay of a cached root ([`super::boot_root_base`]): what it
+//! writes lands in a directory of its own and goes with it, and the 400 MB root is neither
+//! copied nor written. It gets a private network (only its loopback: the server may bind
+//! port 80 without touching the host's),
 //! `--register=no --keep-unit` (the host need not run systemd), and commands run inside it
 //! through `nsenter` into the namespaces of its PID 1, with a clean environment.
 
@@ -13,12 +15,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{boot_root_of, have};
+use super::{boot_root_base, have, run};
 
 /// A booted container; powered off and removed when dropped.
 pub struct Booted {
-    /// The container's root directory on the host.
-    root: tempfile::TempDir,
+    /// Holds `root/` (the overlay the container boots), `upper/` and `work/` (overlayfs's),
+    /// and the console's log.
+    dir: tempfile::TempDir,
+    /// `dir/root`, the container's root directory on the host.
+    root: PathBuf,
     nspawn: Child,
     /// PID (in the host's namespace) of the container's systemd.
     leader: u32,
@@ -37,26 +42,41 @@ impl Booted {
         if !have("systemd-nspawn") || !have("nsenter") {
             return None;
         }
-        let root = boot_root_of(suite)?;
-        Some(Self::boot_root(root))
+        let base = boot_root_base(suite)?;
+        Some(Self::boot_over(&base, suite))
     }
 
-    fn boot_root(root: tempfile::TempDir) -> Booted {
+    fn boot_over(base: &Path, suite: &str) -> Booted {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{suite}-booted-"))
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap();
+        let root = dir.path().join("root");
+        for sub in ["root", "upper", "work"] {
+            fs::create_dir(dir.path().join(sub)).unwrap();
+        }
+        let options = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            base.display(),
+            dir.path().join("upper").display(),
+            dir.path().join("work").display()
+        );
+        run(Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o", &options])
+            .arg(&root));
         // The root's own machine id is the cached root's: nspawn then derives a random one.
-        let _ = fs::remove_file(root.path().join("etc/machine-id"));
+        let _ = fs::remove_file(root.join("etc/machine-id"));
         // The container has a loopback and nothing else: systemd-networkd-wait-online would
         // hold network-online.target (which the unit wants) for its whole 2-minute timeout.
-        let wait_online = root
-            .path()
-            .join("etc/systemd/system/systemd-networkd-wait-online.service");
+        let wait_online = root.join("etc/systemd/system/systemd-networkd-wait-online.service");
         std::os::unix::fs::symlink("/dev/null", wait_online).unwrap();
-        let console = root.path().with_extension("console.log");
+        let console = dir.path().join("console.log");
         let log = fs::File::create(&console).unwrap();
         // Each container in a control group of its own: without a systemd on the host,
         // nspawn --keep-unit puts the container's cgroups (payload/, and below it the
         // container's system.slice/...) below its own, and two containers started from one
         // cgroup would create, use and remove the same ones.
-        let cgroups = own_cgroups(root.path());
+        let cgroups = own_cgroups(dir.path());
         let mut enter = String::new();
         for dir in &cgroups {
             enter.push_str(&format!("echo $$ > '{}/cgroup.procs' && ", dir.display()));
@@ -75,13 +95,14 @@ impl Booted {
                 "--quiet",
                 "-D",
             ])
-            .arg(root.path())
+            .arg(&root)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("systemd-nspawn runs");
         let mut booted = Booted {
+            dir,
             root,
             nspawn,
             leader: 0,
@@ -146,7 +167,7 @@ impl Booted {
 
     /// The container's root directory on the host.
     pub fn root(&self) -> &Path {
-        self.root.path()
+        &self.root
     }
 
     /// What the container printed on its console so far.
@@ -226,7 +247,6 @@ impl Drop for Booted {
         let mut stopped = false;
         while start.elapsed() < Duration::from_secs(20) {
             if let Ok(Some(_)) = self.nspawn.try_wait() {
-                let _ = fs::remove_file(&self.console);
                 stopped = true;
                 break;
             }
@@ -247,10 +267,11 @@ impl Drop for Booted {
         for dir in &self.cgroups {
             remove_cgroup(dir);
         }
+        let _ = Command::new("umount").arg(&self.root).status();
     }
 }
 
-/// Control groups named after the container's root, one in each hierarchy where systemd
+/// Control groups named after the container's directory, one in each hierarchy where systemd
 /// tracks processes: the named v1 hierarchy `systemd` and the cgroup2 one (at
 /// /sys/fs/cgroup/unified on a hybrid host, /sys/fs/cgroup on a unified one).
 fn own_cgroups(root: &Path) -> Vec<PathBuf> {

@@ -166,50 +166,56 @@ pub fn debian_root_of(suite: &str) -> Option<tempfile::TempDir> {
     cached_root(suite, "root", ROOT_PACKAGES)
 }
 
-/// A fresh Debian root of `suite` that boots with systemd: like [`debian_root_of`], plus
-/// [`BOOT_ROOT_PACKAGES`], cached as `<suite>-boot-root`.
-pub fn boot_root_of(suite: &str) -> Option<tempfile::TempDir> {
-    cached_root(
+/// The cached Debian root of `suite` that boots with systemd: like [`debian_root_of`]'s,
+/// plus [`BOOT_ROOT_PACKAGES`], cached as `target/tmp/<suite>-boot-root`. Shared by every
+/// test: never write to it (tests/common/boot.rs lays an overlay over it).
+pub fn boot_root_base(suite: &str) -> Option<PathBuf> {
+    cached_base(
         suite,
         "boot-root",
         &format!("{ROOT_PACKAGES},{BOOT_ROOT_PACKAGES}"),
     )
 }
 
-/// A copy of the root `target/tmp/<suite>-<kind>` (debootstrap minbase of `suite` with
-/// `packages`), made once per run of the suite: test binaries wait for it under a lock file.
+/// A copy of the root `target/tmp/<suite>-<kind>` (see [`cached_base`]).
 fn cached_root(suite: &str, kind: &str, packages: &str) -> Option<tempfile::TempDir> {
-    if !have_root() || !have("debootstrap") {
-        return None;
-    }
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let base = tmp.join(format!("{suite}-{kind}"));
-    let done = base.with_extension("done");
-    {
-        // Test binaries run in parallel: a lock file shared between them (flock, which also
-        // orders the threads of one binary: each opens the file anew).
-        let lock = fs::File::create(base.with_extension("lock")).unwrap();
-        lock.lock().unwrap();
-        if fs::read_to_string(&done).ok().as_deref() != Some(packages) {
-            let _ = fs::remove_dir_all(&base);
-            let mirror = std::env::var("MM_PKG_DEBIAN_MIRROR")
-                .unwrap_or_else(|_| "http://deb.debian.org/debian".into());
-            run(Command::new("debootstrap")
-                .args(["--variant=minbase", &format!("--include={packages}"), suite])
-                .arg(&base)
-                .arg(mirror));
-            fs::write(&done, packages).unwrap();
-        }
-    }
+    let base = cached_base(suite, kind, packages)?;
     let root = tempfile::Builder::new()
         .prefix(&format!("{suite}-{kind}-"))
-        .tempdir_in(tmp)
+        .tempdir_in(Path::new(env!("CARGO_TARGET_TMPDIR")))
         .unwrap();
     run(Command::new("cp")
         .arg("-a")
         .arg(format!("{}/.", base.display()))
         .arg(root.path()));
     Some(root)
+}
+
+/// The root `target/tmp/<suite>-<kind>`: debootstrap minbase of `suite` with `packages`,
+/// made once per run of the suite (test binaries wait for it under a lock file). `None`
+/// (skip) when root or debootstrap is missing.
+fn cached_base(suite: &str, kind: &str, packages: &str) -> Option<PathBuf> {
+    if !have_root() || !have("debootstrap") {
+        return None;
+    }
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let base = tmp.join(format!("{suite}-{kind}"));
+    let done = base.with_extension("done");
+    // Test binaries run in parallel: a lock file shared between them (flock, which also
+    // orders the threads of one binary: each opens the file anew).
+    let lock = fs::File::create(base.with_extension("lock")).unwrap();
+    lock.lock().unwrap();
+    if fs::read_to_string(&done).ok().as_deref() != Some(packages) {
+        let _ = fs::remove_dir_all(&base);
+        let mirror = std::env::var("MM_PKG_DEBIAN_MIRROR")
+            .unwrap_or_else(|_| "http://deb.debian.org/debian".into());
+        run(Command::new("debootstrap")
+            .args(["--variant=minbase", &format!("--include={packages}"), suite])
+            .arg(&base)
+            .arg(mirror));
+        fs::write(&done, packages).unwrap();
+    }
+    Some(base)
 }
 
 /// Runs `args` inside the chroot `root`; returns the output whatever the status.
