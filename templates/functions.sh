@@ -156,7 +156,7 @@ mm_config_setting() (
 # Does the server keep its configuration somewhere else than config.json in the data
 # directory? MM_CONFIG in $MM_ENV_FILE names a database (what Mattermost clusters use) or
 # another file. Then the scripts never seed or back up config.json, and the unit never
-# copies it. Prints why, naming the file but never a database's DSN (it holds a password).
+# copies it. Prints why, never the value (a DSN holds a password).
 mm_config_elsewhere() (
     setting=$(mm_config_setting)
     case "$setting" in
@@ -167,7 +167,7 @@ mm_config_elsewhere() (
             echo "MM_CONFIG in $MM_ENV_FILE names a database: the configuration lives there"
             ;;
         *)
-            echo "MM_CONFIG in $MM_ENV_FILE names $setting"
+            echo "MM_CONFIG in $MM_ENV_FILE names another file: the configuration lives there"
             ;;
     esac
 )

@@ -210,7 +210,8 @@ fn assert_env_file_survives_a_reset(host: &Booted) {
 fn assert_config_in_database(host: &Booted, reinstall: &str) {
     let env = host.root().join(ENV_FILE.trim_start_matches('/'));
     let mut text = fs::read_to_string(&env).unwrap();
-    text.push_str("MM_CONFIG=postgres://mmuser:pinned@db.example.org:5432/mattermost\n");
+    // Quoted, as admins write values: systemd and the scripts both take the quotes off.
+    text.push_str("MM_CONFIG=\"postgres://mmuser:pinned@db.example.org:5432/mattermost\"\n");
     fs::write(&env, text).unwrap();
     let (snaps, baks) = (snapshots(host), backups(host));
     let config = host.root().join(CONFIG);
@@ -223,6 +224,14 @@ fn assert_config_in_database(host: &Booted, reinstall: &str) {
         "the package does not say so:\n{log}"
     );
     assert!(!config.exists(), "config.json was seeded:\n{log}");
+    // The DSN holds a password: neither the scripts nor the unit's helper print it.
+    assert!(!log.contains("pinned"), "{log}");
+    assert!(
+        host.journal().contains("MM_CONFIG names a database"),
+        "{}",
+        host.journal()
+    );
+    assert!(!host.journal().contains("pinned"), "{}", host.journal());
     assert_eq!(snapshots(host), snaps);
     assert_eq!(backups(host), baks);
     assert!(host.sh_ok(PING).contains("\"config\":\"database\""));
