@@ -10,7 +10,7 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use common::fixture::Spec;
 use common::{build, have, output, run};
@@ -19,11 +19,17 @@ use common::{build, have, output, run};
 /// mm_after_configure.
 const SHARED_GLOBALS: &[&str] = &["MM_HAD_CONFIG"];
 
-/// Every script of both packages, as installed or run: (name, text).
-fn rendered_scripts() -> Option<Vec<(String, String)>> {
+/// Every script of both packages, as installed or run: (name, text), built once per run of
+/// this test binary.
+fn rendered_scripts() -> Option<&'static [(String, String)]> {
     if !have("dpkg-deb") || !have("rpm") {
         return None;
     }
+    static SCRIPTS: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+    Some(SCRIPTS.get_or_init(extract_scripts))
+}
+
+fn extract_scripts() -> Vec<(String, String)> {
     let built = build(&Spec::new("9.11.90"), &[]);
     let dir = tempfile::tempdir().unwrap();
     let deb = built.deb.as_ref().unwrap();
@@ -49,7 +55,7 @@ fn rendered_scripts() -> Option<Vec<(String, String)>> {
         let text = query(format!("%{{{tag}}}"));
         scripts.push((format!("rpm %{tag}"), format!("#!/bin/sh\n{text}\n")));
     }
-    Some(scripts)
+    scripts
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -68,7 +74,9 @@ fn every_rendered_script_passes_shellcheck_and_checkbashisms() {
     };
     let dir = tempfile::tempdir().unwrap();
     let mut failures = Vec::new();
-    for (name, text) in &scripts {
+    // Every check at once (checkbashisms takes a second or two a script).
+    let mut running = Vec::new();
+    for (name, text) in scripts {
         assert!(
             text.starts_with("#!/bin/sh\n"),
             "{name} is not a /bin/sh script"
@@ -78,14 +86,14 @@ fn every_rendered_script_passes_shellcheck_and_checkbashisms() {
             ("shellcheck", &["-s", "sh", "--severity=style"][..]),
             ("checkbashisms", &["--posix"][..]),
         ] {
-            let out = output(Command::new(tool).args(args).arg(&path));
-            if !out.status.success() {
-                failures.push(format!(
-                    "{tool} on {name}:\n{}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                ));
-            }
+            let child = Command::new(tool)
+                .args(args)
+                .arg(&path)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run {tool}: {e}"));
+            running.push((tool, name, child));
         }
         // Every exception says why, on the comment line just above it.
         let lines: Vec<&str> = text.lines().collect();
@@ -103,6 +111,16 @@ fn every_rendered_script_passes_shellcheck_and_checkbashisms() {
                     ));
                 }
             }
+        }
+    }
+    for (tool, name, child) in running {
+        let out = child.wait_with_output().unwrap();
+        if !out.status.success() {
+            failures.push(format!(
+                "{tool} on {name}:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -134,7 +152,7 @@ fn no_function_leaks_a_variable_into_its_caller() {
     let Some(scripts) = rendered_scripts() else {
         return;
     };
-    for (name, text) in &scripts {
+    for (name, text) in scripts {
         let leaks = leaking_functions(text);
         assert!(leaks.is_empty(), "{name}: {leaks:?}");
     }
