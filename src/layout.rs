@@ -488,6 +488,33 @@ mod tests {
     }
 
     #[test]
+    fn environment_file_and_start_record_are_where_their_directories_are() {
+        assert_eq!(ENV_FILE.rsplit_once('/').unwrap().0, ETC_DIR);
+        assert_eq!(
+            CONFIG_STARTED.rsplit_once('/').unwrap().0,
+            format!("{DATA_DIR}/config")
+        );
+        let generated = Generated {
+            version: "1.0.0",
+            full_version: "1.0.0-1",
+            package: "mattermost",
+            unit: "",
+            snapshot_script: "",
+            env_file: "# comments\n",
+            mmctl_wrapper: "",
+        };
+        let entries = Layout::new().finish(&generated);
+        let (env, bytes) = entries.iter().find(|(e, _)| e.path == ENV_FILE).unwrap();
+        assert!(env.config);
+        assert_eq!(
+            (env.mode, env.user.as_str(), env.group.as_str()),
+            (0o640, "root", GROUP)
+        );
+        assert_eq!(bytes, b"# comments\n");
+        assert!(entries.iter().filter(|(e, _)| e.config).count() == 1);
+    }
+
+    #[test]
     fn duplicate_dirs_are_skipped_and_parents_come_first() {
         let mut layout = Layout::new();
         let first = layout.map(&rel("", EntryKind::Dir)).unwrap();
