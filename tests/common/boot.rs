@@ -61,9 +61,19 @@ impl Booted {
             dir.path().join("upper").display(),
             dir.path().join("work").display()
         );
-        run(Command::new("mount")
+        let mounted = Command::new("mount")
             .args(["-t", "overlay", "overlay", "-o", &options])
-            .arg(&root));
+            .arg(&root)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            // A kernel without overlayfs: a copy does the same, slower.
+            eprintln!("no overlay mount; copying {}", base.display());
+            run(Command::new("cp")
+                .arg("-a")
+                .arg(format!("{}/.", base.display()))
+                .arg(&root));
+        }
         // The root's own machine id is the cached root's: nspawn then derives a random one.
         let _ = fs::remove_file(root.join("etc/machine-id"));
         // The container has a loopback and nothing else: systemd-networkd-wait-online would
