@@ -244,6 +244,7 @@ pub fn build_verified(
     validate::template_data(&context)?;
     let unit = templates.render("mattermost.service", &context)?;
     let snapshot = templates.render("config-snapshot", &context)?;
+    let env_file = templates.render("mattermost.env", &context)?;
     let mmctl = templates.render("mmctl", &context)?;
     let generated = crate::layout::Generated {
         version: &context.version,
@@ -251,6 +252,7 @@ pub fn build_verified(
         package: &context.package,
         unit: &unit,
         snapshot_script: &snapshot,
+        env_file: &env_file,
         mmctl_wrapper: &mmctl,
     };
     for (entry, bytes) in layout.finish(&generated) {

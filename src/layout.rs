@@ -56,6 +56,19 @@ pub const LIBEXEC_DIR: &str = "/usr/libexec/mattermost";
 pub const CONFIG_SNAPSHOT: &str = "/usr/libexec/mattermost/config-snapshot";
 /// How many pre-start copies of config.json are kept.
 pub const CONFIG_SNAPSHOTS: u32 = 5;
+/// The checksum of config.json as the server left it when it was ready (written by
+/// [`CONFIG_SNAPSHOT`] `--started`, as the service account): config.json still equal to it at
+/// the next start is the server's own rewrite, not a version the admin made.
+pub const CONFIG_STARTED: &str = "/opt/mattermost-daten/config/.config.json.started";
+/// The directory of [`ENV_FILE`], root's.
+pub const ETC_DIR: &str = "/etc/mattermost";
+/// Settings the unit passes to the server as environment variables (`EnvironmentFile=`),
+/// which win over config.json, so that no reset of config.json loses them: the database
+/// connection, or `MM_CONFIG` (config in the database). A configuration file of the admin
+/// (Debian conffile, RPM `%config(noreplace)`), shipped with comments only.
+pub const ENV_FILE: &str = "/etc/mattermost/mattermost.env";
+/// Mode of [`ENV_FILE`], owned by root and [`GROUP`]: it may hold the database password.
+pub const ENV_FILE_MODE: u32 = 0o640;
 /// How many pre-upgrade copies of config.json are kept.
 pub const CONFIG_BACKUPS: u32 = 10;
 /// The account as systemd-sysusers creates it (both formats ship it).
@@ -123,8 +136,8 @@ impl Layout {
     }
 
     /// Entries the release does not ship, each with its bytes: the data-directory symlinks,
-    /// the webapp plugin directory, the unit and its pre-start script, the `mmctl` wrapper, the
-    /// sysusers.d entry and the version file.
+    /// the webapp plugin directory, the unit and its pre-start script, the environment file,
+    /// the `mmctl` wrapper, the sysusers.d entry and the version file.
     pub fn finish(&mut self, generated: &Generated<'_>) -> Vec<(Entry, Vec<u8>)> {
         let mut out: Vec<(Entry, Vec<u8>)> = Vec::new();
         let mut add = |layout: &mut Layout, entry: Entry, bytes: Vec<u8>| {
@@ -165,6 +178,15 @@ impl Layout {
         );
         let unit = generated.unit.as_bytes().to_vec();
         add(self, Entry::file(UNIT_PATH, unit.len() as u64, 0o644), unit);
+        add(self, Entry::dir(ETC_DIR, 0o755), Vec::new());
+        let env = generated.env_file.as_bytes().to_vec();
+        add(
+            self,
+            Entry::file(ENV_FILE, env.len() as u64, ENV_FILE_MODE)
+                .owned_by(crate::package::ROOT, GROUP)
+                .as_config(),
+            env,
+        );
         let sysusers = sysusers_text().into_bytes();
         add(
             self,
@@ -198,7 +220,9 @@ impl Layout {
             config_file_mode: CONFIG_FILE_MODE,
             config_snapshot: CONFIG_SNAPSHOT,
             config_snapshots: CONFIG_SNAPSHOTS,
-            config_snapshots_plus_one: CONFIG_SNAPSHOTS + 1,
+            config_started: CONFIG_STARTED,
+            env_file: ENV_FILE,
+            env_file_mode: format!("{ENV_FILE_MODE:04o}"),
             config_backups: CONFIG_BACKUPS,
             mmctl: MMCTL,
             runtime_dir: RUNTIME_DIR,
@@ -253,8 +277,12 @@ pub struct LayoutData {
     pub config_snapshot: &'static str,
     /// [`CONFIG_SNAPSHOTS`].
     pub config_snapshots: u32,
-    /// [`CONFIG_SNAPSHOTS`] + 1 (`tail -n +N` keeps all but the first N - 1).
-    pub config_snapshots_plus_one: u32,
+    /// [`CONFIG_STARTED`].
+    pub config_started: &'static str,
+    /// [`ENV_FILE`].
+    pub env_file: &'static str,
+    /// [`ENV_FILE_MODE`] in octal, e.g. `0640`.
+    pub env_file_mode: String,
     /// Files the server rewrites (subpath support), to be owned by [`USER`].
     pub server_owned_files: Vec<String>,
     /// [`CONFIG_BACKUPS`].
@@ -286,6 +314,8 @@ pub struct Generated<'a> {
     pub unit: &'a str,
     /// The pre-start config copy script.
     pub snapshot_script: &'a str,
+    /// The text of [`ENV_FILE`].
+    pub env_file: &'a str,
     /// The `mmctl` wrapper.
     pub mmctl_wrapper: &'a str,
 }
@@ -439,6 +469,7 @@ mod tests {
             package: "mattermost",
             unit: "",
             snapshot_script: "",
+            env_file: "",
             mmctl_wrapper: "",
         };
         for (entry, _) in layout.finish(&generated) {
@@ -454,6 +485,33 @@ mod tests {
         }
         assert_eq!(install_relative("logs/x"), "defaults/logs/x");
         assert_eq!(install_relative("bin/x"), "bin/x");
+    }
+
+    #[test]
+    fn environment_file_and_start_record_are_where_their_directories_are() {
+        assert_eq!(ENV_FILE.rsplit_once('/').unwrap().0, ETC_DIR);
+        assert_eq!(
+            CONFIG_STARTED.rsplit_once('/').unwrap().0,
+            format!("{DATA_DIR}/config")
+        );
+        let generated = Generated {
+            version: "1.0.0",
+            full_version: "1.0.0-1",
+            package: "mattermost",
+            unit: "",
+            snapshot_script: "",
+            env_file: "# comments\n",
+            mmctl_wrapper: "",
+        };
+        let entries = Layout::new().finish(&generated);
+        let (env, bytes) = entries.iter().find(|(e, _)| e.path == ENV_FILE).unwrap();
+        assert!(env.config);
+        assert_eq!(
+            (env.mode, env.user.as_str(), env.group.as_str()),
+            (0o640, "root", GROUP)
+        );
+        assert_eq!(bytes, b"# comments\n");
+        assert!(entries.iter().filter(|(e, _)| e.config).count() == 1);
     }
 
     #[test]

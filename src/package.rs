@@ -48,6 +48,9 @@ pub struct Entry {
     pub doc: bool,
     /// Licence text (RPM `%license`).
     pub license: bool,
+    /// A configuration file the admin may edit: an upgrade keeps the admin's version (Debian
+    /// conffile, RPM `%config(noreplace)`).
+    pub config: bool,
     /// File capabilities in `setcap` text form, for formats that can record them (RPM).
     pub capabilities: Option<String>,
     /// Modification time, seconds since 1970 (the constructors leave 0: see [`Entry::at`]).
@@ -86,6 +89,7 @@ impl Entry {
             rewritten_at_runtime: false,
             doc: false,
             license: false,
+            config: false,
             capabilities: None,
             mtime: 0,
         }
@@ -101,6 +105,12 @@ impl Entry {
     pub fn owned_by(mut self, user: &str, group: &str) -> Self {
         self.user = user.to_string();
         self.group = group.to_string();
+        self
+    }
+
+    /// The same entry as a configuration file the admin may edit (see [`Entry::config`]).
+    pub fn as_config(mut self) -> Self {
+        self.config = true;
         self
     }
 

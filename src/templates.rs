@@ -30,6 +30,10 @@ pub const DEFAULTS: &[(&str, &str)] = &[
         "config-snapshot",
         include_str!("../templates/config-snapshot"),
     ),
+    (
+        "mattermost.env",
+        include_str!("../templates/mattermost.env"),
+    ),
     ("mmctl", include_str!("../templates/mmctl")),
     ("control", include_str!("../templates/deb/control")),
     (

@@ -4,6 +4,9 @@
 # directory that account can write: such work runs as the account (mm_as_service), so a
 # symlink it planted can only lead the account to what it could reach anyway. Root touches
 # service-owned paths only with `chown -h` and `find -P`, which never follow symlinks.
+# Variables: the MM_ ones in capitals are shared by every function; a function that needs
+# variables of its own runs in a subshell, `name() ( ... )`, so they end with it and no
+# function can clobber another's.
 MM_USER='{{layout.user}}'
 MM_GROUP='{{layout.group}}'
 MM_PREFIX='{{layout.prefix}}'
@@ -13,6 +16,7 @@ MM_BINARY='{{layout.server_binary}}'
 MM_UNIT='{{layout.unit}}'
 MM_VERSION_FILE='{{layout.version_file}}'
 MM_SYSUSERS='{{layout.sysusers_file}}'
+MM_ENV_FILE='{{layout.env_file}}'
 
 mm_say() {
     echo "{{package}}: $*"
@@ -30,19 +34,17 @@ mm_systemd_running() {
 # file operations follow symlinks (an admin's data/ on another disk keeps working) with the
 # account's rights only. (runuser first: the setpriv of Debian 11 cannot drop capabilities
 # on current kernels.)
-mm_as_service() {
-    (
-        cd / || exit 1
-        if command -v runuser >/dev/null 2>&1; then
-            env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C \
-                runuser -u "$MM_USER" -- "$@"
-        else
-            env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C \
-                setpriv --reuid="$(id -u "$MM_USER")" --regid="$(id -g "$MM_USER")" \
-                --init-groups --no-new-privs -- "$@"
-        fi
-    )
-}
+mm_as_service() (
+    cd / || exit 1
+    if command -v runuser >/dev/null 2>&1; then
+        env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C \
+            runuser -u "$MM_USER" -- "$@"
+    else
+        env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C \
+            setpriv --reuid="$(id -u "$MM_USER")" --regid="$(id -g "$MM_USER")" \
+            --init-groups --no-new-privs -- "$@"
+    fi
+)
 
 # Is directory $1 the service account's to work in: does the account own it, or can it
 # write there? Decides who creates what in the data directory: the account then, root only
@@ -57,10 +59,10 @@ mm_service_can_write() {
 # May root create files directly in directory $1: does root own it, with no write bit for
 # group or others? Anyone else who can write there could swap what root just made (a new
 # directory for a hard link to a root file) before root's chown.
-mm_root_only_dir() {
-    mm_mode=$(stat -L -c '%u %a' "$1" 2>/dev/null) || return 1
-    [ "${mm_mode%% *}" = 0 ] && [ $((0${mm_mode#* } & 022)) -eq 0 ]
-}
+mm_root_only_dir() (
+    owner_mode=$(stat -L -c '%u %a' "$1" 2>/dev/null) || exit 1
+    [ "${owner_mode%% *}" = 0 ] && [ $((0${owner_mode#* } & 022)) -eq 0 ]
+)
 
 # Create the system group and user unless getent finds them. Idempotent. Where
 # systemd-sysusers exists it reads the same sysusers.d entry the package ships; elsewhere
@@ -119,17 +121,17 @@ mm_installed_field() {
 }
 
 # The upstream version currently installed, or "unknown".
-mm_installed_version() {
-    v=$(mm_installed_field 1)
-    echo "${v:-unknown}"
-}
+mm_installed_version() (
+    version=$(mm_installed_field 1)
+    echo "${version:-unknown}"
+)
 
 # The full package version currently installed (upstream-revision); packages of older mm-pkg
 # versions recorded only the upstream version.
-mm_installed_package_version() {
-    v=$(mm_installed_field 2)
-    echo "${v:-$(mm_installed_version)}"
-}
+mm_installed_package_version() (
+    version=$(mm_installed_field 2)
+    echo "${version:-$(mm_installed_version)}"
+)
 
 # Is the other edition ({{other_package}}) installed now, owning the shared files (the
 # version file names it)? Then this package's removal leaves the shared things alone: the
@@ -138,13 +140,50 @@ mm_other_edition_installed() {
     [ "$(mm_installed_field 3)" = '{{other_package}}' ]
 }
 
+# The value of MM_CONFIG in $MM_ENV_FILE (its last setting, without quotes), or nothing. The
+# file is root's and is read, never run.
+mm_config_setting() (
+    [ -f "$MM_ENV_FILE" ] || exit 0
+    value=$(sed -n 's/^[[:space:]]*MM_CONFIG[[:space:]]*=[[:space:]]*//p' "$MM_ENV_FILE" | tail -n 1)
+    value=${value%"${value##*[![:space:]]}"}
+    case "$value" in
+        \"*\") value=${value#\"} && value=${value%\"} ;;
+        \'*\') value=${value#\'} && value=${value%\'} ;;
+    esac
+    printf '%s\n' "$value"
+)
+
+# Does the server keep its configuration somewhere else than config.json in the data
+# directory? MM_CONFIG in $MM_ENV_FILE names a database (what Mattermost clusters use) or
+# another file. Then the scripts never seed or back up config.json, and the unit never
+# copies it. Prints why, never the value (a DSN holds a password).
+mm_config_elsewhere() (
+    setting=$(mm_config_setting)
+    case "$setting" in
+        '' | "$MM_DATA/config/config.json" | "$MM_PREFIX/config/config.json" | config.json)
+            exit 1
+            ;;
+        postgres://* | postgresql://* | mysql://*)
+            echo "MM_CONFIG in $MM_ENV_FILE names a database: the configuration lives there"
+            ;;
+        *)
+            echo "MM_CONFIG in $MM_ENV_FILE names another file: the configuration lives there"
+            ;;
+    esac
+)
+
 # Before package files are replaced: keep a copy of the live config beside it, named after
 # the package version being replaced; the newest {{layout.config_backups}} such copies are
 # kept. All of it runs as the service account, inside its own config directory.
-mm_backup_config() {
-    getent passwd "$MM_USER" >/dev/null || return 0
-    [ -d "$MM_DATA/config" ] || return 0
+mm_backup_config() (
+    getent passwd "$MM_USER" >/dev/null || exit 0
+    [ -d "$MM_DATA/config" ] || exit 0
+    if elsewhere=$(mm_config_elsewhere); then
+        mm_say "$elsewhere; config.json is not backed up (back up the configuration where it is)"
+        exit 0
+    fi
     name="config.json.bak-$(mm_installed_package_version)-$(date -u +%Y%m%dT%H%M%SZ)"
+    # The script runs as the service account and expands its own arguments:
     # shellcheck disable=SC2016
     if ! mm_as_service sh -c '
         set -eu
@@ -158,11 +197,18 @@ mm_backup_config() {
     ' sh "$MM_DATA/config" "$name" {{layout.config_backups}}; then
         mm_say "warning: $MM_USER could not copy $MM_DATA/config/config.json; no backup was taken" >&2
     fi
-}
+)
 
 # Is directory $1 empty (or missing)?
 mm_dir_empty() {
     [ ! -d "$1" ] || [ -z "$(ls -A "$1")" ]
+}
+
+# The directory the program and the data directory live in (/opt), should the system lack
+# it: Debian's base-files creates it without listing it, and the .deb does not list it either
+# (its purge would try to remove it, and warn that it is not empty).
+mm_make_prefix_parent() {
+    [ -d "${MM_PREFIX%/*}" ] || mkdir -m 0755 "${MM_PREFIX%/*}"
 }
 
 # Create the data directory itself, if missing, as the service account's: its parent is
@@ -179,6 +225,7 @@ mm_make_data_root() {
 # where it can write there, else (a data directory the admin gave to someone else) as root.
 mm_write_data_file() {
     if mm_service_can_write "$MM_DATA"; then
+        # The script runs as the service account and expands its own argument:
         # shellcheck disable=SC2016
         printf '%s\n' "$2" | mm_as_service sh -c 'umask 027; cat > "$1"' sh "$MM_DATA/$1" ||
             mm_say "warning: could not write $MM_DATA/$1" >&2
@@ -189,7 +236,8 @@ mm_write_data_file() {
     elif command -v perl >/dev/null 2>&1; then
         # Whoever may write there could plant a link (to a device, a FIFO, a root file)
         # meanwhile: the file is created exclusively and never through a link (O_EXCL,
-        # O_NOFOLLOW; the shell's noclobber still opens a link to a device or FIFO).
+        # O_NOFOLLOW; the shell's noclobber still opens a link to a device or FIFO). The
+        # Perl code reads its own variables:
         # shellcheck disable=SC2016
         printf '%s\n' "$2" | perl -e '
             use Fcntl qw(O_WRONLY O_CREAT O_EXCL O_NOFOLLOW);
@@ -215,6 +263,7 @@ mm_root_mkdir_for_service() {
         mkdir -m {{layout.data_dir_mode}} "$1"
         chown -h "$MM_USER:$MM_GROUP" "$1"
     elif command -v perl >/dev/null 2>&1; then
+        # The Perl code reads its own variables:
         # shellcheck disable=SC2016
         perl -e '
             use Fcntl qw(O_RDONLY O_DIRECTORY O_NOFOLLOW);
@@ -240,9 +289,10 @@ mm_root_mkdir_for_service() {
 # one keeps whatever owner, mode or symlink the admin gave it. Below the data directory
 # the account creates them; only where it cannot write (the admin gave the data directory
 # to someone else) root does (mm_root_mkdir_for_service).
-mm_make_data_dirs() {
+mm_make_data_dirs() (
     mm_make_data_root
     if mm_service_can_write "$MM_DATA"; then
+        # The script runs as the service account and expands its own arguments:
         # shellcheck disable=SC2016
         mm_as_service sh -c '
             for dir in "$@"; do
@@ -257,15 +307,23 @@ mm_make_data_dirs() {
             fi
         done
     fi
-}
+)
 
 # Copy each default file the release ships (config/config.json, ...) into the data directory
 # when no file of that name is there yet, as the service account. Existing files are never
-# touched.
-mm_seed_defaults() {
-    [ -d "$MM_DEFAULTS" ] || return 0
+# touched. config.json is left out when the server keeps its configuration elsewhere
+# (MM_CONFIG): a file there would mislead whoever reads it.
+mm_seed_defaults() (
+    [ -d "$MM_DEFAULTS" ] || exit 0
+    skip=
+    if elsewhere=$(mm_config_elsewhere); then
+        mm_say "$elsewhere; $MM_DATA/config/config.json is not installed"
+        skip=config/config.json
+    fi
+    # The script runs as the service account and expands its own arguments:
     # shellcheck disable=SC2016
-    (cd "$MM_DEFAULTS" && find -P . -type f) | sed 's|^\./||' | mm_as_service sh -c '
+    (cd "$MM_DEFAULTS" && find -P . -type f) | sed 's|^\./||' | grep -vxF "${skip:-/}" |
+        mm_as_service sh -c '
         while IFS= read -r rel; do
             target="$2/$rel"
             if [ ! -e "$target" ] && [ ! -L "$target" ]; then
@@ -278,22 +336,23 @@ mm_seed_defaults() {
             fi
         done
     ' sh "$MM_DEFAULTS" "$MM_DATA"
-}
+)
 
 # Give the server the files it rewrites at run time and the webapp plugin directory. Their
 # directories are root's; chown -h never follows a link.
-mm_own_server_files() {
+mm_own_server_files() (
     for path in '{{layout.client_plugins}}'{{#each layout.server_owned_files}} '{{this}}'{{/each}}; do
         if [ -e "$path" ] && [ ! -L "$path" ]; then
             chown -h "$MM_USER:$MM_GROUP" "$path"
         fi
     done
-}
+)
 
 {{#if deb}}
 # Is the dpkg-statoverride entry $1 (`user group mode path`, as --list prints it) the one
 # this package makes: root, $MM_GROUP, {{layout.server_binary_mode}}?
 mm_is_package_override() {
+    # The entry is split into its four fields on purpose:
     # shellcheck disable=SC2086
     set -- $1
     [ "$#" -eq 4 ] && [ "$1" = root ] && [ "$2" = "$MM_GROUP" ] &&
@@ -304,14 +363,14 @@ mm_is_package_override() {
 # applies it on every unpack), so only root and the service account can run it: it can
 # bind ports below 1024. Returns 1 when the admin has an override of their own (any other
 # owner or mode): it stays as it is.
-mm_binary_permissions() {
+mm_binary_permissions() (
     current=$(dpkg-statoverride --list "$MM_BINARY" 2>/dev/null || true)
     if [ -z "$current" ]; then
         dpkg-statoverride --update --add root "$MM_GROUP" {{layout.server_binary_mode}} "$MM_BINARY"
     elif ! mm_is_package_override "$current"; then
-        return 1
+        exit 1
     fi
-}
+)
 
 # On purge: drop the package's override (never an admin's, never while the other edition
 # uses the binary).
@@ -321,9 +380,27 @@ mm_remove_binary_override() {
         dpkg-statoverride --remove "$MM_BINARY" >/dev/null 2>&1 || true
     fi
 }
+
+# The environment file may hold the database password: root's, readable by the group of the
+# service account only ({{layout.env_file_mode}}). dpkg unpacks it as root:root
+# {{layout.env_file_mode}} (it cannot know the group's id); any other owner, group or mode is
+# the admin's choice (or a dpkg-statoverride) and stays. /etc/mattermost is root's: nothing
+# here is in a directory the account can write.
+mm_own_env_file() (
+    [ -f "$MM_ENV_FILE" ] && [ ! -L "$MM_ENV_FILE" ] || exit 0
+    [ "$(stat -c '%u:%g' "$MM_ENV_FILE")" = 0:0 ] || exit 0
+    [ "$((0$(stat -c %a "$MM_ENV_FILE")))" -eq "$((0{{layout.env_file_mode}}))" ] || exit 0
+    dpkg-statoverride --list "$MM_ENV_FILE" >/dev/null 2>&1 && exit 0
+    chgrp "$MM_GROUP" "$MM_ENV_FILE"
+)
 {{else}}
 # The package itself installs the server binary root:$MM_GROUP {{layout.server_binary_mode}} (%attr).
 mm_binary_permissions() {
+    return 0
+}
+
+# The package itself installs the environment file root:$MM_GROUP {{layout.env_file_mode}} (%attr).
+mm_own_env_file() {
     return 0
 }
 {{/if}}
@@ -355,6 +432,7 @@ mm_configure_files() {
     mm_make_data_dirs
     mm_seed_defaults
     mm_own_server_files
+    mm_own_env_file
     mm_setcap
 }
 
@@ -369,23 +447,44 @@ mm_restart_if_running() {
     fi
 }
 
-# After configure: restart a running service; on a fresh install of a stopped one without
-# an existing config, say what to do next.
+# After configure: restart a running service. A stopped one is never started by the
+# package: on a fresh install without an existing config say what to do next, otherwise
+# (an upgrade of a stopped service, an install after a removal, which stopped it) say that
+# it is not running.
 mm_after_configure() {
     if mm_systemd_running && systemctl is-active --quiet "$MM_UNIT"; then
         mm_restart_if_running
     elif [ "$1" = fresh ] && [ -z "${MM_HAD_CONFIG:-}" ]; then
         mm_next_steps
+    elif mm_systemd_running; then
+        mm_say "$MM_UNIT is not running, and the package does not start it: systemctl start $MM_UNIT"
+    fi
+}
+
+# Whether the unit is enabled, as the next steps put it: Debian enables it on install (as
+# deb-systemd-helper records it, with or without systemctl), RPM follows the presets
+# (Fedora's and EL's disable what they do not name).
+mm_enabled_text() {
+{{#if deb}}
+    if deb-systemd-helper --quiet is-enabled "$MM_UNIT" 2>/dev/null; then
+{{else}}
+    if systemctl is-enabled --quiet "$MM_UNIT" 2>/dev/null; then
+{{/if}}
+        echo "enabled but not started"
+    else
+        echo "not enabled and not started"
     fi
 }
 
 mm_next_steps() {
     cat <<NEXT
-{{package}}: Mattermost {{version}} is installed; the service is enabled but not started,
+{{package}}: Mattermost {{version}} is installed; the service is $(mm_enabled_text),
 because it needs a database first. Next steps:
   1. Create a PostgreSQL database and user for Mattermost.
-  2. Edit $MM_DATA/config/config.json: set SqlSettings.DataSource and ServiceSettings.SiteURL.
-  3. Start it:   systemctl start $MM_UNIT
+  2. Put the database connection in $MM_ENV_FILE (MM_SQLSETTINGS_DATASOURCE=postgres://...),
+     where no reset of config.json can lose it, or in config.json (SqlSettings.DataSource).
+     Set ServiceSettings.SiteURL in $MM_DATA/config/config.json (or the file).
+  3. Start it:   systemctl enable --now $MM_UNIT
   Logs: journalctl -u $MM_UNIT and $MM_DATA/logs/. Admin CLI: mmctl.
   The unit lets the server write only below $MM_DATA: for a file or log directory elsewhere,
   add it with \`systemctl edit $MM_UNIT\` ([Service] ReadWritePaths=/that/directory).
@@ -401,9 +500,7 @@ mm_remove_leftovers() {
         return 0
     fi
     rm -rf --one-file-system '{{layout.client_plugins}}'
-    for dir in "$MM_PREFIX/client" "$MM_PREFIX"; do
-        rmdir "$dir" 2>/dev/null || true
-    done
+    rmdir "$MM_PREFIX/client" "$MM_PREFIX" 2>/dev/null || true
     mm_say "$MM_DATA (config, data, logs, plugins) remains; delete it yourself if you no longer need it"
 }
 # --- end of shared functions ---

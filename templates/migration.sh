@@ -23,11 +23,12 @@ mm_record_undo() {
 #      ($1 = takeover): like a; its program files (which that package gives to the account)
 #      are moved aside untouched, and dpkg, finding none, unpacks this package's.
 # Everything is checked first; if anything cannot be moved safely, nothing is changed and the
-# script fails, so the package manager stops before unpacking. Trees are compared with
-# `diff --no-dereference`: root never reads through a symlink the account may have planted. Moves are renames (`mv -T`)
-# and links are made with `ln -sT`: neither follows a symlink at the destination. Each step
-# is recorded for mm_undo_migration.
-mm_migrate_hand_made() {
+# script fails, so the package manager stops before unpacking (the function runs in a
+# subshell: its `exit 1` is its status, which stops the calling script under `set -e`).
+# Trees are compared with `diff --no-dereference`: root never reads through a symlink the
+# account may have planted. Moves are renames (`mv -T`) and links are made with `ln -sT`:
+# neither follows a symlink at the destination. Each step is recorded for mm_undo_migration.
+mm_migrate_hand_made() (
     mode=${1:-hand-made}
     mm_is_packaged && return 0                  # already an installation of this packaging
     [ -e "$MM_PREFIX" ] || [ -L "$MM_PREFIX" ] || return 0
@@ -159,7 +160,7 @@ PROBLEMS
     printf '%s\n' "$notes"
     mm_write_data_file "mm-pkg-migration-$stamp.log" "$notes"
     mm_record_undo note "$MM_DATA/mm-pkg-migration-$stamp.log"
-}
+)
 
 # After a successful configure: the migration is final.
 mm_forget_migration() {
@@ -170,8 +171,8 @@ mm_forget_migration() {
 # postrm abort-install / abort-upgrade: the unpack after a migration failed. Put every moved
 # directory back, newest step first; whatever cannot go back safely (its old place is taken
 # again) stays where the migration put it, and the message says where.
-mm_undo_migration() {
-    [ -f "$MM_UNDO" ] || return 0
+mm_undo_migration() (
+    [ -f "$MM_UNDO" ] || exit 0
     failed=0
     tac "$MM_UNDO" > "$MM_UNDO.reverse"
     while IFS="$(printf '\t')" read -r kind a b; do
@@ -219,5 +220,5 @@ mm_undo_migration() {
     else
         mm_say "what the migration did is listed in $MM_UNDO" >&2
     fi
-}
+)
 

@@ -97,8 +97,9 @@ fn packages(out: &Path) -> (PathBuf, PathBuf) {
 }
 
 /// What the package generates itself (not in the release).
-const GENERATED: [&str; 4] = [
+const GENERATED: [&str; 5] = [
     "/usr/lib/systemd/system/mattermost.service",
+    "/etc/mattermost/mattermost.env",
     "/usr/bin/mmctl",
     "/opt/mattermost/mm-pkg-version",
     "/usr/libexec/mattermost/config-snapshot",

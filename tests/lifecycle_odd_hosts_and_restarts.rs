@@ -171,15 +171,7 @@ fn pre_start_copies_keep_the_admins_config() {
         .expect("the unit has an ExecStartPre");
     let config = root.join("opt/mattermost-daten/config/config.json");
     let config_dir = config.parent().unwrap().to_path_buf();
-    let copies = || {
-        let mut names: Vec<String> = fs::read_dir(&config_dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with("config.json.prestart-"))
-            .collect();
-        names.sort();
-        names
-    };
+    let copies = || prestart_copies(root);
     for start in 1..=7 {
         let admins = format!("{{\"edited\": \"by the admin before start {start}\"}}\n");
         fs::write(&config, &admins).unwrap();

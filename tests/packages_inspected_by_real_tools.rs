@@ -179,18 +179,67 @@ fn deb_and_rpm_install_the_same_layout() {
     };
     assert_eq!(program(&deb), program(&rpm));
 
-    // dpkg wants an entry for every parent directory.
+    // Every parent directory has an entry, as dpkg-deb makes them, except /opt: base-files
+    // creates it without listing it, and a package listing it would be its only owner, whose
+    // purge warns that /opt is not empty (the data directory stays there).
+    assert!(!deb.contains_key("/opt"), "the .deb lists /opt as its own");
     for path in deb.keys() {
         let mut parent = Path::new(path).parent();
         while let Some(p) = parent {
             let p = p.to_str().unwrap();
             assert!(
-                deb.get(p).is_some_and(|i| i.kind == 'd'),
+                p == "/opt" || deb.get(p).is_some_and(|i| i.kind == 'd'),
                 "{p} (parent of {path}) missing from the .deb"
             );
             parent = Path::new(p).parent();
         }
     }
+}
+
+/// /etc/mattermost/mattermost.env is the admin's file in both formats: a Debian conffile, an
+/// RPM `%config(noreplace)`, root's and readable by the group mattermost only (the .deb
+/// stores root's group; postinst gives it to mattermost), shipped with comments only.
+#[test]
+fn environment_file_is_a_config_file_of_the_admin() {
+    if !have("dpkg-deb") || !have("rpm") {
+        return;
+    }
+    let built = build(&Spec::new("9.11.90"), &[]);
+    let (deb, rpm) = (built.deb.as_ref().unwrap(), built.rpm.as_ref().unwrap());
+    let path = "/etc/mattermost/mattermost.env";
+    assert_eq!(control_file(deb, "conffiles"), format!("{path}\n"));
+    let deb_items = deb_items(deb);
+    assert_eq!(
+        (deb_items[path].mode, deb_items[path].owner.as_str()),
+        (0o640, "root/root")
+    );
+    assert_eq!(deb_items["/etc/mattermost"].mode, 0o755);
+    let flags = run(Command::new("rpm")
+        .args(["-qp", "--qf", "[%{FILENAMES} %{FILEFLAGS:fflags}\n]"])
+        .arg(rpm));
+    assert!(flags.lines().any(|l| l == format!("{path} cn")), "{flags}");
+    assert_eq!(
+        flags.lines().filter(|l| l.ends_with(" cn")).count(),
+        1,
+        "{flags}"
+    );
+    let rpm_items = rpm_items(rpm);
+    assert_eq!(
+        (rpm_items[path].mode, rpm_items[path].owner.as_str()),
+        (0o640, "root/mattermost")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(dir.path()));
+    let text = fs::read_to_string(dir.path().join(&path[1..])).unwrap();
+    assert!(
+        text.lines().all(|l| l.is_empty() || l.starts_with('#')),
+        "{text}"
+    );
+    for setting in ["MM_SQLSETTINGS_DATASOURCE=", "MM_CONFIG="] {
+        assert!(text.contains(&format!("#{setting}")), "{text}");
+    }
+    // No version in it: an admin who edited it gets no conffile question on upgrades.
+    assert!(!text.contains("9.11.90"), "{text}");
 }
 
 fn control_file(deb: &Path, name: &str) -> String {
@@ -453,14 +502,6 @@ fn unit_is_hardened_and_complete() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&report.stdout);
-    let exposure: f64 = text
-        .lines()
-        .find_map(|l| {
-            l.split("Overall exposure level for mattermost.service: ")
-                .nth(1)
-        })
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no exposure level in:\n{text}"));
+    let exposure = common::lifecycle::exposure_level(&text);
     assert!(exposure <= 4.0, "exposure {exposure} > 4.0:\n{text}");
 }

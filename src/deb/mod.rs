@@ -30,6 +30,20 @@ pub struct ControlFiles {
     pub mtime: u64,
 }
 
+/// Directories Debian creates in base-files' postinst without any package listing them. A
+/// package that listed one would be its only owner in dpkg's database, and its removal would
+/// try to remove the directory and warn that it is not empty. Entries below them are written
+/// without a member for the directory itself (dpkg-deb would add one; dpkg does not need it).
+pub const UNLISTED_SYSTEM_DIRS: [&str; 7] = [
+    "/opt",
+    "/etc/opt",
+    "/var/opt",
+    "/srv",
+    "/mnt",
+    "/media",
+    "/usr/local",
+];
+
 /// Streams entries into `data.tar`, then assembles the `.deb`.
 pub struct DebWriter {
     data: TarWriter<Encoder<BufWriter<File>>>,
@@ -39,6 +53,8 @@ pub struct DebWriter {
     started: bool,
     dirs: HashSet<String>,
     md5sums: String,
+    /// Paths of the entries that are configuration files, one a line (`conffiles`).
+    conffiles: String,
     current: Option<(String, Md5)>,
     installed_kib: u64,
 }
@@ -56,10 +72,14 @@ impl DebWriter {
             started: false,
             dirs: HashSet::new(),
             md5sums: String::new(),
+            conffiles: String::new(),
             current: None,
             installed_kib: 0,
         };
         writer.dirs.insert(String::new());
+        writer
+            .dirs
+            .extend(UNLISTED_SYSTEM_DIRS.iter().map(|d| d.to_string()));
         Ok(writer)
     }
 
@@ -98,6 +118,9 @@ impl DebWriter {
             ("control", control_text.as_bytes(), 0o644),
             ("md5sums", self.md5sums.as_bytes(), 0o644),
         ];
+        if !self.conffiles.is_empty() {
+            files.push(("conffiles", self.conffiles.as_bytes(), 0o644));
+        }
         for (name, text) in &control.scripts {
             files.push((name, text.as_bytes(), 0o755));
         }
@@ -172,6 +195,9 @@ impl EntrySink for DebWriter {
         self.installed_kib += entry.size().div_ceil(1024).max(1);
         if let Content::File { .. } = entry.content {
             self.current = Some((entry.path.trim_start_matches('/').to_string(), Md5::new()));
+            if entry.config {
+                self.conffiles.push_str(&format!("{}\n", entry.path));
+            }
         }
         Ok(())
     }

@@ -75,7 +75,9 @@ mod flags {
 }
 
 /// RPM file flags.
+const FILE_CONFIG: u32 = 1;
 const FILE_DOC: u32 = 1 << 1;
+const FILE_NOREPLACE: u32 = 1 << 4;
 const FILE_LICENSE: u32 = 1 << 7;
 /// Verify flags: digest, size, mtime.
 const VERIFY_DIGEST_SIZE_MTIME: u32 = 1 | 2 | 32;
@@ -522,6 +524,9 @@ impl EntrySink for RpmWriter {
         }
         if entry.license {
             flags |= FILE_LICENSE;
+        }
+        if entry.config {
+            flags |= FILE_CONFIG | FILE_NOREPLACE;
         }
         let record = FileRecord {
             path: entry.path.clone(),

@@ -50,6 +50,9 @@ pub struct Spec {
     /// Extra links `(path below mattermost/, target, hard)`: a hard link's target is an
     /// archive path (`mattermost/...`), a symlink's is relative to its directory.
     pub extra_links: Vec<(String, String, bool)>,
+    /// The executable `bin/mattermost` and `bin/mmctl` start with instead of the fixture's
+    /// program (amd64 only): the boot tests' stand-in server, which runs under systemd.
+    pub program: Option<Vec<u8>>,
 }
 
 impl Spec {
@@ -66,6 +69,7 @@ impl Spec {
             filler_files: 0,
             filler_name_len: 7,
             extra_links: Vec::new(),
+            program: None,
         }
     }
 
@@ -312,7 +316,7 @@ pub fn default_config(version: &str) -> String {
 pub fn write_release(dir: &Path, spec: &Spec) -> PathBuf {
     let mut t = gz_tar();
     let mut exe = match spec.arch.as_str() {
-        "amd64" => static_elf().to_vec(),
+        "amd64" => spec.program.as_deref().unwrap_or(static_elf()).to_vec(),
         other => minimal_elf(other),
     };
     exe.resize(exe.len() + spec.pad, 0);

@@ -350,14 +350,16 @@ pub fn set_service_active(root: &Path, active: bool) {
     }
 }
 
-/// Service actions logged since the last call (and clears the log). `is-active` queries and
-/// daemon-reloads are left out.
+/// Service actions logged since the last call (and clears the log). `is-active` and
+/// `is-enabled` queries and daemon-reloads are left out.
 pub fn service_actions(root: &Path) -> Vec<String> {
     let log = root.join("var/log/service-stub.log");
     let text = fs::read_to_string(&log).unwrap_or_default();
     let _ = fs::remove_file(&log);
     text.lines()
-        .filter(|l| !l.contains("is-active") && !l.contains("daemon-reload"))
+        .filter(|l| {
+            !l.contains("is-active") && !l.contains("is-enabled") && !l.contains("daemon-reload")
+        })
         .map(str::to_string)
         .collect()
 }
@@ -437,15 +439,37 @@ pub fn assert_unchanged(dir: &Path, before: &BTreeMap<String, String>, step: &st
     }
 }
 
-/// Backups of config.json taken before package upgrades.
+/// Backups of config.json taken before package upgrades, oldest first.
 pub fn config_backups(root: &Path) -> Vec<String> {
+    config_copies(root, "config.json.bak-")
+}
+
+/// Copies of config.json the unit takes before a start, oldest first.
+pub fn prestart_copies(root: &Path) -> Vec<String> {
+    config_copies(root, "config.json.prestart-")
+}
+
+fn config_copies(root: &Path, prefix: &str) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(root.join("opt/mattermost-daten/config"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("config.json.bak-"))
+        .filter(|n| n.starts_with(prefix))
         .collect();
     names.sort();
     names
+}
+
+/// The overall exposure level `systemd-analyze security` reports for mattermost.service.
+pub fn exposure_level(report: &str) -> f64 {
+    report
+        .lines()
+        .find_map(|l| {
+            l.split("Overall exposure level for mattermost.service: ")
+                .nth(1)
+        })
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in:\n{report}"))
 }
 
 /// `getcap` of the server binary.

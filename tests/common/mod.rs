@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod boot;
 pub mod fixture;
 pub mod gpg;
 pub mod lifecycle;
@@ -11,13 +12,13 @@ pub mod receiver;
 pub mod repo;
 pub mod server;
 pub mod signing;
+pub mod standin;
 pub mod static_files;
 pub mod upstream;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Mutex;
 
 /// Set by `.ci/run`: a test that cannot run (missing tool, not root) fails instead of skipping.
 pub const STRICT_VAR: &str = "MM_PKG_TEST_STRICT";
@@ -143,11 +144,14 @@ pub fn build(spec: &fixture::Spec, args: &[&str]) -> Built {
     }
 }
 
-static BASE_ROOT: Mutex<()> = Mutex::new(());
-
 /// Packages every cached root gets besides debootstrap's minbase: the dependencies of the
 /// packages under test that minbase lacks (trixie's minbase has no adduser).
 pub const ROOT_PACKAGES: &str = "libcap2-bin,ca-certificates,adduser";
+
+/// What the roots that boot under systemd-nspawn (tests/common/boot.rs) get on top of
+/// [`ROOT_PACKAGES`]: systemd as init and its bus, curl to talk to the server, and rpm to
+/// run the RPM's scriptlets under a real systemd.
+pub const BOOT_ROOT_PACKAGES: &str = "systemd,systemd-sysv,dbus,curl,rpm";
 
 /// A fresh Debian 12 (bookworm) root; see [`debian_root_of`].
 pub fn debian_root() -> Option<tempfile::TempDir> {
@@ -159,41 +163,59 @@ pub fn debian_root() -> Option<tempfile::TempDir> {
 /// test binary waits for it under a lock file, so one run builds each root once) and copied
 /// per test. `None` (skip) when root or debootstrap is missing.
 pub fn debian_root_of(suite: &str) -> Option<tempfile::TempDir> {
-    if !have_root() || !have("debootstrap") {
-        return None;
-    }
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let base = tmp.join(format!("{suite}-root"));
-    let done = base.with_extension("done");
-    {
-        let _guard = BASE_ROOT.lock().unwrap_or_else(|e| e.into_inner());
-        // Test binaries run in parallel: a lock file shared between them.
-        let lock = fs::File::create(base.with_extension("lock")).unwrap();
-        lock.lock().unwrap();
-        if fs::read_to_string(&done).ok().as_deref() != Some(ROOT_PACKAGES) {
-            let _ = fs::remove_dir_all(&base);
-            let mirror = std::env::var("MM_PKG_DEBIAN_MIRROR")
-                .unwrap_or_else(|_| "http://deb.debian.org/debian".into());
-            run(Command::new("debootstrap")
-                .args([
-                    "--variant=minbase",
-                    &format!("--include={ROOT_PACKAGES}"),
-                    suite,
-                ])
-                .arg(&base)
-                .arg(mirror));
-            fs::write(&done, ROOT_PACKAGES).unwrap();
-        }
-    }
+    cached_root(suite, "root", ROOT_PACKAGES)
+}
+
+/// The cached Debian root of `suite` that boots with systemd: like [`debian_root_of`]'s,
+/// plus [`BOOT_ROOT_PACKAGES`], cached as `target/tmp/<suite>-boot-root`. Shared by every
+/// test: never write to it (tests/common/boot.rs lays an overlay over it).
+pub fn boot_root_base(suite: &str) -> Option<PathBuf> {
+    cached_base(
+        suite,
+        "boot-root",
+        &format!("{ROOT_PACKAGES},{BOOT_ROOT_PACKAGES}"),
+    )
+}
+
+/// A copy of the root `target/tmp/<suite>-<kind>` (see [`cached_base`]).
+fn cached_root(suite: &str, kind: &str, packages: &str) -> Option<tempfile::TempDir> {
+    let base = cached_base(suite, kind, packages)?;
     let root = tempfile::Builder::new()
-        .prefix(&format!("{suite}-root-"))
-        .tempdir_in(tmp)
+        .prefix(&format!("{suite}-{kind}-"))
+        .tempdir_in(Path::new(env!("CARGO_TARGET_TMPDIR")))
         .unwrap();
     run(Command::new("cp")
         .arg("-a")
         .arg(format!("{}/.", base.display()))
         .arg(root.path()));
     Some(root)
+}
+
+/// The root `target/tmp/<suite>-<kind>`: debootstrap minbase of `suite` with `packages`,
+/// made once per run of the suite (test binaries wait for it under a lock file). `None`
+/// (skip) when root or debootstrap is missing.
+fn cached_base(suite: &str, kind: &str, packages: &str) -> Option<PathBuf> {
+    if !have_root() || !have("debootstrap") {
+        return None;
+    }
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let base = tmp.join(format!("{suite}-{kind}"));
+    let done = base.with_extension("done");
+    // Test binaries run in parallel: a lock file shared between them (flock, which also
+    // orders the threads of one binary: each opens the file anew).
+    let lock = fs::File::create(base.with_extension("lock")).unwrap();
+    lock.lock().unwrap();
+    if fs::read_to_string(&done).ok().as_deref() != Some(packages) {
+        let _ = fs::remove_dir_all(&base);
+        let mirror = std::env::var("MM_PKG_DEBIAN_MIRROR")
+            .unwrap_or_else(|_| "http://deb.debian.org/debian".into());
+        run(Command::new("debootstrap")
+            .args(["--variant=minbase", &format!("--include={packages}"), suite])
+            .arg(&base)
+            .arg(mirror));
+        fs::write(&done, packages).unwrap();
+    }
+    Some(base)
 }
 
 /// Runs `args` inside the chroot `root`; returns the output whatever the status.
