@@ -221,19 +221,26 @@ impl Signer {
             .map_err(|e| anyhow!("armoring a clearsigned text: {e}"))
     }
 
-    /// True when the binary signature packet `packet` names this key (or its signing subkey)
-    /// as issuer.
-    pub fn issued(&self, packet: &[u8]) -> bool {
+    /// True when the binary signature packet `packet` is a v4 signature that this key's
+    /// signing (sub)key made over `data`, with a digest gpgv and rpm accept. Checked
+    /// cryptographically: a packet that merely names the key as its issuer is not enough.
+    pub fn made(&self, packet: &[u8], data: &[u8]) -> bool {
         let Ok(sig) = DetachedSignature::from_bytes(Cursor::new(packet)) else {
             return false;
         };
-        let key: &dyn SigningKey = match self.subkey {
-            Some(i) => &self.key.secret_subkeys[i].key,
-            None => &self.key.primary_key,
+        let strong = sig
+            .signature
+            .hash_alg()
+            .is_some_and(|h| crate::release::verify::ACCEPTED_HASHES.contains(&h));
+        let public = self.public();
+        let verified = match self.subkey {
+            Some(i) => public
+                .public_subkeys
+                .get(i)
+                .is_some_and(|sub| sig.verify(&sub.key, data).is_ok()),
+            None => sig.verify(&public.primary_key, data).is_ok(),
         };
-        let (fp, id) = (key.fingerprint(), key.legacy_key_id());
-        let sig = sig.signature;
-        sig.issuer_fingerprint().contains(&&fp) || sig.issuer_key_id().contains(&&id)
+        strong && verified
     }
 
     /// The public key (certificate), armored.
