@@ -14,7 +14,8 @@ use common::crafted::{
     self, ar, control, deb, deb_members, dpkg_accepts, dpkg_deb_reads_data, gz, rpm_digests_ok,
     rpm_header_range, rpm_with, tar,
 };
-use common::repo::{packages, repo_add};
+use common::repo::{dnf, dnf_client, packages, repo_add};
+use common::static_files::StaticServer;
 use common::{have, mm_pkg, output, run_measured};
 use mm_pkg::rpm::header::{Value, tag};
 
@@ -362,9 +363,13 @@ fn rpm_header_values_dnf_cannot_read_or_that_escape_are_refused() {
     if !have("rpmkeys") {
         return;
     }
+    if !have("dnf") {
+        return;
+    }
     let (_keep, rpms) = packages("rpm", &["9.11.90"]);
     let work = tempfile::tempdir().unwrap();
     let repo = repository(work.path());
+    let server = StaticServer::start(repo.path());
     let text = |t: u32, s: &str| {
         let s = s.to_string();
         move |h: &mut mm_pkg::rpm::header::Header| {
