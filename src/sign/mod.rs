@@ -53,11 +53,7 @@ impl Signer {
     pub fn from_flag_or_env(file: Option<&Path>, source_date: u64) -> Result<Option<Self>> {
         let passphrase = std::env::var(PASSPHRASE_VAR).ok();
         let (armored, origin) = match file {
-            Some(path) => (
-                std::fs::read_to_string(path)
-                    .with_context(|| format!("reading the signing key {}", path.display()))?,
-                path.display().to_string(),
-            ),
+            Some(path) => (read_secret_file(path)?, path.display().to_string()),
             None => match std::env::var(KEY_VAR) {
                 Ok(v) if !v.trim().is_empty() => (v, format!("${KEY_VAR}")),
                 _ => return Ok(None),
@@ -260,6 +256,35 @@ impl Signer {
     fn public(&self) -> SignedPublicKey {
         self.key.to_public_key()
     }
+}
+
+/// Reads the secret key file `path`, refusing one that group or others may read or write, as
+/// ssh refuses such private keys ("UNPROTECTED PRIVATE KEY FILE"): any local user could copy
+/// the key, and then a signature would prove nothing about who made the bytes. The mode is
+/// that of the file opened (a link is followed, as ssh follows it), so it cannot change
+/// between the check and the read.
+fn read_secret_file(path: &Path) -> Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let what = || format!("reading the signing key {}", path.display());
+    let mut file = std::fs::File::open(path).with_context(what)?;
+    let meta = file.metadata().with_context(what)?;
+    if !meta.is_file() {
+        bail!("the signing key {} is not a regular file", path.display());
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        bail!(
+            "the signing key {} has mode {mode:04o}: other users may read the secret key. \
+             Make it private (chmod 600 {}), as ssh demands of private keys, or pass the key \
+             in ${KEY_VAR} instead",
+            path.display(),
+            path.display()
+        );
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text).with_context(what)?;
+    Ok(text)
 }
 
 /// The newest valid subkey marked for signing, if any (GnuPG signs with it rather than with

@@ -198,3 +198,33 @@ pub fn rpm_header_range(bytes: &[u8]) -> (usize, usize) {
         (headers.header_end - headers.header_start) as usize,
     )
 }
+
+/// Writes to `to` the rpm `from` with `packets` (signature-header tag, OpenPGP signature
+/// packet) added to its signature header, everything else unchanged.
+pub fn rpm_with_signatures(from: &Path, to: &Path, packets: &[(u32, Vec<u8>)]) {
+    let bytes = fs::read(from).unwrap();
+    let mut reader = &bytes[..];
+    let headers = read_headers(&mut reader).unwrap();
+    let mut signature = headers.signature.to_header(tag::HEADERSIGNATURES).unwrap();
+    for (t, packet) in packets {
+        signature.set(*t, mm_pkg::rpm::header::Value::Bin(packet.clone()));
+    }
+    let signature = signature.to_bytes(tag::HEADERSIGNATURES);
+    let mut out = headers.lead.clone();
+    out.extend_from_slice(&signature);
+    out.extend(vec![
+        0u8;
+        mm_pkg::rpm::header::signature_padding(signature.len())
+    ]);
+    out.extend_from_slice(&headers.header.bytes);
+    out.extend_from_slice(reader);
+    fs::write(to, out).unwrap();
+}
+
+/// The main header of the rpm at `path`, the bytes its header signature covers.
+pub fn rpm_main_header(path: &Path) -> Vec<u8> {
+    read_headers(&mut &fs::read(path).unwrap()[..])
+        .unwrap()
+        .header
+        .bytes
+}
