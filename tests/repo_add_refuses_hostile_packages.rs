@@ -449,7 +449,9 @@ fn rpm_header_values_dnf_cannot_read_or_that_escape_are_refused() {
             "{case}: expected `{says}` in:\n{stderr}"
         );
     }
-    // The same rewrite with a harmless value is accepted: what is refused is the value.
+    // The same rewrite with a harmless value is accepted (what is refused is the value), and
+    // dnf reads the repository (one U+FFFE published by mm-pkg before made dnf refuse it all:
+    // "Loading repository 'mattermost' has failed").
     let fine = work.path().join("fine.x86_64.rpm");
     rpm_with(
         &rpms[0],
@@ -457,5 +459,12 @@ fn rpm_header_values_dnf_cannot_read_or_that_escape_are_refused() {
         text(tag::SUMMARY, "Mattermost, rewritten"),
         |_| {},
     );
-    repo_add(repo.path(), &[fine], &[]);
+    repo_add(repo.path(), &[fine], &["--base-url", &server.base]);
+    let root = dnf_client(repo.path());
+    let query = ["repoquery", "--queryformat", "%{summary}\\n", "mattermost"];
+    let (ok, listed) = dnf(root.path(), &query);
+    assert!(
+        ok && listed.contains("Mattermost, rewritten"),
+        "dnf:\n{listed}"
+    );
 }
