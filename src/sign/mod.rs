@@ -272,8 +272,11 @@ fn read_secret_file(path: &Path) -> Result<String> {
     if !meta.is_file() {
         bail!("the signing key {} is not a regular file", path.display());
     }
+    let mut text = String::new();
+    file.read_to_string(&mut text).with_context(what)?;
     let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o077 != 0 {
+    // A public key given by mistake is refused for what it is, by the caller.
+    if mode & 0o077 != 0 && text.contains("PRIVATE KEY BLOCK") {
         bail!(
             "the signing key {} has mode {mode:04o}: other users may read the secret key. \
              Make it private (chmod 600 {}), as ssh demands of private keys, or pass the key \
@@ -282,8 +285,6 @@ fn read_secret_file(path: &Path) -> Result<String> {
             path.display()
         );
     }
-    let mut text = String::new();
-    file.read_to_string(&mut text).with_context(what)?;
     Ok(text)
 }
 

@@ -4,7 +4,7 @@
 //! inside a value (dpkg refuses it, apt would start a new stanza there), a second paragraph,
 //! a field the index writer sets itself, control characters.
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
 
 use super::super::apt::INDEX_FIELDS;
 
@@ -17,20 +17,35 @@ pub const MAX_CONTROL_BYTES: usize = 1 << 20;
 /// (a field given twice in any case, a blank line inside a value, a second paragraph, a
 /// line that is neither a field nor a continuation) and control characters but tab.
 pub fn parse_control(text: &str) -> Result<Vec<(String, String)>> {
+    let (fields, problem) = read_paragraph(text);
+    match problem {
+        Some(e) => Err(e),
+        None => Ok(fields),
+    }
+}
+
+/// [`parse_control`] for a reader that wants to go on: the fields read (every occurrence of a
+/// field given twice, in order, as apt reads them: the last one counts) and the first thing
+/// dpkg would refuse. After anything but a field given twice, the fields stop where it is.
+pub fn read_paragraph(text: &str) -> (Vec<(String, String)>, Option<anyhow::Error>) {
     let mut fields: Vec<(String, String)> = Vec::new();
+    let mut twice = None;
     let mut ended = false;
     for (i, line) in text.split('\n').enumerate() {
         let number = i + 1;
+        let stop = |e: anyhow::Error, fields| (fields, Some(e));
         if let Some(c) = line.chars().find(|c| is_forbidden(*c)) {
-            bail!(
+            let e = anyhow!(
                 "line {number} holds the control character U+{:04X}, which no field may carry",
                 c as u32
             );
+            return stop(e, fields);
         }
         if line.trim().is_empty() {
             match fields.last() {
                 Some((name, _)) if line.starts_with([' ', '\t']) && !line.is_empty() => {
-                    bail!("line {number}: a blank line in the value of field {name}")
+                    let e = anyhow!("line {number}: a blank line in the value of field {name}");
+                    return stop(e, fields);
                 }
                 Some(_) => ended = true,
                 None => {}
@@ -38,29 +53,37 @@ pub fn parse_control(text: &str) -> Result<Vec<(String, String)>> {
             continue;
         }
         if ended {
-            bail!("line {number}: a second paragraph; a control file holds one");
+            let e = anyhow!("line {number}: a second paragraph; a control file holds one");
+            return stop(e, fields);
         }
         if line.starts_with([' ', '\t']) {
             let Some((_, value)) = fields.last_mut() else {
-                bail!("line {number}: a continuation line before any field");
+                return stop(
+                    anyhow!("line {number}: a continuation line before any field"),
+                    fields,
+                );
             };
             value.push('\n');
             value.push_str(line.trim_end());
             continue;
         }
         let Some((name, value)) = line.split_once(':') else {
-            bail!("line {number} is not `Field: value`");
+            return stop(anyhow!("line {number} is not `Field: value`"), fields);
         };
-        check_field_name(name).map_err(|e| anyhow::anyhow!("line {number}: {e}"))?;
-        if let Some((first, _)) = fields.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
-            bail!(
+        if let Err(e) = check_field_name(name) {
+            return stop(anyhow!("line {number}: {e}"), fields);
+        }
+        if let Some((first, _)) = fields.iter().find(|(n, _)| n.eq_ignore_ascii_case(name))
+            && twice.is_none()
+        {
+            twice = Some(anyhow!(
                 "line {number}: field {name} is given twice (also as {first}); dpkg refuses \
-                 such a package, and apt would read another value than the index shows"
-            );
+                 such a package, and apt reads the last value"
+            ));
         }
         fields.push((name.to_string(), value.trim().to_string()));
     }
-    Ok(fields)
+    (fields, twice)
 }
 
 /// C0 controls but tab (newlines separate lines before this is asked), and DEL.

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use super::package::{FileDigests, PackageInfo, check_token};
 use super::version;
 use ar::ArReader;
-pub use control::{MAX_CONTROL_BYTES, check_package_fields, parse_control};
+pub use control::{MAX_CONTROL_BYTES, check_package_fields, parse_control, read_paragraph};
 
 /// Most bytes the control archive may decompress to (real ones hold a few KiB to a few MiB:
 /// the control file, maintainer scripts, md5sums). A larger one is refused as soon as it
