@@ -68,7 +68,7 @@ pub fn read(path: &Path, digests: FileDigests, component: &str) -> Result<Packag
     };
     let upstream = version.split_once(':').map_or(version.as_str(), |(_, v)| v);
     let location = format!("pool/{component}/{letter}/{name}/{name}_{upstream}_{arch}.deb");
-    Ok(PackageInfo {
+    let info = PackageInfo {
         name,
         version,
         arch,
@@ -76,7 +76,9 @@ pub fn read(path: &Path, digests: FileDigests, component: &str) -> Result<Packag
         digests,
         control,
         rpm: None,
-    })
+    };
+    info.check().with_context(|| path.display().to_string())?;
+    Ok(info)
 }
 
 /// Refuses a package name dpkg does not accept or Debian Policy (5.6.1) does not allow
