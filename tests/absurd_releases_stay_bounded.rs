@@ -5,34 +5,14 @@
 
 mod common;
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 use common::fixture::{Hostile, Spec, write_release};
-use common::mm_pkg;
+use common::{mm_pkg, run_measured};
 
 /// Peak memory the build may use.
 const MAX_RSS_KIB: i64 = 128 * 1024;
-
-/// Runs `cmd` to its end; returns whether it succeeded, its stderr and its peak RSS in KiB.
-// The child is reaped by wait4 (which std does not offer), not by Child::wait.
-#[allow(clippy::zombie_processes)]
-fn run_measured(cmd: &mut Command, dir: &Path) -> (bool, String, i64) {
-    let err_path = dir.join("stderr");
-    let child = cmd
-        .stdout(File::create(dir.join("stdout")).unwrap())
-        .stderr(File::create(&err_path).unwrap())
-        .spawn()
-        .unwrap();
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value, and wait4 reaps our own child exactly once.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as libc::pid_t, "wait4 failed");
-    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    (ok, fs::read_to_string(err_path).unwrap(), usage.ru_maxrss)
-}
 
 fn build(spec: &Spec, dir: &Path) -> (bool, String, i64) {
     let tarball = write_release(&dir.join("release"), spec);

@@ -11,9 +11,15 @@ use common::gpg::GpgKey;
 use common::repo::{packages, repo_add};
 use common::{have, mm_pkg, output, run};
 
-/// `repo verify` on `dir`: (exit code, stderr).
-fn verify(dir: &Path) -> (Option<i32>, String) {
-    let out = output(mm_pkg().args(["repo", "verify"]).arg(dir));
+/// `repo verify` on `dir` with `key`: (exit code, stderr).
+fn verify(dir: &Path, key: &GpgKey) -> (Option<i32>, String) {
+    let out = output(
+        mm_pkg()
+            .args(["repo", "verify"])
+            .arg(dir)
+            .arg("--key")
+            .arg(&key.public_asc),
+    );
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -45,7 +51,7 @@ fn repo_verify_catches_each_kind_of_damage() {
         &files,
         &["--sign-key", key.secret.to_str().unwrap()],
     );
-    let (code, err) = verify(sound.path());
+    let (code, err) = verify(sound.path(), &key);
     assert_eq!(
         code,
         Some(0),
@@ -102,7 +108,7 @@ fn repo_verify_catches_each_kind_of_damage() {
             .arg(format!("{}/.", sound.path().display()))
             .arg(copy.path()));
         damage(copy.path());
-        let (code, err) = verify(copy.path());
+        let (code, err) = verify(copy.path(), &key);
         assert_eq!(code, Some(1), "{what} was not caught:\n{err}");
         assert!(err.contains(names), "{what}: expected `{names}` in:\n{err}");
     }

@@ -185,7 +185,11 @@ fn keep_prunes_all_but_the_newest_versions_in_version_order() {
             .join("yum/Packages/mattermost-10.5.1-1.x86_64.rpm")
             .exists()
     );
-    let verify = common::output(mm_pkg().args(["repo", "verify"]).arg(repo.path()));
+    let verify = common::output(
+        mm_pkg()
+            .args(["repo", "verify", "--hashes-only"])
+            .arg(repo.path()),
+    );
     assert!(
         verify.status.success(),
         "{}",
@@ -257,7 +261,11 @@ fn a_repo_add_killed_at_any_point_leaves_a_readable_repository_the_next_add_comp
         }
         // What clients read is signed and consistent at this point.
         let seen = as_apt_client_sees_it(repo.path());
-        let out = common::output(mm_pkg().args(["repo", "verify"]).arg(seen.path()));
+        let out = common::output(
+            mm_pkg()
+                .args(["repo", "verify", "--key", key.public_asc.to_str().unwrap()])
+                .arg(seen.path()),
+        );
         assert!(
             out.status.success(),
             "killed after {delay_ms} ms: clients would see a broken repository:\n{}",
@@ -266,7 +274,11 @@ fn a_repo_add_killed_at_any_point_leaves_a_readable_repository_the_next_add_comp
         // The next run completes the work.
         repo_add(repo.path(), &[debs[1].clone(), rpms[1].clone()], &args);
         repo_add(repo.path(), &[debs[2].clone(), rpms[2].clone()], &args);
-        let out = common::output(mm_pkg().args(["repo", "verify"]).arg(repo.path()));
+        let out = common::output(
+            mm_pkg()
+                .args(["repo", "verify", "--key", key.public_asc.to_str().unwrap()])
+                .arg(repo.path()),
+        );
         assert!(
             out.status.success(),
             "after a run killed at {delay_ms} ms the next add did not repair:\n{}",
@@ -311,14 +323,22 @@ fn an_inrelease_an_interrupted_run_left_behind_is_signed_again() {
     let old = fs::read(&inrelease).unwrap();
     repo_add(repo.path(), std::slice::from_ref(&two), &args);
     fs::write(&inrelease, &old).unwrap();
-    let verify = common::output(mm_pkg().args(["repo", "verify"]).arg(repo.path()));
+    let verify = common::output(
+        mm_pkg()
+            .args(["repo", "verify", "--key", key.public_asc.to_str().unwrap()])
+            .arg(repo.path()),
+    );
     assert!(
         !verify.status.success(),
         "the stale InRelease went unnoticed"
     );
 
     repo_add(repo.path(), &[two], &args);
-    let verify = common::output(mm_pkg().args(["repo", "verify"]).arg(repo.path()));
+    let verify = common::output(
+        mm_pkg()
+            .args(["repo", "verify", "--key", key.public_asc.to_str().unwrap()])
+            .arg(repo.path()),
+    );
     assert!(
         verify.status.success(),
         "InRelease was not signed again:\n{}",
@@ -344,7 +364,9 @@ fn a_first_add_killed_before_its_state_landed_does_not_block_the_directory() {
     fs::create_dir_all(&by_hash).unwrap();
     fs::write(by_hash.join("0".repeat(64)), "partial").unwrap();
     repo_add(repo.path(), std::slice::from_ref(&deb), &[]);
-    run(mm_pkg().args(["repo", "verify"]).arg(repo.path()));
+    run(mm_pkg()
+        .args(["repo", "verify", "--hashes-only"])
+        .arg(repo.path()));
 
     // A published Release without a state is another tool's repository: refused.
     let foreign = tempfile::tempdir().unwrap();
@@ -409,5 +431,7 @@ fn pool_files_an_interrupted_prune_left_are_removed_by_the_next_add() {
             .join("apt/pool/main/p/p/p_2.0-1_amd64.deb")
             .exists()
     );
-    run(mm_pkg().args(["repo", "verify"]).arg(repo.path()));
+    run(mm_pkg()
+        .args(["repo", "verify", "--hashes-only"])
+        .arg(repo.path()));
 }

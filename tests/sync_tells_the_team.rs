@@ -170,6 +170,36 @@ fn server_errors_are_retried_and_a_deleted_webhook_is_only_a_warning() {
 }
 
 #[test]
+fn a_redirect_is_not_followed_so_neither_message_nor_secret_url_reaches_another_host() {
+    let up = Upstream::new();
+    up.publish(&Spec::new("9.11.90"), Some(release_key()));
+    let hook = Receiver::start();
+    let elsewhere = Receiver::start();
+    // A 307 keeps the method and body: followed, it would post the message there, with the
+    // secret URL as Referer.
+    hook.redirect(307, &elsewhere.url);
+    let out = up.sync(
+        &up.path("repo"),
+        &["--spec", "9.11", "--webhook", &hook.url, "--json"],
+    );
+    ok_without_secret(&out, &hook);
+    assert!(
+        elsewhere.received().is_empty(),
+        "the redirect was followed: {:#?}",
+        elsewhere.received()
+    );
+    let got = hook.received();
+    assert_eq!(got.len(), 1, "a redirect was retried: {got:#?}");
+    assert_eq!(got[0].referer, None);
+    assert_eq!(json(&out)["notification"]["posted"], false);
+    assert!(
+        text(&out).contains("answered 307 Temporary Redirect (a redirect)"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
 fn a_failed_release_is_named_in_the_post_and_the_run_exits_1() {
     let up = Upstream::new();
     up.publish(&Spec::new("9.11.90"), Some(release_key()));

@@ -20,8 +20,9 @@ pub enum RepoCommand {
     /// indexes and signatures (apt: Release, InRelease, Release.gpg; yum: repodata, repomd.xml,
     /// repomd.xml.asc) and mattermost.asc, mattermost.sources, mattermost.repo.
     Add(RepoAddArgs),
-    /// Check every signature, every hash Release and repomd.xml name, and every package file
-    /// against its index; exit code 1 and a list of what is wrong.
+    /// Check the repository in DIR as apt, dnf, gpgv and rpmkeys check it: every signature
+    /// against --key, every index under every hash and by-hash name, every package file
+    /// against its index and as dpkg and rpm read it; exit code 1 and a list of what is wrong.
     Verify(RepoVerifyArgs),
 }
 
@@ -30,9 +31,15 @@ pub enum RepoCommand {
 pub struct RepoVerifyArgs {
     /// Repository directory.
     dir: PathBuf,
-    /// Public key to check signatures with [default: DIR/mattermost.asc].
-    #[arg(long)]
+    /// The public key (or keyring) you trust, armored or binary; signatures by it must
+    /// verify. Never taken from DIR: DIR/mattermost.asc is part of what is checked, so
+    /// `--key DIR/mattermost.asc` proves only that the repository agrees with itself.
+    #[arg(long, required_unless_present = "hashes_only")]
     key: Option<PathBuf>,
+    /// Check indexes, hashes and packages only, not who signed them (an unsigned repository,
+    /// or no key at hand).
+    #[arg(long, conflicts_with = "key")]
+    hashes_only: bool,
 }
 
 /// `mm-pkg repo add`.
@@ -158,14 +165,8 @@ pub fn run_repo_verify(args: RepoVerifyArgs) -> Result<()> {
         Some(path) => {
             Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
         }
-        None => repo::verify::default_key(&args.dir),
+        None => None,
     };
-    if key.is_none() {
-        eprintln!(
-            "mm-pkg: WARNING: no --key and no {}/mattermost.asc: checking hashes only, not signatures",
-            args.dir.display()
-        );
-    }
     let problems = repo::verify::verify(&args.dir, key.as_deref());
     for p in &problems {
         eprintln!("mm-pkg: {}: {p}", args.dir.display());
@@ -177,9 +178,17 @@ pub fn run_repo_verify(args: RepoVerifyArgs) -> Result<()> {
             args.dir.display()
         );
     }
-    println!(
-        "{}: every signature, index and package checks",
-        args.dir.display()
-    );
+    match &args.key {
+        Some(key) => println!(
+            "{}: every index and package checks, signed by the key in {}",
+            args.dir.display(),
+            key.display()
+        ),
+        None => println!(
+            "{}: every index and package matches its hashes; signatures NOT checked \
+             (--hashes-only: this proves nothing about who made the repository)",
+            args.dir.display()
+        ),
+    }
     Ok(())
 }

@@ -65,7 +65,11 @@ impl Webhook {
                 bail!("--webhook-icon-url `{icon}` must be an http:// or https:// URL");
             }
         }
+        // Mattermost's hooks answer the post itself: a redirect is never followed (it would
+        // carry the message elsewhere), and no Referer ever names the secret URL.
         let client = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .referer(false)
             .connect_timeout(TIMEOUT)
             .timeout(TIMEOUT)
             .user_agent(concat!("mm-pkg/", env!("CARGO_PKG_VERSION")))
@@ -100,8 +104,9 @@ impl Webhook {
     }
 
     /// Posts `text` once, retrying connection errors, timeouts and 5xx answers
-    /// ([`ATTEMPTS`] tries, backoff from [`FIRST_BACKOFF`]). The error is a one-line warning
-    /// that names the host, never the URL.
+    /// ([`ATTEMPTS`] tries, backoff from [`FIRST_BACKOFF`]). Succeeds only when the webhook
+    /// itself answers 2xx: a redirect is not followed and counts as a failure. The error is a
+    /// one-line warning that names the host, never the URL.
     pub fn post(&self, text: &str) -> Result<(), String> {
         let body = self.payload(text).to_string();
         let host = self.host();
@@ -117,6 +122,14 @@ impl Webhook {
                 .body(body.clone());
             match request.send() {
                 Ok(resp) if resp.status().is_success() => return Ok(()),
+                Ok(resp) if resp.status().is_redirection() => {
+                    return Err(format!(
+                        "the webhook at {host} answered {} (a redirect): mm-pkg does not follow \
+                         redirects, which would send the message and its URL elsewhere; use the \
+                         webhook URL Mattermost shows (Integrations > Incoming Webhooks)",
+                        resp.status()
+                    ));
+                }
                 Ok(resp) => {
                     let status = resp.status();
                     let detail = self.error_text(&resp.text().unwrap_or_default());

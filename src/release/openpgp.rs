@@ -29,6 +29,9 @@ pub const ACCEPTED_HASHES: &[HashAlgorithm] = &[
     HashAlgorithm::Sha3_512,
 ];
 
+/// Signature classes a release signature may have: a binary document (0x00) only.
+pub const RELEASE_CLASSES: &[SignatureType] = &[SignatureType::Binary];
+
 /// The keys whose signatures are trusted.
 #[derive(Debug, Clone)]
 pub struct Trust {
@@ -116,13 +119,33 @@ impl Trust {
         Ok(Trust { keys })
     }
 
+    /// Exactly `keys` (no embedded key), each with its expiry and revocation applied, as
+    /// gpgv applies them to a keyring: the keys a repository's signatures are checked against.
+    pub fn of_keys(keys: Vec<SignedPublicKey>) -> Self {
+        Trust {
+            keys: keys
+                .into_iter()
+                .map(|key| TrustedKey {
+                    key,
+                    embedded: false,
+                })
+                .collect(),
+        }
+    }
+
     /// Fingerprints of the trusted primary keys, upper-case hex.
     pub fn fingerprints(&self) -> Vec<String> {
         self.keys.iter().map(|k| fpr(&k.key.primary_key)).collect()
     }
 
-    /// Judges `sig` at time `now` (seconds since the epoch).
+    /// Judges the release signature `sig` at time `now` (seconds since the epoch).
     pub fn judge(&self, sig: &Signature, now: u32) -> Judgement {
+        self.judge_as(sig, now, RELEASE_CLASSES)
+    }
+
+    /// Judges `sig` at time `now`, a signature of one of `classes` (a repository's
+    /// clearsigned `InRelease` is a text signature, 0x01).
+    pub fn judge_as(&self, sig: &Signature, now: u32, classes: &[SignatureType]) -> Judgement {
         let ids = sig.issuer_key_id();
         let fps = sig.issuer_fingerprint();
         let issued = |k: &dyn KeyDetails| {
@@ -187,7 +210,7 @@ impl Trust {
             if !trusted.embedded && is_revoked(&trusted.key) {
                 return refuse(format!("the key {} is revoked", fpr(primary)));
             }
-            if let Err(reason) = acceptable(sig, created, expires, now) {
+            if let Err(reason) = acceptable(sig, created, expires, now, classes) {
                 return refuse(reason);
             }
             return Judgement::Check {
@@ -243,12 +266,13 @@ fn date(secs: u64) -> String {
 /// How far in the future a signature may be dated (sqv's tolerance for clock skew).
 const CLOCK_SKEW: u64 = 30 * 60;
 
-/// The checks on a data signature that need no data: class, digest, dates.
+/// The checks on a data signature that need no data: class (one of `classes`), digest, dates.
 fn acceptable(
     sig: &Signature,
     key_created: Timestamp,
     expires: Option<u64>,
     now: u32,
+    classes: &[SignatureType],
 ) -> Result<(), String> {
     let Some(typ) = sig.typ() else {
         return Err(format!(
@@ -256,12 +280,26 @@ fn acceptable(
             sig.version()
         ));
     };
-    if typ != SignatureType::Binary {
+    if !classes.contains(&typ) {
+        let wanted: Vec<String> = classes
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} signatures (class 0x{:02x})",
+                    class_name(*c),
+                    u8::from(*c)
+                )
+            })
+            .collect();
+        let over = match classes == RELEASE_CLASSES {
+            true => " over the whole tarball",
+            false => "",
+        };
         return Err(format!(
-            "it is a class 0x{:02x} ({}) signature; only binary-document signatures (class 0x00) \
-             over the whole tarball count",
+            "it is a class 0x{:02x} ({}) signature; only {}{over} count",
             u8::from(typ),
-            class_name(typ)
+            class_name(typ),
+            wanted.join(" and ")
         ));
     }
     let hash = sig.hash_alg().unwrap_or(HashAlgorithm::None);

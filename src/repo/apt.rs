@@ -14,6 +14,20 @@ use super::package::PackageInfo;
 /// Root of the apt repository inside the repository directory.
 pub const APT_DIR: &str = "apt";
 
+/// Fields of a `Packages` stanza that say where the package file is and what its digests
+/// are. [`stanza`] writes Filename, Size, MD5sum, SHA256 and SHA512 itself; SHA1 and
+/// MSDOS-Filename are what other writers add and apt (or dselect) still reads. A package's
+/// control file that sets any of them is refused, since apt would read the package's value.
+pub const INDEX_FIELDS: [&str; 7] = [
+    "Filename",
+    "Size",
+    "MD5sum",
+    "SHA1",
+    "SHA256",
+    "SHA512",
+    "MSDOS-Filename",
+];
+
 /// What `Release` says about the repository.
 #[derive(Debug, Clone)]
 pub struct ReleaseMeta {

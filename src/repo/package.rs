@@ -76,6 +76,81 @@ pub struct PackageInfo {
     pub rpm: Option<super::rpm::RpmInfo>,
 }
 
+impl PackageInfo {
+    /// Checks every value the indexes will carry as reading the package file checked it: for
+    /// a record read back from the repository's own state, which is untrusted input too.
+    /// Name, version and architecture (as dpkg or rpm accept them), the .deb's control fields
+    /// (parsed as dpkg parses them, agreeing with name, version and architecture, none of the
+    /// fields the index writer sets) or the rpm's strings and file list (see
+    /// [`super::rpm::RpmInfo::check`]), the location (a relative path of normal parts, ending
+    /// in the format's extension) and the digests (lower-case hex of the right length).
+    pub fn check(&self) -> Result<()> {
+        let hex = |d: &str, len: usize| {
+            d.len() == len
+                && d.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        };
+        let d = &self.digests;
+        if !(hex(&d.md5, 32) && hex(&d.sha256, 64) && hex(&d.sha512, 128)) {
+            bail!(
+                "the record of {} {} has malformed digests",
+                self.name,
+                self.version
+            );
+        }
+        let extension = match &self.rpm {
+            Some(rpm) => {
+                super::rpm::check_names(&self.name, &self.arch, rpm)?;
+                rpm.check()?;
+                if self.version != format!("{}-{}", rpm.ver, rpm.rel) {
+                    bail!(
+                        "the record of {} says version {}, its rpm fields another",
+                        self.name,
+                        self.version
+                    );
+                }
+                ".rpm"
+            }
+            None => {
+                super::deb::check_names(&self.name, &self.version, &self.arch)?;
+                super::deb::check_package_fields(&self.control)?;
+                for (field, value) in [
+                    ("Package", &self.name),
+                    ("Version", &self.version),
+                    ("Architecture", &self.arch),
+                ] {
+                    let given = self
+                        .control
+                        .iter()
+                        .find(|(n, _)| n.eq_ignore_ascii_case(field))
+                        .map(|(_, v)| v);
+                    if given != Some(value) {
+                        bail!(
+                            "the record of {} {}: its control fields say another {field}",
+                            self.name,
+                            self.version
+                        );
+                    }
+                }
+                ".deb"
+            }
+        };
+        let normal = self
+            .location
+            .split('/')
+            .all(|p| !p.is_empty() && p != "." && p != "..");
+        if !normal || !self.location.ends_with(extension) {
+            bail!(
+                "the record of {} {} names the file `{}`, which is no pool path",
+                self.name,
+                self.version,
+                self.location.escape_debug()
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Refuses a name, version or architecture that could not be a safe file-name part.
 pub fn check_token(what: &str, value: &str, extra: &str) -> Result<()> {
     let ok = !value.is_empty()
@@ -87,4 +162,84 @@ pub fn check_token(what: &str, value: &str, extra: &str) -> Result<()> {
         bail!("the package's {what} `{value}` has characters a repository path cannot take");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deb() -> PackageInfo {
+        let control = [
+            ("Package", "mattermost"),
+            ("Version", "9.11.90-1"),
+            ("Architecture", "amd64"),
+        ];
+        PackageInfo {
+            name: "mattermost".into(),
+            version: "9.11.90-1".into(),
+            arch: "amd64".into(),
+            location: "pool/main/m/mattermost/mattermost_9.11.90-1_amd64.deb".into(),
+            digests: FileDigests {
+                size: 1,
+                md5: "0".repeat(32),
+                sha256: "a".repeat(64),
+                sha512: "b".repeat(128),
+            },
+            control: control
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            rpm: None,
+        }
+    }
+
+    fn rpm() -> PackageInfo {
+        PackageInfo {
+            arch: "x86_64".into(),
+            location: "Packages/mattermost-9.11.90-1.x86_64.rpm".into(),
+            control: Vec::new(),
+            rpm: Some(super::super::rpm::RpmInfo {
+                epoch: "0".into(),
+                ver: "9.11.90".into(),
+                rel: "1".into(),
+                files: vec![("/opt/mattermost/bin/mattermost".into(), String::new())],
+                ..Default::default()
+            }),
+            ..deb()
+        }
+    }
+
+    #[test]
+    fn records_read_back_are_checked_as_the_package_was() {
+        deb().check().unwrap();
+        rpm().check().unwrap();
+        let mut bad: Vec<PackageInfo> = Vec::new();
+        let mut d = deb();
+        d.control.push(("Filename".into(), "pool/other.deb".into()));
+        bad.push(d);
+        let mut d = deb();
+        d.control[1].1 = "9.11.91-1".into();
+        bad.push(d);
+        let mut d = deb();
+        d.location = "pool/../../etc/cron.d/x.deb".into();
+        bad.push(d);
+        let mut d = deb();
+        d.digests.sha256 = "../x".into();
+        bad.push(d);
+        let mut d = deb();
+        d.version = "1.0-".into();
+        bad.push(d);
+        let mut r = rpm();
+        r.rpm.as_mut().unwrap().summary = "x\u{FFFE}".into();
+        bad.push(r);
+        let mut r = rpm();
+        r.rpm.as_mut().unwrap().files[0].0 = "/opt/../etc/x".into();
+        bad.push(r);
+        let mut r = rpm();
+        r.version = "9.11.91-1".into();
+        bad.push(r);
+        for (i, record) in bad.iter().enumerate() {
+            assert!(record.check().is_err(), "record {i} passed: {record:?}");
+        }
+    }
 }

@@ -1,6 +1,66 @@
-//! Version order as the clients see it: dpkg's for .deb, rpm's for .rpm (used by `--keep`).
+//! Versions as the clients see them: which .deb versions dpkg accepts, and the order of
+//! versions, dpkg's for .deb and rpm's for .rpm (used by `--keep`).
 
 use std::cmp::Ordering;
+
+use anyhow::{Result, bail};
+
+/// Refuses a .deb version that `dpkg --validate-version` refuses (dpkg's `parseversion`,
+/// its warnings included: dpkg refuses to install such a package): `[epoch:]upstream[-revision]`
+/// with a numeric epoch up to 2^31-1, an upstream version that starts with a digit and holds
+/// only letters, digits and `.+~-:`, and a revision of letters, digits and `.+~`.
+pub fn check_deb(version: &str) -> Result<()> {
+    let refuse = |why: &str| -> Result<()> {
+        bail!(
+            "the package's version `{}` is not one dpkg accepts: {why}",
+            version.escape_debug()
+        )
+    };
+    if version.is_empty() {
+        return refuse("it is empty");
+    }
+    if version.chars().any(char::is_whitespace) {
+        return refuse("it holds whitespace");
+    }
+    let rest = match version.split_once(':') {
+        Some((epoch, rest)) => {
+            if epoch.is_empty() || !epoch.bytes().all(|b| b.is_ascii_digit()) {
+                return refuse("the epoch is not a number");
+            }
+            if epoch.parse::<i32>().is_err() {
+                return refuse("the epoch is too big");
+            }
+            if rest.is_empty() {
+                return refuse("nothing follows the epoch");
+            }
+            rest
+        }
+        None => version,
+    };
+    let (upstream, revision) = match rest.rsplit_once('-') {
+        Some((_, "")) => return refuse("the revision after `-` is empty"),
+        Some((upstream, revision)) => (upstream, revision),
+        None => (rest, ""),
+    };
+    if !upstream.starts_with(|c: char| c.is_ascii_digit()) {
+        return refuse("the upstream version does not start with a digit");
+    }
+    if !upstream
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || ".+~-:".contains(c))
+    {
+        return refuse(
+            "the upstream version holds a character other than letters, digits and .+~-:",
+        );
+    }
+    if !revision
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || ".+~".contains(c))
+    {
+        return refuse("the revision holds a character other than letters, digits and .+~");
+    }
+    Ok(())
+}
 
 /// dpkg's order of `[epoch:]upstream[-revision]`.
 pub fn cmp_deb(a: &str, b: &str) -> Ordering {
@@ -172,6 +232,37 @@ pub fn rpmvercmp(a: &str, b: &str) -> Ordering {
 mod tests {
     use super::*;
     use std::cmp::Ordering::*;
+
+    #[test]
+    fn versions_dpkg_refuses_are_refused() {
+        for ok in [
+            "1.0",
+            "1:2:3",
+            "0:1",
+            "1.0-1-1",
+            "9.11.90-1",
+            "1.0~rc1+b2-0.1~x",
+        ] {
+            check_deb(ok).unwrap();
+        }
+        for bad in [
+            "",
+            "1.0-",
+            "a1",
+            ":1",
+            "1:",
+            "1.0 2",
+            "1.0_1",
+            "a:1",
+            "-1:1",
+            "1.0-a_b",
+            "99999999999:1",
+            "~1",
+            "1.0\n",
+        ] {
+            assert!(check_deb(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
 
     #[test]
     fn dpkg_order_matches_dpkg_compare_versions_cases() {

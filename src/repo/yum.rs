@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use sha2::{Digest, Sha256};
 
 use super::chunks::{ChunkCache, ChunkedText};
@@ -38,7 +38,27 @@ impl RepoData {
     }
 }
 
-/// XML text escaping for element content and attribute values.
+/// True for a character XML 1.0 documents may hold (its `Char` production): tab, newline,
+/// carriage return, and everything from U+0020 on but the surrogates, U+FFFE and U+FFFF.
+/// One other character in primary, filelists or other makes dnf refuse the whole repository.
+pub fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Refuses `value` (the package's `what`) when it holds a character XML 1.0 cannot carry.
+pub fn check_xml_text(what: &str, value: &str) -> Result<()> {
+    if let Some(c) = value.chars().find(|c| !is_xml_char(*c)) {
+        bail!(
+            "its {what} holds the character U+{:04X}, which XML cannot carry: dnf would refuse \
+             the repository's metadata for every package",
+            c as u32
+        );
+    }
+    Ok(())
+}
+
+/// XML text escaping for element content and attribute values (characters XML cannot carry,
+/// refused when a package is read, are left out).
 fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -48,7 +68,7 @@ fn esc(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {}
+            c if !is_xml_char(c) => {}
             c => out.push(c),
         }
     }

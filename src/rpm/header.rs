@@ -17,10 +17,14 @@ pub mod tag {
     pub const SIG_DSAHEADER: u32 = 267;
     pub const SIG_RSAHEADER: u32 = 268;
     pub const SIG_SHA1: u32 = 269;
-    pub const SIG_SHA256: u32 = 273;
+    pub const SIG_LONGSIZE: u32 = 270;
     pub const SIG_LONGARCHIVESIZE: u32 = 271;
+    pub const SIG_SHA256: u32 = 273;
+    /// rpm 6's list of OpenPGP signatures (any number of keys, v4 or v6).
+    pub const SIG_OPENPGP: u32 = 278;
     pub const SIG_SIZE: u32 = 1000;
     pub const SIG_PGP: u32 = 1002;
+    pub const SIG_MD5: u32 = 1004;
     pub const SIG_GPG: u32 = 1005;
     pub const SIG_PAYLOADSIZE: u32 = 1007;
     pub const NAME: u32 = 1000;
@@ -105,6 +109,8 @@ pub enum Value {
     Int16(Vec<u16>),
     /// INT32 array.
     Int32(Vec<u32>),
+    /// INT64 array (`LONGSIZE` and the like, in packages over 4 GiB).
+    Int64(Vec<u64>),
     /// One STRING.
     Str(String),
     /// BIN bytes.
@@ -120,6 +126,7 @@ impl Value {
         match self {
             Value::Int16(_) => 3,
             Value::Int32(_) => 4,
+            Value::Int64(_) => 5,
             Value::Str(_) => 6,
             Value::Bin(_) => 7,
             Value::StrArray(_) => 8,
@@ -131,6 +138,7 @@ impl Value {
         match self {
             Value::Int16(_) => 2,
             Value::Int32(_) => 4,
+            Value::Int64(_) => 8,
             _ => 1,
         }
     }
@@ -139,6 +147,7 @@ impl Value {
         (match self {
             Value::Int16(v) => v.len(),
             Value::Int32(v) => v.len(),
+            Value::Int64(v) => v.len(),
             Value::Str(_) | Value::I18n(_) => 1,
             Value::Bin(b) => b.len(),
             Value::StrArray(v) => v.len(),
@@ -151,6 +160,9 @@ impl Value {
                 .iter()
                 .for_each(|x| out.extend_from_slice(&x.to_be_bytes())),
             Value::Int32(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_be_bytes())),
+            Value::Int64(v) => v
                 .iter()
                 .for_each(|x| out.extend_from_slice(&x.to_be_bytes())),
             Value::Str(s) | Value::I18n(s) => {

@@ -2,7 +2,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -31,18 +31,14 @@ pub struct GeneratedKey {
 }
 
 /// Writes a new Ed25519 key for `user_id` (`Name <email>`) into `dir`, protected by
-/// `passphrase` when given. Refuses to overwrite an existing secret key.
+/// `passphrase` when given. `dir` must be under the user's control (see
+/// [`crate::owned_dir::check`]); each file is created new, so an existing file or a link
+/// planted under one of the names is refused, never overwritten or written through.
 pub fn generate(user_id: &str, dir: &Path, passphrase: Option<&str>) -> Result<GeneratedKey> {
     if user_id.trim().is_empty() || user_id.contains(['\n', '\r']) {
         bail!("--name must be one line such as \"Example Packages <pkg@example.org>\"");
     }
     let secret_path = dir.join(SECRET_FILE);
-    if secret_path.exists() {
-        bail!(
-            "{} already exists: mm-pkg never overwrites a secret key; choose another --output",
-            secret_path.display()
-        );
-    }
     let mut params = SecretKeyParamsBuilder::default();
     params
         .key_type(KeyType::Ed25519Legacy)
@@ -68,26 +64,61 @@ pub fn generate(user_id: &str, dir: &Path, passphrase: Option<&str>) -> Result<G
     let signer = super::Signer::from_armored(&secret, passphrase, 0, super::now())
         .context("checking the new key")?;
 
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&secret_path)
-        .with_context(|| format!("creating {}", secret_path.display()))?;
-    file.write_all(secret.as_bytes())
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing {}", secret_path.display()))?;
     let public_armored = dir.join(PUBLIC_ARMORED_FILE);
-    fs::write(&public_armored, signer.public_armored()?)
-        .with_context(|| format!("writing {}", public_armored.display()))?;
     let public_binary = dir.join(PUBLIC_BINARY_FILE);
-    fs::write(&public_binary, signer.public_binary()?)
-        .with_context(|| format!("writing {}", public_binary.display()))?;
+    let files = [
+        (&secret_path, secret.into_bytes(), 0o600),
+        (
+            &public_armored,
+            signer.public_armored()?.into_bytes(),
+            0o644,
+        ),
+        (&public_binary, signer.public_binary()?, 0o644),
+    ];
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
+    crate::owned_dir::check(dir, "the key directory (--output)")?;
+    for (path, _, _) in &files {
+        if fs::symlink_metadata(path).is_ok() {
+            bail!(
+                "{} already exists: key generate never overwrites a key file nor writes through \
+                 a link; choose another --output or move it away",
+                path.display()
+            );
+        }
+    }
+    let mut written: Vec<&Path> = Vec::new();
+    for (path, bytes, mode) in &files {
+        if let Err(e) = write_new(path, bytes, *mode) {
+            for done in written {
+                let _ = fs::remove_file(done);
+            }
+            return Err(e);
+        }
+        written.push(path);
+    }
     Ok(GeneratedKey {
         secret: secret_path,
         public_armored,
         public_binary,
         fingerprint: signer.fingerprint(),
     })
+}
+
+/// Creates `path` with `mode` and writes `bytes` to it, synced. `O_EXCL` (`create_new`) with
+/// `O_NOFOLLOW`: fails when anything, a link included, is already there.
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
 }

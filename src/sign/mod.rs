@@ -53,11 +53,7 @@ impl Signer {
     pub fn from_flag_or_env(file: Option<&Path>, source_date: u64) -> Result<Option<Self>> {
         let passphrase = std::env::var(PASSPHRASE_VAR).ok();
         let (armored, origin) = match file {
-            Some(path) => (
-                std::fs::read_to_string(path)
-                    .with_context(|| format!("reading the signing key {}", path.display()))?,
-                path.display().to_string(),
-            ),
+            Some(path) => (read_secret_file(path)?, path.display().to_string()),
             None => match std::env::var(KEY_VAR) {
                 Ok(v) if !v.trim().is_empty() => (v, format!("${KEY_VAR}")),
                 _ => return Ok(None),
@@ -221,19 +217,26 @@ impl Signer {
             .map_err(|e| anyhow!("armoring a clearsigned text: {e}"))
     }
 
-    /// True when the binary signature packet `packet` names this key (or its signing subkey)
-    /// as issuer.
-    pub fn issued(&self, packet: &[u8]) -> bool {
+    /// True when the binary signature packet `packet` is a v4 signature that this key's
+    /// signing (sub)key made over `data`, with a digest gpgv and rpm accept. Checked
+    /// cryptographically: a packet that merely names the key as its issuer is not enough.
+    pub fn made(&self, packet: &[u8], data: &[u8]) -> bool {
         let Ok(sig) = DetachedSignature::from_bytes(Cursor::new(packet)) else {
             return false;
         };
-        let key: &dyn SigningKey = match self.subkey {
-            Some(i) => &self.key.secret_subkeys[i].key,
-            None => &self.key.primary_key,
+        let strong = sig
+            .signature
+            .hash_alg()
+            .is_some_and(|h| crate::release::verify::ACCEPTED_HASHES.contains(&h));
+        let public = self.public();
+        let verified = match self.subkey {
+            Some(i) => public
+                .public_subkeys
+                .get(i)
+                .is_some_and(|sub| sig.verify(&sub.key, data).is_ok()),
+            None => sig.verify(&public.primary_key, data).is_ok(),
         };
-        let (fp, id) = (key.fingerprint(), key.legacy_key_id());
-        let sig = sig.signature;
-        sig.issuer_fingerprint().contains(&&fp) || sig.issuer_key_id().contains(&&id)
+        strong && verified
     }
 
     /// The public key (certificate), armored.
@@ -253,6 +256,36 @@ impl Signer {
     fn public(&self) -> SignedPublicKey {
         self.key.to_public_key()
     }
+}
+
+/// Reads the secret key file `path`, refusing one that group or others may read or write, as
+/// ssh refuses such private keys ("UNPROTECTED PRIVATE KEY FILE"): any local user could copy
+/// the key, and then a signature would prove nothing about who made the bytes. The mode is
+/// that of the file opened (a link is followed, as ssh follows it), so it cannot change
+/// between the check and the read.
+fn read_secret_file(path: &Path) -> Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let what = || format!("reading the signing key {}", path.display());
+    let mut file = std::fs::File::open(path).with_context(what)?;
+    let meta = file.metadata().with_context(what)?;
+    if !meta.is_file() {
+        bail!("the signing key {} is not a regular file", path.display());
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text).with_context(what)?;
+    let mode = meta.permissions().mode() & 0o7777;
+    // A public key given by mistake is refused for what it is, by the caller.
+    if mode & 0o077 != 0 && text.contains("PRIVATE KEY BLOCK") {
+        bail!(
+            "the signing key {} has mode {mode:04o}: other users may read the secret key. \
+             Make it private (chmod 600 {}), as ssh demands of private keys, or pass the key \
+             in ${KEY_VAR} instead",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(text)
 }
 
 /// The newest valid subkey marked for signing, if any (GnuPG signs with it rather than with

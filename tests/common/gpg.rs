@@ -81,7 +81,13 @@ impl GpgKey {
             "--export-secret-keys",
             &self.fingerprint,
         ]));
+        // Private, as packagers keep secret keys (mm-pkg refuses one others may read).
         fs::write(&self.secret, secret).unwrap();
+        fs::set_permissions(
+            &self.secret,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
         let public = run(gpg(self.home.path(), p).args(["--armor", "--export", &self.fingerprint]));
         fs::write(&self.public_asc, public).unwrap();
         let out = super::output(gpg(self.home.path(), p).args(["--export", &self.fingerprint]));

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod boot;
+pub mod crafted;
 pub mod fixture;
 pub mod gpg;
 pub mod lifecycle;
@@ -16,7 +17,7 @@ pub mod standin;
 pub mod static_files;
 pub mod upstream;
 
-use std::fs;
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -76,6 +77,25 @@ pub fn run(cmd: &mut Command) -> String {
 pub fn output(cmd: &mut Command) -> Output {
     cmd.output()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// Runs `cmd` to its end; returns whether it succeeded, its stderr and its peak RSS in KiB.
+// The child is reaped by wait4 (which std does not offer), not by Child::wait.
+#[allow(clippy::zombie_processes)]
+pub fn run_measured(cmd: &mut Command, dir: &Path) -> (bool, String, i64) {
+    let err_path = dir.join("stderr");
+    let child = cmd
+        .stdout(File::create(dir.join("stdout")).unwrap())
+        .stderr(File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value, and wait4 reaps our own child exactly once.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t, "wait4 failed");
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    (ok, fs::read_to_string(err_path).unwrap(), usage.ru_maxrss)
 }
 
 /// The mm-pkg binary under test, with a fixed SOURCE_DATE_EPOCH and a cache of its own

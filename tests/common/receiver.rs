@@ -18,6 +18,8 @@ pub struct Received {
     pub content_type: Option<String>,
     /// The body.
     pub body: String,
+    /// The Referer header, if any.
+    pub referer: Option<String>,
 }
 
 impl Received {
@@ -30,7 +32,8 @@ impl Received {
 
 #[derive(Default)]
 struct State {
-    script: VecDeque<(u16, String)>,
+    /// Status, body and the Location header of each scripted answer.
+    script: VecDeque<(u16, String, Option<String>)>,
     received: Vec<Received>,
 }
 
@@ -59,23 +62,33 @@ impl Receiver {
             while let Ok(mut request) = srv.recv() {
                 let mut body = String::new();
                 let _ = request.as_reader().read_to_string(&mut body);
-                let content_type = request
-                    .headers()
-                    .iter()
-                    .find(|h| h.field.equiv("Content-Type"))
-                    .map(|h| h.value.as_str().to_string());
-                let (status, answer) = {
+                let header = |name: &'static str| {
+                    request
+                        .headers()
+                        .iter()
+                        .find(|h| h.field.equiv(name))
+                        .map(|h| h.value.as_str().to_string())
+                };
+                let (content_type, referer) = (header("Content-Type"), header("Referer"));
+                let (status, answer, location) = {
                     let mut s = st.lock().unwrap();
                     s.received.push(Received {
                         method: request.method().to_string(),
                         path: request.url().to_string(),
                         content_type,
                         body,
+                        referer,
                     });
-                    s.script.pop_front().unwrap_or((200, "ok".into()))
+                    s.script.pop_front().unwrap_or((200, "ok".into(), None))
                 };
-                let _ = request
-                    .respond(tiny_http::Response::from_string(answer).with_status_code(status));
+                let mut response =
+                    tiny_http::Response::from_string(answer).with_status_code(status);
+                if let Some(to) = location {
+                    response.add_header(
+                        tiny_http::Header::from_bytes("Location", to.as_bytes()).unwrap(),
+                    );
+                }
+                let _ = request.respond(response);
             }
         });
         Receiver {
@@ -92,7 +105,16 @@ impl Receiver {
             .lock()
             .unwrap()
             .script
-            .push_back((status, body.to_string()));
+            .push_back((status, body.to_string(), None));
+    }
+
+    /// Answers the next request with the redirect `status` to `location`.
+    pub fn redirect(&self, status: u16, location: &str) {
+        self.state.lock().unwrap().script.push_back((
+            status,
+            String::new(),
+            Some(location.to_string()),
+        ));
     }
 
     /// Every request so far.

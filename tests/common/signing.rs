@@ -134,6 +134,11 @@ impl TestKey {
         }
     }
 
+    /// The secret key (for `--sign-key`, once armored).
+    pub fn secret_key(&self) -> &SignedSecretKey {
+        &self.secret
+    }
+
     /// The public key.
     pub fn public(&self) -> SignedPublicKey {
         SignedPublicKey::from(self.secret.clone())
