@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use super::package::{FileDigests, PackageInfo, check_token};
+use super::package::{FileDigests, PackageInfo, check_token, deb_location};
 
 /// Reads `path`'s control file; `location` is where the repository keeps its copy.
 pub fn read(path: &Path, digests: FileDigests, component: &str) -> Result<PackageInfo> {
@@ -24,13 +24,7 @@ pub fn read(path: &Path, digests: FileDigests, component: &str) -> Result<Packag
     check_token("name", &name, "+.-")?;
     check_token("version", &version, ".+~:-")?;
     check_token("architecture", &arch, "-")?;
-    let letter = if name.starts_with("lib") && name.len() > 3 {
-        &name[..4]
-    } else {
-        &name[..1]
-    };
-    let upstream = version.split_once(':').map_or(version.as_str(), |(_, v)| v);
-    let location = format!("pool/{component}/{letter}/{name}/{name}_{upstream}_{arch}.deb");
+    let location = deb_location(component, &name, &version, &arch);
     Ok(PackageInfo {
         name,
         version,

@@ -15,6 +15,7 @@ use crate::sign::Signer;
 
 /// A dependency as primary.xml writes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Dep {
     /// Name.
     pub name: String,
@@ -28,6 +29,7 @@ pub struct Dep {
 
 /// What primary, filelists and other need from one rpm.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RpmInfo {
     /// Epoch (`0` when none).
     pub epoch: String,

@@ -7,8 +7,9 @@ use std::fmt::Write as _;
 use anyhow::Result;
 use sha2::{Digest, Sha256};
 
-use super::chunks::{ChunkCache, ChunkedText};
+use super::cache::{Cache, IndexText};
 use super::package::PackageInfo;
+use super::record::Record;
 use super::rpm::{Dep, RpmInfo, is_primary_file};
 
 /// Root of the yum repository inside the repository directory.
@@ -59,9 +60,9 @@ fn rpm_of(p: &PackageInfo) -> &RpmInfo {
     p.rpm.as_ref().expect("yum packages carry rpm metadata")
 }
 
-/// primary, filelists and other for `n` packages whose elements are `bodies` (each in
-/// chunks, in index order), compressed through `cache`.
-pub fn repodata(n: usize, bodies: [ChunkedText; 3], cache: &ChunkCache) -> Result<Vec<RepoData>> {
+/// The texts of primary, filelists and other for `records` (in index order), in chunks.
+pub fn texts(records: &[&Record]) -> [IndexText; 3] {
+    let n = records.len();
     let heads = [
         format!("<metadata xmlns=\"{NS_COMMON}\" xmlns:rpm=\"{NS_RPM}\" packages=\"{n}\">\n"),
         format!(
@@ -69,20 +70,24 @@ pub fn repodata(n: usize, bodies: [ChunkedText; 3], cache: &ChunkCache) -> Resul
         ),
         format!("<otherdata xmlns=\"http://linux.duke.edu/metadata/other\" packages=\"{n}\">\n"),
     ];
+    let ends = ["</metadata>\n", "</filelists>\n", "</otherdata>\n"];
+    let fragments: Vec<[String; 3]> = records.iter().map(|r| fragments(&r.package)).collect();
+    std::array::from_fn(|i| {
+        IndexText::new(
+            &format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}", heads[i]),
+            records
+                .iter()
+                .zip(&fragments)
+                .map(|(r, f)| (r.package.location.as_str(), f[i].as_str())),
+            ends[i],
+        )
+    })
+}
+
+/// primary, filelists and other for `records` (in index order), compressed through `cache`.
+pub fn repodata(records: &[&Record], cache: &Cache) -> Result<Vec<RepoData>> {
     let mut out = Vec::new();
-    for (((kind, end), head), body) in [
-        ("primary", "</metadata>\n"),
-        ("filelists", "</filelists>\n"),
-        ("other", "</otherdata>\n"),
-    ]
-    .into_iter()
-    .zip(heads)
-    .zip(bodies)
-    {
-        let mut text = ChunkedText::new();
-        text.push_alone(format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{head}").as_bytes());
-        text.append(body);
-        text.push_alone(end.as_bytes());
+    for (kind, text) in KINDS.into_iter().zip(texts(records)) {
         let gz = cache.gzip(&text)?;
         out.push(RepoData {
             kind,
@@ -95,8 +100,11 @@ pub fn repodata(n: usize, bodies: [ChunkedText; 3], cache: &ChunkCache) -> Resul
     Ok(out)
 }
 
+/// The kinds of repodata mm-pkg writes, in order.
+pub const KINDS: [&str; 3] = ["primary", "filelists", "other"];
+
 /// The `<package>` elements of `p` in primary, filelists and other.
-pub(super) fn fragments(p: &PackageInfo) -> [String; 3] {
+pub fn fragments(p: &PackageInfo) -> [String; 3] {
     let (mut primary, mut filelists, mut other) = (String::new(), String::new(), String::new());
     let r = rpm_of(p);
     let id = &p.digests.sha256;

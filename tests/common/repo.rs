@@ -122,3 +122,16 @@ pub fn dnf(root: &Path, args: &[&str]) -> (bool, String) {
     );
     (out.status.success(), text)
 }
+
+/// The JSON of the repository state in `repo` (`.mm-pkg/state.json`, clearsigned or not).
+pub fn state_json(repo: &Path) -> serde_json::Value {
+    let text = fs::read_to_string(repo.join(".mm-pkg/state.json")).unwrap();
+    let json = match text.strip_prefix("-----BEGIN PGP SIGNED MESSAGE-----\n") {
+        Some(rest) => {
+            let body = &rest[rest.find("\n\n").unwrap() + 2..];
+            body[..body.find("-----BEGIN PGP SIGNATURE-----").unwrap()].to_string()
+        }
+        None => text,
+    };
+    serde_json::from_str(&json).unwrap()
+}
