@@ -283,26 +283,23 @@ fn change(
 
 /// Removes the private file or directory tree `rel`, links inside it as links.
 fn remove_tree(dir: &RepoDir, rel: &str) -> Result<()> {
-    for entry in dir.list(rel)? {
-        let path = format!("{rel}/{}", entry.name);
-        match entry.kind {
-            dir::Kind::Dir => remove_tree(dir, &path)?,
-            _ => {
-                dir.remove_file(&path)?;
-            }
+    match dir.kind(rel)? {
+        None => return Ok(()),
+        Some(dir::Kind::Dir) => {}
+        Some(_) => {
+            dir.remove_file(rel)?;
+            return Ok(());
         }
     }
+    for entry in dir.list(rel)? {
+        remove_tree(dir, &format!("{rel}/{}", entry.name))?;
+    }
     if let Some((parent, name)) = dir.parent(rel, false)? {
-        let flags = rustix::fs::AtFlags::REMOVEDIR;
-        match rustix::fs::unlinkat(&parent, name, flags) {
-            Err(rustix::io::Errno::NOTDIR) => {
-                dir.remove_file(rel)?;
-            }
+        match rustix::fs::unlinkat(&parent, name, rustix::fs::AtFlags::REMOVEDIR) {
             Err(rustix::io::Errno::NOENT) | Ok(()) => {}
             Err(e) => {
-                return Err(
-                    anyhow::Error::new(e).context(format!("removing {}", dir.join(rel).display()))
-                );
+                let shown = dir.join(rel);
+                return Err(anyhow::Error::new(e).context(format!("removing {}", shown.display())));
             }
         }
     }
