@@ -289,9 +289,27 @@ impl PackageInfo {
     }
 }
 
-/// True when every character of `text` may appear in an XML 1.0 document.
+/// True when every character of `text` may appear in an XML 1.0 document: no control
+/// character but tab, line feed and carriage return, and neither U+FFFE nor U+FFFF (UTF-8
+/// `EF BF BE`, `EF BF BF`; a Rust string holds no surrogate).
 fn xml_safe(text: &str) -> bool {
-    text.chars().all(|c| {
-        matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
-    })
+    let bytes = text.as_bytes();
+    let control = |b: &u8| *b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r');
+    !bytes.iter().any(control)
+        && !memchr::memmem::find_iter(bytes, b"\xEF\xBF")
+            .any(|i| matches!(bytes.get(i + 2), Some(0xBE | 0xBF)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::xml_safe;
+
+    #[test]
+    fn characters_xml_cannot_carry_are_found() {
+        assert!(xml_safe("Mattermost <&> \"ü\" 🙂\ttab\nline"));
+        for bad in ["a\u{FFFE}", "\u{FFFF}b", "c\u{1}", "\u{1b}[1m"] {
+            assert!(!xml_safe(bad), "{bad:?}");
+        }
+        assert!(xml_safe("\u{FFFD}\u{EFBF}"));
+    }
 }

@@ -7,7 +7,7 @@
 //! batch, its signed files last); then older generations, records the state no longer names
 //! and unused cache files go. What changed is returned in the order an upload must copy it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Result;
 use serde::Serialize;
@@ -164,20 +164,18 @@ pub fn publish(
         repomd_date,
     };
     state.keys = keys.fingerprints.clone();
-    state.packages = records
-        .iter()
-        .map(|r| (r.pool_path(), sha256_hex(&r.encode())))
-        .collect();
+    // The records kept keep their hashes; new and changed ones are hashed as written.
+    let held: BTreeSet<String> = records.iter().map(Record::pool_path).collect();
+    state.packages.retain(|path, _| held.contains(path));
 
     // 1. What no published file names yet: records, cached chunks, indexes under their
     // hashes, and the state that names the records (last).
     let mut batch = Batch::new(dir)?;
     for record in write {
         let bytes = record.encode();
-        batch.write(
-            &record_path(&record.pool_path(), &sha256_hex(&bytes)),
-            &bytes,
-        )?;
+        let sha = sha256_hex(&bytes);
+        batch.write(&record_path(&record.pool_path(), &sha), &bytes)?;
+        state.packages.insert(record.pool_path(), sha);
     }
     cache.stage(&mut batch)?;
     for (names, bytes) in &first {

@@ -41,6 +41,10 @@ impl RepoData {
 
 /// XML text escaping for element content and attribute values.
 fn esc(s: &str) -> String {
+    let plain = |b: &u8| !matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'' | 0..=0x1f);
+    if s.as_bytes().iter().all(plain) {
+        return s.to_string();
+    }
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
