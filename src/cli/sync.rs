@@ -12,7 +12,7 @@ use mm_pkg::release::resolve::NetMode;
 use mm_pkg::release::spec::ACCEPTED_FORMS;
 use mm_pkg::release::verify::Trust;
 use mm_pkg::repo::RepoOptions;
-use mm_pkg::sign::Signer;
+use mm_pkg::sign::{Signer, multi};
 use mm_pkg::sync::{self, SyncOptions};
 
 use super::build::{PackagingArgs, formats};
@@ -63,6 +63,13 @@ pub struct SyncArgs {
     /// [default: $MM_PKG_SIGN_KEY, if set; passphrase in $MM_PKG_SIGN_PASSPHRASE].
     #[arg(long)]
     sign_key: Option<PathBuf>,
+    /// Rotate the repository's key: FILE is its current (old) secret key, --sign-key the new
+    /// one (as for `repo add`; `env` reads $MM_PKG_ROTATE_FROM_KEY).
+    #[arg(long, value_name = "FILE")]
+    rotate_from: Option<PathBuf>,
+    /// End a rotation: retire the old key and sign every rpm copy with --sign-key.
+    #[arg(long, conflicts_with = "rotate_from")]
+    finish_rotation: bool,
     /// apt suite and codename of a new repository [default: the repository's, else stable].
     #[arg(long)]
     suite: Option<String>,
@@ -88,6 +95,7 @@ pub fn run_sync(args: SyncArgs) -> Result<()> {
     let date = source_date_epoch()?;
     // The key and the webhook are checked before anything is downloaded or written.
     let signer = Signer::from_flag_or_env(args.sign_key.as_deref(), date)?.map(Arc::new);
+    let rotate_from = multi::rotation_key(args.rotate_from.as_deref(), date)?.map(Arc::new);
     let (webhook, policy) = args.notify.webhook()?;
     if signer.is_none() && !args.plan {
         eprintln!(
@@ -132,6 +140,8 @@ pub fn run_sync(args: SyncArgs) -> Result<()> {
             suite: args.suite.clone(),
             base_url: args.base_url.clone(),
             signer,
+            rotate_from,
+            finish_rotation: args.finish_rotation,
             date,
             keep: args.keep,
             ..RepoOptions::default()

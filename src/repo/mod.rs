@@ -155,6 +155,17 @@ pub fn add(dir: &Path, files: &[PathBuf], options: &RepoOptions) -> Result<AddRe
     })
 }
 
+/// Refuses, before anything is built or written, a run with `options` that the repository
+/// at `dir` would refuse for its keys (no key for a signed repository, another key, a
+/// rotation step that does not fit); takes no lock and changes nothing.
+pub fn check_keys(dir: &Path, options: &RepoOptions) -> Result<()> {
+    let Some(dir) = RepoDir::open(dir, false)? else {
+        return Ok(());
+    };
+    let found = state::read(&dir)?;
+    keys::decide(&dir, found.as_ref(), options).map(|_| ())
+}
+
 /// Withdraws the published versions `versions` (`NAME=VERSION`: every architecture and
 /// format of it) from the repository at `dir`: their pool files go, and the indexes are
 /// rendered and signed again.
