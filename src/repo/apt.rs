@@ -8,7 +8,7 @@
 use anyhow::Result;
 use sha2::{Digest, Sha256, Sha512};
 
-use super::cache::{Cache, IndexText};
+use super::cache::{Builder, Cache, IndexText};
 use super::package::PackageInfo;
 use super::record::Record;
 
@@ -90,15 +90,11 @@ pub fn indexes(
 
 /// The `Packages` text of `records` (in index order), in chunks.
 pub fn packages_text(records: &[&Record]) -> IndexText {
-    let stanzas: Vec<String> = records.iter().map(|r| stanza(&r.package) + "\n").collect();
-    IndexText::new(
-        "",
-        records
-            .iter()
-            .zip(&stanzas)
-            .map(|(r, s)| (r.package.location.as_str(), s.as_str())),
-        "",
-    )
+    let mut text = Builder::new("");
+    for r in records {
+        text.push(&r.package.location, &(stanza(&r.package) + "\n"));
+    }
+    text.finish("")
 }
 
 /// The `Packages` stanza of `p`: every control field, then where and what the file is.

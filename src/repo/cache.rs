@@ -21,7 +21,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, bail};
 use flate2::{Compress, Decompress, FlushCompress, FlushDecompress};
@@ -79,24 +78,11 @@ impl IndexText {
         entries: impl IntoIterator<Item = (&'a str, &'a str)>,
         foot: &str,
     ) -> Self {
-        let mut chunks = Vec::new();
-        if !head.is_empty() {
-            chunks.push(head.as_bytes().to_vec());
-        }
-        let mut chunk = Vec::new();
+        let mut text = Builder::new(head);
         for (key, entry) in entries {
-            chunk.extend_from_slice(entry.as_bytes());
-            if cut_after(key, entry.len(), chunk.len()) {
-                chunks.push(std::mem::take(&mut chunk));
-            }
+            text.push(key, entry);
         }
-        if !chunk.is_empty() {
-            chunks.push(chunk);
-        }
-        if !foot.is_empty() {
-            chunks.push(foot.as_bytes().to_vec());
-        }
-        IndexText { chunks }
+        text.finish(foot)
     }
 
     /// The whole text.
@@ -121,6 +107,48 @@ impl IndexText {
     /// True when the text is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// An [`IndexText`] being built entry by entry (so that the entries need not all be held
+/// at once).
+pub struct Builder {
+    chunks: Vec<Vec<u8>>,
+    chunk: Vec<u8>,
+}
+
+impl Builder {
+    /// A text that starts with `head` (a chunk of its own).
+    pub fn new(head: &str) -> Self {
+        let mut chunks = Vec::new();
+        if !head.is_empty() {
+            chunks.push(head.as_bytes().to_vec());
+        }
+        Builder {
+            chunks,
+            chunk: Vec::new(),
+        }
+    }
+
+    /// Appends `entry`, identified by `key`; a chunk ends after it where [`cut_after`] says.
+    pub fn push(&mut self, key: &str, entry: &str) {
+        self.chunk.extend_from_slice(entry.as_bytes());
+        if cut_after(key, entry.len(), self.chunk.len()) {
+            self.chunks.push(std::mem::take(&mut self.chunk));
+        }
+    }
+
+    /// The text, ending with `foot` (a chunk of its own).
+    pub fn finish(mut self, foot: &str) -> IndexText {
+        if !self.chunk.is_empty() {
+            self.chunks.push(self.chunk);
+        }
+        if !foot.is_empty() {
+            self.chunks.push(foot.as_bytes().to_vec());
+        }
+        IndexText {
+            chunks: self.chunks,
+        }
     }
 }
 
@@ -196,46 +224,9 @@ impl<'a> Cache<'a> {
         Ok(out)
     }
 
-    /// The pieces of every chunk of `text`, from the cache or made now; chunks are
-    /// compressed on up to four threads.
+    /// The pieces of every chunk of `text`, from the cache or made now, several at once.
     fn pieces(&self, codec: Codec, text: &IndexText) -> Result<Vec<Piece>> {
-        let next = AtomicUsize::new(0);
-        let slots: Vec<Mutex<Option<Piece>>> =
-            text.chunks.iter().map(|_| Mutex::new(None)).collect();
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, 4)
-            .min(text.chunks.len().max(1));
-        let work = || -> Result<()> {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(chunk) = text.chunks.get(i) else {
-                    return Ok(());
-                };
-                let piece = self.piece(codec, chunk)?;
-                *slots[i].lock().expect("piece slot") = Some(piece);
-            }
-        };
-        std::thread::scope(|scope| {
-            let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
-            let mine = work();
-            helpers
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| bail!("a compression thread panicked"))
-                })
-                .chain([mine])
-                .collect::<Result<()>>()
-        })?;
-        Ok(slots
-            .into_iter()
-            .map(|s| {
-                s.into_inner()
-                    .expect("piece slot")
-                    .expect("every chunk done")
-            })
-            .collect())
+        super::parallel::map(&text.chunks, |chunk| self.piece(codec, chunk))
     }
 
     /// The piece of `chunk`: from its cache file when that decodes to exactly `chunk`, else

@@ -27,6 +27,7 @@ mod keys;
 mod legacy;
 mod load;
 pub mod package;
+mod parallel;
 mod publish;
 pub mod record;
 mod release;

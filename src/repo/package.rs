@@ -296,8 +296,9 @@ fn xml_safe(text: &str) -> bool {
     let bytes = text.as_bytes();
     let control = |b: &u8| *b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r');
     !bytes.iter().any(control)
-        && !memchr::memmem::find_iter(bytes, b"\xEF\xBF")
-            .any(|i| matches!(bytes.get(i + 2), Some(0xBE | 0xBF)))
+        && !memchr::memchr_iter(0xEF, bytes).any(|i| {
+            bytes.get(i + 1) == Some(&0xBF) && matches!(bytes.get(i + 2), Some(0xBE | 0xBF))
+        })
 }
 
 #[cfg(test)]

@@ -287,8 +287,8 @@ pub fn read(dir: &RepoDir) -> Result<Option<Found>> {
 /// Every record `state` names, each read from its file, checked against the hash the state
 /// gives and against the pool file it says it describes, and checked as a package file is.
 pub fn records(dir: &RepoDir, state: &State) -> Result<Vec<Record>> {
-    let mut out = Vec::with_capacity(state.packages.len());
-    for (pool_path, sha) in &state.packages {
+    let named: Vec<(&String, &String)> = state.packages.iter().collect();
+    super::parallel::map(&named, |(pool_path, sha)| {
         let rel = record_path(pool_path, sha);
         let shown = dir.join(&rel);
         let bytes = dir.read_private(&rel)?.with_context(|| {
@@ -297,7 +297,7 @@ pub fn records(dir: &RepoDir, state: &State) -> Result<Vec<Record>> {
                 shown.display()
             )
         })?;
-        if &sha256_hex(&bytes) != sha {
+        if &&sha256_hex(&bytes) != sha {
             bail!(
                 "{} is not the record {} names (its SHA-256 differs): it was changed by hand \
                  or damaged; restore .mm-pkg from a backup",
@@ -306,16 +306,15 @@ pub fn records(dir: &RepoDir, state: &State) -> Result<Vec<Record>> {
             );
         }
         let record = Record::decode(&bytes, &shown)?;
-        if &record.pool_path() != pool_path {
+        if &&record.pool_path() != pool_path {
             bail!(
                 "{} describes {}, not {pool_path}: restore .mm-pkg from a backup",
                 shown.display(),
                 record.pool_path()
             );
         }
-        out.push(record);
-    }
-    Ok(out)
+        Ok(record)
+    })
 }
 
 /// The record files under `.mm-pkg/packages/` that `state` does not name (an interrupted

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use anyhow::Result;
 use sha2::{Digest, Sha256};
 
-use super::cache::{Cache, IndexText};
+use super::cache::{Builder, Cache, IndexText};
 use super::package::PackageInfo;
 use super::record::Record;
 use super::rpm::{Dep, RpmInfo, is_primary_file};
@@ -41,11 +41,18 @@ impl RepoData {
 
 /// XML text escaping for element content and attribute values.
 fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    esc_into(&mut out, s);
+    out
+}
+
+/// Appends `s` to `out`, escaped for XML element content and attribute values.
+fn esc_into(out: &mut String, s: &str) {
     let plain = |b: &u8| !matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'' | 0..=0x1f);
     if s.as_bytes().iter().all(plain) {
-        return s.to_string();
+        out.push_str(s);
+        return;
     }
-    let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -57,7 +64,6 @@ fn esc(s: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 fn rpm_of(p: &PackageInfo) -> &RpmInfo {
@@ -75,17 +81,16 @@ pub fn texts(records: &[&Record]) -> [IndexText; 3] {
         format!("<otherdata xmlns=\"http://linux.duke.edu/metadata/other\" packages=\"{n}\">\n"),
     ];
     let ends = ["</metadata>\n", "</filelists>\n", "</otherdata>\n"];
-    let fragments: Vec<[String; 3]> = records.iter().map(|r| fragments(&r.package)).collect();
-    std::array::from_fn(|i| {
-        IndexText::new(
-            &format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}", heads[i]),
-            records
-                .iter()
-                .zip(&fragments)
-                .map(|(r, f)| (r.package.location.as_str(), f[i].as_str())),
-            ends[i],
-        )
-    })
+    let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+    let mut texts = heads.map(|head| Builder::new(&format!("{xml}{head}")));
+    // Each package's elements go into the texts as they are rendered.
+    for r in records {
+        for (text, fragment) in texts.iter_mut().zip(fragments(&r.package)) {
+            text.push(&r.package.location, &fragment);
+        }
+    }
+    let mut ends = ends.into_iter();
+    texts.map(|t| t.finish(ends.next().expect("three ends")))
 }
 
 /// primary, filelists and other for `records` (in index order), compressed through `cache`.
@@ -167,7 +172,7 @@ pub fn fragments(p: &PackageInfo) -> [String; 3] {
     }
     for (path, kind) in &r.files {
         if is_primary_file(path) {
-            let _ = writeln!(primary, "    {}", file_element(path, kind));
+            file_element(&mut primary, "    ", path, kind);
         }
     }
     primary.push_str("  </format>\n</package>\n");
@@ -179,7 +184,7 @@ pub fn fragments(p: &PackageInfo) -> [String; 3] {
     );
     filelists.push_str(&head);
     for (path, kind) in &r.files {
-        let _ = writeln!(filelists, "  {}", file_element(path, kind));
+        file_element(&mut filelists, "  ", path, kind);
     }
     filelists.push_str("</package>\n");
     other.push_str(&head);
@@ -214,12 +219,19 @@ fn entry(d: &Dep, requires: bool) -> String {
     s
 }
 
-fn file_element(path: &str, kind: &str) -> String {
+/// Appends the `<file>` element of `path` (of `kind`: `dir`, `ghost` or empty), indented by
+/// `indent`, as a line of `out`.
+fn file_element(out: &mut String, indent: &str, path: &str, kind: &str) {
+    out.push_str(indent);
     if kind.is_empty() {
-        format!("<file>{}</file>", esc(path))
+        out.push_str("<file>");
     } else {
-        format!("<file type=\"{kind}\">{}</file>", esc(path))
+        out.push_str("<file type=\"");
+        out.push_str(kind);
+        out.push_str("\">");
     }
+    esc_into(out, path);
+    out.push_str("</file>\n");
 }
 
 /// `repomd.xml` naming `data`, revision and timestamps `date`.
