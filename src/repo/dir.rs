@@ -142,7 +142,8 @@ impl RepoDir {
     /// The components of `rel`, refused unless plain.
     fn components(rel: &str) -> Result<Vec<&str>> {
         let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
-        if parts.is_empty() || parts.iter().any(|p| *p == "." || *p == "..") || rel.contains('\0') {
+        let odd = rel.starts_with('/') || rel.contains('\0');
+        if odd || parts.is_empty() || parts.iter().any(|p| *p == "." || *p == "..") {
             bail!("`{rel}` is not a plain path inside the repository");
         }
         Ok(parts)
@@ -407,6 +408,7 @@ mod tests {
         assert!(dir.remove_file("apt/Release").unwrap());
         assert!(outside.path().join("secret").exists());
         assert!(dir.read("../x").is_err());
+        assert!(dir.read("/etc/passwd").is_err());
     }
 
     #[test]

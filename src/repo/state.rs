@@ -261,6 +261,9 @@ pub fn read(dir: &RepoDir) -> Result<Option<Found>> {
     let value: serde_json::Value = serde_json::from_str(&json).with_context(damaged)?;
     if legacy::is_legacy(&value) {
         let old = legacy::read(dir, value)?;
+        for path in &old.removing {
+            check_pool_path(path).with_context(|| format!("{} is refused", shown.display()))?;
+        }
         let mut state = State::new();
         state.suite = old.settings.suite;
         state.origin = old.settings.origin;
