@@ -281,14 +281,7 @@ fn run_script(script: &str, dir: &Path, env: &[(&str, String)]) {
         .env("HOME", dir)
         .env("SOURCE_DATE_EPOCH", "1764000000")
         .env("XDG_CACHE_HOME", dir.join(".cache"));
-    for var in [
-        "GITHUB_TOKEN",
-        "GITHUB_STEP_SUMMARY",
-        "MM_PKG_WEBHOOK_URL",
-        "MM_PKG_SIGN_KEY",
-        "MM_PKG_SIGN_PASSPHRASE",
-        "MM_PKG_MAINTAINER",
-    ] {
+    for var in common::mirror::RUNNER_VARS {
         cmd.env_remove(var);
     }
     for (k, v) in env {

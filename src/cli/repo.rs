@@ -50,11 +50,12 @@ pub struct RepoListArgs {
     json: bool,
 }
 
-/// How a change of a repository is signed and written (`repo add`, `repo remove`).
+/// The keys that sign a repository (`repo add`, `repo remove`, `sync`).
 #[derive(Args)]
-pub struct ChangeArgs {
-    /// Armored OpenPGP secret key that signs the metadata [default: $MM_PKG_SIGN_KEY, if set].
-    /// A signed repository is refused without its key, or with another one.
+pub struct KeyArgs {
+    /// Armored OpenPGP secret key that signs the metadata and the rpm copies [default:
+    /// $MM_PKG_SIGN_KEY, if set; passphrase in $MM_PKG_SIGN_PASSPHRASE]. A signed
+    /// repository is refused without its key, or with another one.
     #[arg(long)]
     sign_key: Option<PathBuf>,
     /// Rotate the repository's key: FILE is its current (old) secret key, --sign-key the new
@@ -67,6 +68,27 @@ pub struct ChangeArgs {
     /// copy with the new key. Needs the whole repository (not --state-only).
     #[arg(long, conflicts_with = "rotate_from")]
     finish_rotation: bool,
+}
+
+impl KeyArgs {
+    /// The key, the old key of a rotation and whether it finishes, as [`RepoOptions`]
+    /// (signatures dated `date`), each key checked before anything is done.
+    pub fn options(&self, date: u64) -> Result<RepoOptions> {
+        Ok(RepoOptions {
+            signer: Signer::from_flag_or_env(self.sign_key.as_deref(), date)?.map(Arc::new),
+            rotate_from: multi::rotation_key(self.rotate_from.as_deref(), date)?.map(Arc::new),
+            finish_rotation: self.finish_rotation,
+            date,
+            ..RepoOptions::default()
+        })
+    }
+}
+
+/// How a change of a repository is signed and written (`repo add`, `repo remove`).
+#[derive(Args)]
+pub struct ChangeArgs {
+    #[command(flatten)]
+    keys: KeyArgs,
     /// Publish from the private state alone: DIR holds .mm-pkg/ (and whatever else), not
     /// necessarily the pool files of earlier adds. Their records are trusted as far as the
     /// state's signature vouches for them. See --changes for what to upload.
@@ -168,17 +190,10 @@ pub fn run_key_generate(args: KeyGenerateArgs) -> Result<()> {
 impl ChangeArgs {
     /// The options these flags give (the settings left to the repository).
     fn options(&self) -> Result<RepoOptions> {
-        let date = source_date_epoch()?;
-        let signer = Signer::from_flag_or_env(self.sign_key.as_deref(), date)?.map(Arc::new);
-        let rotate_from = multi::rotation_key(self.rotate_from.as_deref(), date)?.map(Arc::new);
         Ok(RepoOptions {
-            signer,
-            rotate_from,
-            finish_rotation: self.finish_rotation,
-            date,
             keep: self.keep,
             state_only: self.state_only,
-            ..RepoOptions::default()
+            ..self.keys.options(source_date_epoch()?)?
         })
     }
 
