@@ -9,10 +9,12 @@
 //! else, as the download cache must ([`crate::owned_dir`]); the private files under
 //! `.mm-pkg/` too. Paths are relative, `/`-separated, made of plain components.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Context, Result, bail};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
@@ -27,6 +29,8 @@ pub const FILE_MODE: u32 = 0o644;
 pub struct RepoDir {
     path: PathBuf,
     fd: OwnedFd,
+    /// Directories inside it opened (and checked) so far, by path: a run opens each once.
+    opened: Mutex<HashMap<String, Arc<OwnedFd>>>,
 }
 
 /// What a directory entry is.
@@ -50,8 +54,9 @@ pub struct Entry {
 }
 
 fn me() -> u32 {
+    static ME: OnceLock<u32> = OnceLock::new();
     // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    *ME.get_or_init(|| unsafe { libc::geteuid() })
 }
 
 /// Refuses `stat` (of `path`, a directory or a private file) unless it belongs to the
@@ -126,6 +131,7 @@ impl RepoDir {
         Ok(Some(RepoDir {
             path: path.to_path_buf(),
             fd,
+            opened: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -150,25 +156,49 @@ impl RepoDir {
     }
 
     /// The directory `rel` inside this one (`""` is this one); created with its parents when
-    /// `create`, else `None` when missing. Each directory on the way is checked.
-    pub fn dir(&self, rel: &str, create: bool) -> Result<Option<OwnedFd>> {
-        let mut fd = rustix::io::fcntl_dupfd_cloexec(&self.fd, 0)
-            .with_context(|| format!("opening {}", self.path.display()))?;
+    /// `create`, else `None` when missing. Each directory on the way is checked (once a run).
+    pub fn dir(&self, rel: &str, create: bool) -> Result<Option<Arc<OwnedFd>>> {
         if rel.is_empty() {
-            return Ok(Some(fd));
+            let fd = rustix::io::fcntl_dupfd_cloexec(&self.fd, 0)
+                .with_context(|| format!("opening {}", self.path.display()))?;
+            return Ok(Some(Arc::new(fd)));
         }
-        let mut so_far = String::new();
-        for part in Self::components(rel)? {
-            if !so_far.is_empty() {
-                so_far.push('/');
+        let parts = Self::components(rel)?;
+        let opened = |n: usize| {
+            let known = self.opened.lock().expect("directory cache");
+            known.get(&parts[..n].join("/")).cloned()
+        };
+        // From the deepest directory on the way opened before.
+        let mut depth = parts.len();
+        let mut fd = loop {
+            if depth == 0 {
+                let own = rustix::io::fcntl_dupfd_cloexec(&self.fd, 0)
+                    .with_context(|| format!("opening {}", self.path.display()))?;
+                break Arc::new(own);
             }
-            so_far.push_str(part);
-            match self.child_dir(fd.as_fd(), part, &so_far, create)? {
-                Some(next) => fd = next,
+            if let Some(fd) = opened(depth) {
+                break fd;
+            }
+            depth -= 1;
+        };
+        for n in depth + 1..=parts.len() {
+            let so_far = parts[..n].join("/");
+            match self.child_dir(fd.as_fd(), parts[n - 1], &so_far, create)? {
+                Some(next) => {
+                    fd = Arc::new(next);
+                    let mut known = self.opened.lock().expect("directory cache");
+                    known.insert(so_far, Arc::clone(&fd));
+                }
                 None => return Ok(None),
             }
         }
         Ok(Some(fd))
+    }
+
+    /// Forgets the directories at and under `rel` (a run that removes them).
+    pub fn forget(&self, rel: &str) {
+        let mut known = self.opened.lock().expect("directory cache");
+        known.retain(|path, _| path != rel && !path.starts_with(&format!("{rel}/")));
     }
 
     fn child_dir(
@@ -219,7 +249,11 @@ impl RepoDir {
 
     /// The directory holding `rel` and `rel`'s last component; `None` when the directory is
     /// missing and `create` is false.
-    pub fn parent<'a>(&self, rel: &'a str, create: bool) -> Result<Option<(OwnedFd, &'a str)>> {
+    pub fn parent<'a>(
+        &self,
+        rel: &'a str,
+        create: bool,
+    ) -> Result<Option<(Arc<OwnedFd>, &'a str)>> {
         let parts = Self::components(rel)?;
         let name = parts[parts.len() - 1];
         let dir = &rel[..rel.len() - name.len()].trim_end_matches('/');

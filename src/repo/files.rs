@@ -8,6 +8,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result, bail};
@@ -204,7 +205,7 @@ impl<'a> Batch<'a> {
     /// their directories synced, only then. Returns the paths written, in the order they
     /// went into place.
     pub fn commit(mut self) -> Result<Vec<String>> {
-        let mut dirs: HashMap<String, OwnedFd> = HashMap::new();
+        let mut dirs: HashMap<String, Arc<OwnedFd>> = HashMap::new();
         for staged in &self.staged {
             let fd = self.open_dir(&mut dirs, &staged.tmp_dir)?;
             let file = rustix::fs::openat(
@@ -240,9 +241,9 @@ impl<'a> Batch<'a> {
 
     fn open_dir<'d>(
         &self,
-        dirs: &'d mut HashMap<String, OwnedFd>,
+        dirs: &'d mut HashMap<String, Arc<OwnedFd>>,
         rel: &str,
-    ) -> Result<&'d OwnedFd> {
+    ) -> Result<&'d Arc<OwnedFd>> {
         if !dirs.contains_key(rel) {
             let fd = self
                 .dir
@@ -257,7 +258,7 @@ impl<'a> Batch<'a> {
     /// (and those of `later`) are left for drop to remove.
     fn rename_all(
         &mut self,
-        dirs: &mut HashMap<String, OwnedFd>,
+        dirs: &mut HashMap<String, Arc<OwnedFd>>,
         files: Vec<Staged>,
         later: Vec<Staged>,
     ) -> Result<()> {
@@ -287,7 +288,7 @@ impl<'a> Batch<'a> {
     /// Syncs each of `changed`, so that the renames into them are durable.
     fn sync_dirs(
         &self,
-        dirs: &mut HashMap<String, OwnedFd>,
+        dirs: &mut HashMap<String, Arc<OwnedFd>>,
         changed: &BTreeSet<String>,
     ) -> Result<()> {
         for rel in changed {

@@ -216,11 +216,11 @@ pub fn decide(dir: &RepoDir, found: Option<&Found>, options: &RepoOptions) -> Re
     let vouched = match found {
         Some(f) if holds_packages && !state_keys.is_empty() => {
             let held = [options.signer.as_ref(), options.rotate_from.as_ref()];
-            let vouches = f.armored.as_deref().is_some_and(|armored| {
+            let vouches = f.signed.as_ref().is_some_and(|signed| {
                 held.into_iter()
                     .flatten()
                     .filter(|s| state_keys.contains(&s.fingerprint()))
-                    .any(|s| multi::cleartext_signed_by(armored, s).is_some())
+                    .any(|s| signed.signed_by(s))
             });
             if !vouches {
                 bail!(

@@ -307,6 +307,7 @@ fn remove_tree(dir: &RepoDir, rel: &str) -> Result<()> {
         remove_tree(dir, &format!("{rel}/{}", entry.name))?;
     }
     if let Some((parent, name)) = dir.parent(rel, false)? {
+        dir.forget(rel);
         match rustix::fs::unlinkat(&parent, name, rustix::fs::AtFlags::REMOVEDIR) {
             Err(rustix::io::Errno::NOENT) | Ok(()) => {}
             Err(e) => {

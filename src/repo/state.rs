@@ -176,11 +176,17 @@ impl State {
         if signers.is_empty() {
             return Ok(text.into_bytes());
         }
-        if let Some(old) = existing.and_then(|b| std::str::from_utf8(b).ok()) {
-            let same = signers.iter().all(|s| {
-                multi::cleartext_signed_by(old, s).is_some_and(|t| t.trim_end() == text.trim_end())
-            });
-            if same && multi::signature_count(old) == signers.len() {
+        // Parsed (and its signatures checked) only when it holds this very text.
+        let old = existing
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .filter(|old| old.contains(text.trim_end()));
+        if let Some(old) = old
+            && let Ok(msg) = multi::Clearsigned::parse(old)
+        {
+            let same = msg.text().trim_end() == text.trim_end()
+                && msg.count() == signers.len()
+                && signers.iter().all(|s| msg.signed_by(s));
+            if same {
                 return Ok(old.as_bytes().to_vec());
             }
         }
@@ -231,7 +237,7 @@ pub struct Found {
     pub state: State,
     /// The clearsigned file, when it is signed (its signatures are checked by the caller,
     /// who holds the keys).
-    pub armored: Option<String>,
+    pub signed: Option<multi::Clearsigned>,
     /// The packages of a state an earlier version wrote (which had no records): the state
     /// then names none yet.
     pub legacy: Option<Vec<Record>>,
@@ -250,15 +256,12 @@ pub fn read(dir: &RepoDir) -> Result<Option<Found>> {
         )
     };
     let text = String::from_utf8(bytes).ok().with_context(damaged)?;
-    let (json, armored) = if text.starts_with(CLEARSIGNED) {
-        (
-            multi::cleartext_unchecked(&text).with_context(damaged)?,
-            Some(text),
-        )
-    } else {
-        (text, None)
+    let signed = match text.starts_with(CLEARSIGNED) {
+        true => Some(multi::Clearsigned::parse(&text).with_context(damaged)?),
+        false => None,
     };
-    let value: serde_json::Value = serde_json::from_str(&json).with_context(damaged)?;
+    let json = signed.as_ref().map_or(text.as_str(), |s| s.text());
+    let value: serde_json::Value = serde_json::from_str(json).with_context(damaged)?;
     if legacy::is_legacy(&value) {
         let old = legacy::read(dir, value)?;
         for path in &old.removing {
@@ -272,7 +275,7 @@ pub fn read(dir: &RepoDir) -> Result<Option<Found>> {
         state.removing = old.removing;
         return Ok(Some(Found {
             state,
-            armored: None,
+            signed: None,
             legacy: Some(old.records),
         }));
     }
@@ -282,7 +285,7 @@ pub fn read(dir: &RepoDir) -> Result<Option<Found>> {
         .with_context(|| format!("{} is refused", shown.display()))?;
     Ok(Some(Found {
         state,
-        armored,
+        signed,
         legacy: None,
     }))
 }

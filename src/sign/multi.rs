@@ -124,29 +124,45 @@ pub fn detached_signed_by(signature: &[u8], data: &[u8], signer: &Signer) -> boo
 /// The text the clearsigned `armored` signs, when one of its signatures verifies with
 /// `signer`'s key; `None` otherwise.
 pub fn cleartext_signed_by(armored: &str, signer: &Signer) -> Option<String> {
-    let (msg, _) = CleartextSignedMessage::from_string(armored).ok()?;
-    let key = signer.public();
-    let text = msg.signed_text();
-    let good = msg.signatures().iter().any(|sig| {
-        let sig = DetachedSignature::new(sig.clone());
-        verifies(&sig, &key, text.as_bytes())
-    });
-    good.then(|| text.replace("\r\n", "\n"))
+    let msg = Clearsigned::parse(armored).ok()?;
+    msg.signed_by(signer).then(|| msg.text().to_string())
 }
 
-/// How many signatures the clearsigned `armored` carries (0 when it is none).
-pub fn signature_count(armored: &str) -> usize {
-    CleartextSignedMessage::from_string(armored)
-        .map(|(m, _)| m.signatures().len())
-        .unwrap_or(0)
+/// A clearsigned text, parsed once; its signatures are checked on demand.
+pub struct Clearsigned {
+    msg: CleartextSignedMessage,
+    /// What it signs, line ends as `\n`.
+    text: String,
 }
 
-/// The text of the clearsigned `armored`, its signatures not checked (for a reader that
-/// holds no key: `repo list`, `sync --plan`).
-pub fn cleartext_unchecked(armored: &str) -> Result<String> {
-    let (msg, _) = CleartextSignedMessage::from_string(armored)
-        .map_err(|e| anyhow!("not a clearsigned OpenPGP message: {e}"))?;
-    Ok(msg.signed_text().replace("\r\n", "\n"))
+impl Clearsigned {
+    /// Parses the clearsigned `armored` (its signatures not checked yet).
+    pub fn parse(armored: &str) -> Result<Self> {
+        let (msg, _) = CleartextSignedMessage::from_string(armored)
+            .map_err(|e| anyhow!("not a clearsigned OpenPGP message: {e}"))?;
+        let text = msg.signed_text().replace("\r\n", "\n");
+        Ok(Clearsigned { msg, text })
+    }
+
+    /// The text it signs (for a reader that holds no key: `repo list`, `sync --plan`).
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// True when one of its signatures verifies with `signer`'s key.
+    pub fn signed_by(&self, signer: &Signer) -> bool {
+        let key = signer.public();
+        let signed = self.msg.signed_text();
+        self.msg.signatures().iter().any(|sig| {
+            let sig = DetachedSignature::new(sig.clone());
+            verifies(&sig, &key, signed.as_bytes())
+        })
+    }
+
+    /// How many signatures it carries.
+    pub fn count(&self) -> usize {
+        self.msg.signatures().len()
+    }
 }
 
 /// Environment variable holding the armored secret key a repository rotates from (for CI
