@@ -9,7 +9,10 @@ mod cli;
 
 use cli::build::{BuildArgs, run_build_and_tell};
 use cli::failure;
-use cli::repo::{KeyCommand, RepoCommand, run_key_generate, run_repo_add, run_repo_verify};
+use cli::repo::{
+    KeyCommand, RepoCommand, run_key_generate, run_repo_add, run_repo_list, run_repo_remove,
+    run_repo_verify,
+};
 use cli::source::{ListArgs, ResolveArgs, run_list, run_resolve};
 use cli::sync::{NotifyCommandArgs, SyncArgs, run_notify, run_sync};
 
@@ -107,6 +110,8 @@ fn main() -> ExitCode {
             }),
         Command::Key(KeyCommand::Generate(args)) => run_key_generate(args),
         Command::Repo(RepoCommand::Add(args)) => run_repo_add(args),
+        Command::Repo(RepoCommand::Remove(args)) => run_repo_remove(args),
+        Command::Repo(RepoCommand::List(args)) => run_repo_list(args),
         Command::Repo(RepoCommand::Verify(args)) => run_repo_verify(args),
         Command::Sync(args) => run_sync(*args),
         Command::Notify(args) => run_notify(args),

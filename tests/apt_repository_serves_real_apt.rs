@@ -11,9 +11,9 @@ use std::path::Path;
 use common::fixture::Spec;
 use common::gpg::GpgKey;
 use common::lifecycle::install_service_stubs;
-use common::repo::{apt_client, packages, repo_add};
+use common::repo::{apt_client, fresh_update, packages, repo_add};
 use common::static_files::StaticServer;
-use common::{build, chroot, chroot_ok, debian_root_of, have, mm_pkg, output, run};
+use common::{build, chroot_ok, debian_root_of, have, mm_pkg, output, run};
 
 /// Flips one byte in the middle of `path`.
 fn flip_byte(path: &Path) {
@@ -21,27 +21,6 @@ fn flip_byte(path: &Path) {
     let i = bytes.len() / 2;
     bytes[i] ^= 0x01;
     fs::write(path, bytes).unwrap();
-}
-
-/// `apt-get update` from scratch (no cached lists): (success, output).
-fn fresh_update(root: &Path) -> (bool, String) {
-    let lists = root.join("var/lib/apt/lists");
-    for e in fs::read_dir(&lists).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_file() {
-            fs::remove_file(p).unwrap();
-        }
-    }
-    let out = chroot(root, &["apt-get", "update"]);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (
-        out.status.success() && !text.contains("\nE:") && !text.starts_with("E:"),
-        text,
-    )
 }
 
 fn installed_version(root: &Path) -> String {

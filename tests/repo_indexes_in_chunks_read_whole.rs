@@ -1,7 +1,8 @@
 //! Indexes large enough to be compressed in several chunks (one xz stream of several blocks,
 //! one gzip member of several deflate runs) read back whole with apt's own decompression,
-//! xz, gzip and dnf; adding a package recompresses only part of them, reads only the segments
-//! it falls in, and gives the indexes a repository made at once has.
+//! xz, gzip and dnf; adding a package recompresses only the chunks it changes, a planted or
+//! damaged cache changes no byte of what is published, and a repository grown package by
+//! package has the indexes of one made at once.
 
 mod common;
 
@@ -91,7 +92,7 @@ fn indexes_in_several_chunks_read_back_whole_with_apt_xz_gzip_and_dnf() {
         }
     }
     let work = tempfile::tempdir().unwrap();
-    let (debs, rpms) = small_packages(work.path(), 150);
+    let (debs, rpms) = small_packages(work.path(), 151);
     let web = tempfile::tempdir().unwrap();
     let server = StaticServer::start(web.path());
     let files: Vec<PathBuf> = debs[..149].iter().chain(&rpms[..149]).cloned().collect();
@@ -141,30 +142,23 @@ fn indexes_in_several_chunks_read_back_whole_with_apt_xz_gzip_and_dnf() {
     let (ok, text) = dnf(root, &["repoquery", "--list", "bench077"]);
     assert!(ok && text.contains("/usr/share/bench077/data"), "{text}");
 
-    // One more package changes one or two chunks: every other xz block stays as it was.
-    // It reads only the segments it falls in: the packages stored in the first segment of
-    // each index (bench000...) are damaged, and the add neither reads nor needs them.
-    let segments = web.path().join(".mm-pkg/segments");
-    let before_segments = listing(&segments);
-    let mut damaged = 0;
-    for name in &before_segments {
-        let path = segments.join(name);
-        let mut bytes = fs::read(&path).unwrap();
-        if bytes.windows(8).any(|w| w == b"bench000") {
-            let last = bytes.len() - 1;
-            bytes[last] ^= 0x55;
-            fs::write(&path, bytes).unwrap();
-            damaged += 1;
-        }
-    }
-    assert_eq!(damaged, 2, "one first segment per index");
+    // One more package changes one or two chunks of each index: every other xz block stays
+    // as it was, and only those chunks are compressed (the cache holds the others).
+    let cache = web.path().join(".mm-pkg/cache");
+    let cached_before = listing(&cache);
     let before = xz_blocks(&bin.join("Packages.xz"));
     repo_add(web.path(), &[debs[149].clone(), rpms[149].clone()], &[]);
-    let made = listing(&segments)
+    let made = listing(&cache)
         .iter()
-        .filter(|s| !before_segments.contains(s))
+        .filter(|s| !cached_before.contains(s))
         .count();
-    assert!(made <= 4, "one add made {made} segments (two indexes)");
+    // apt: Packages.gz and .xz, one or two chunks each; yum: the three headers (their count
+    // changed) and one or two chunks of each text.
+    assert!(
+        made <= 13 && cached_before.len() > 3 * made,
+        "one add compressed {made} chunks of {}",
+        cached_before.len()
+    );
     run(common::mm_pkg()
         .args(["repo", "verify", "--hashes-only"])
         .arg(web.path()));
@@ -176,12 +170,35 @@ fn indexes_in_several_chunks_read_back_whole_with_apt_xz_gzip_and_dnf() {
         before.len() - kept,
         before.len()
     );
+
+    // Whoever writes the cache cannot change an index: every cached file replaced by a
+    // well-formed gzip or xz file of another text (or damaged) is recompressed, not used.
+    let evil = b"Package: evil\nVersion: 9\nArchitecture: amd64\nFilename: pool/evil.deb\n\n";
+    let evil_gz = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut e, evil).unwrap();
+        e.finish().unwrap()
+    };
+    for name in listing(&cache) {
+        let path = cache.join(&name);
+        if name.ends_with(".gz") {
+            fs::write(&path, &evil_gz).unwrap();
+        } else {
+            let mut bytes = fs::read(&path).unwrap();
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0x20;
+            fs::write(&path, bytes).unwrap();
+        }
+    }
+    repo_add(web.path(), &[debs[150].clone(), rpms[150].clone()], &[]);
+    run(common::mm_pkg().args(["repo", "verify", "--hashes-only"]).arg(web.path()));
     let out = common::output(
         Command::new(APT_HELPER)
             .arg("cat-file")
             .arg(bin.join("Packages.xz")),
     );
     assert!(out.stdout == fs::read(bin.join("Packages")).unwrap());
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("evil"));
     let (ok, text) = dnf(
         root,
         &[
@@ -195,7 +212,7 @@ fn indexes_in_several_chunks_read_back_whole_with_apt_xz_gzip_and_dnf() {
     assert!(ok, "dnf repoquery failed:\n{text}");
     assert_eq!(
         text.lines().filter(|l| l.starts_with("bench")).count(),
-        150,
+        151,
         "{text}"
     );
 

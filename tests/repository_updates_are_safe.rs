@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::gpg::GpgKey;
-use common::repo::{packages, repo_add, tiny_deb};
+use common::repo::{packages, repo_add, state_json, tiny_deb};
 use common::{have, mm_pkg, run};
 
 /// `sha256sum` of every file under `dir` except the lock, sorted by path.
@@ -41,13 +41,33 @@ fn same_inputs_and_source_date_epoch_give_byte_identical_repositories() {
     );
     assert_eq!(ta, tb, "two repositories of the same runs differ");
 
-    // In one run, in another order: the same packages, indexes, state and signatures; only
-    // the previous generation of indexes (kept for clients mid-update) is missing.
+    // In one run, in another order: the same packages, indexes, records and signatures;
+    // only the previous generation of indexes (kept for clients mid-update) is missing, and
+    // the state that names it.
     let c = tempfile::tempdir().unwrap();
     let mut reversed = files.clone();
     reversed.reverse();
     repo_add(c.path(), &reversed, &args);
     let tc = tree(c.path());
+    let mut grown = state_json(a.path());
+    let mut once = state_json(c.path());
+    assert!(
+        !grown["published"]["previous"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    grown["published"]["previous"] = serde_json::json!([]);
+    once["published"]["previous"] = serde_json::json!([]);
+    assert_eq!(
+        grown, once,
+        "the states differ beyond the previous generation"
+    );
+    let state = |l: &&str| !l.ends_with("./.mm-pkg/state.json");
+    let (ta, tc): (String, String) = (
+        ta.lines().filter(state).map(|l| format!("{l}\n")).collect(),
+        tc.lines().filter(state).map(|l| format!("{l}\n")).collect(),
+    );
     let missing: Vec<&str> = ta
         .lines()
         .filter(|l| !tc.lines().any(|m| m == *l))

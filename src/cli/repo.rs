@@ -8,8 +8,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 
 use mm_pkg::repo::{self, RepoOptions};
-use mm_pkg::sign::Signer;
 use mm_pkg::sign::generate::generate;
+use mm_pkg::sign::{Signer, multi};
 
 use super::source_date_epoch;
 
@@ -20,6 +20,11 @@ pub enum RepoCommand {
     /// indexes and signatures (apt: Release, InRelease, Release.gpg; yum: repodata, repomd.xml,
     /// repomd.xml.asc) and mattermost.asc, mattermost.sources, mattermost.repo.
     Add(RepoAddArgs),
+    /// Withdraw published versions (NAME=VERSION: every architecture and format of it): their
+    /// pool files are removed and the indexes rendered and signed again.
+    Remove(RepoRemoveArgs),
+    /// List the packages the repository in DIR holds, from its state.
+    List(RepoListArgs),
     /// Check the repository in DIR as apt, dnf, gpgv and rpmkeys check it: every signature
     /// against --key, every index under every hash and by-hash name, every package file
     /// against its index and as dpkg and rpm read it; exit code 1 and a list of what is wrong.
@@ -42,6 +47,74 @@ pub struct RepoVerifyArgs {
     hashes_only: bool,
 }
 
+/// `mm-pkg repo list`.
+#[derive(Args)]
+pub struct RepoListArgs {
+    /// Repository directory.
+    dir: PathBuf,
+    /// Print the suite, the keys and the packages as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The keys that sign a repository (`repo add`, `repo remove`, `sync`).
+#[derive(Args)]
+pub struct KeyArgs {
+    /// Armored OpenPGP secret key that signs the metadata and the rpm copies [default:
+    /// $MM_PKG_SIGN_KEY, if set; passphrase in $MM_PKG_SIGN_PASSPHRASE]. A signed
+    /// repository is refused without its key, or with another one.
+    #[arg(long)]
+    sign_key: Option<PathBuf>,
+    /// Rotate the repository's key: FILE is its current (old) secret key, --sign-key the new
+    /// one. Until --finish-rotation, the metadata is signed with both, mattermost.asc holds
+    /// both and rpm copies carry the old key's signature. `env` takes the old key from
+    /// $MM_PKG_ROTATE_FROM_KEY (its passphrase from $MM_PKG_ROTATE_FROM_PASSPHRASE).
+    #[arg(long, value_name = "FILE")]
+    rotate_from: Option<PathBuf>,
+    /// End a rotation: retire the old key (sign with --sign-key alone) and sign every rpm
+    /// copy with the new key. Needs the whole repository (not --state-only).
+    #[arg(long, conflicts_with = "rotate_from")]
+    finish_rotation: bool,
+}
+
+impl KeyArgs {
+    /// The key, the old key of a rotation and whether it finishes, as [`RepoOptions`]
+    /// (signatures dated `date`), each key checked before anything is done.
+    pub fn options(&self, date: u64) -> Result<RepoOptions> {
+        Ok(RepoOptions {
+            signer: Signer::from_flag_or_env(self.sign_key.as_deref(), date)?.map(Arc::new),
+            rotate_from: multi::rotation_key(self.rotate_from.as_deref(), date)?.map(Arc::new),
+            finish_rotation: self.finish_rotation,
+            date,
+            ..RepoOptions::default()
+        })
+    }
+}
+
+/// How a change of a repository is signed and written (`repo add`, `repo remove`).
+#[derive(Args)]
+pub struct ChangeArgs {
+    #[command(flatten)]
+    keys: KeyArgs,
+    /// Publish from the private state alone: DIR holds .mm-pkg/ (and whatever else), not
+    /// necessarily the pool files of earlier adds. Their records are trusted as far as the
+    /// state's signature vouches for them. See --changes for what to upload.
+    #[arg(long)]
+    state_only: bool,
+    /// Write the files this run changed to FILE, one `STEP PATH` line each, in the order an
+    /// upload must copy them (steps pool, indexes, plain, signed) and then those to delete
+    /// (step remove).
+    #[arg(long, value_name = "FILE")]
+    changes: Option<PathBuf>,
+    /// Keep only the newest N versions of each package and architecture [default: all].
+    #[arg(long)]
+    keep: Option<usize>,
+    /// Print what was added, skipped, pruned, removed and signed, and the changes, as one
+    /// JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
 /// `mm-pkg repo add`.
 #[derive(Args)]
 pub struct RepoAddArgs {
@@ -50,9 +123,6 @@ pub struct RepoAddArgs {
     /// Package files to add.
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// Armored OpenPGP secret key that signs the metadata [default: $MM_PKG_SIGN_KEY, if set].
-    #[arg(long)]
-    sign_key: Option<PathBuf>,
     /// apt suite and codename [default: the repository's, else stable].
     #[arg(long)]
     suite: Option<String>,
@@ -68,12 +138,20 @@ pub struct RepoAddArgs {
     /// Public URL of DIR, written into mattermost.sources [default: the repository's].
     #[arg(long)]
     base_url: Option<String>,
-    /// Keep only the newest N versions of each package and architecture [default: all].
-    #[arg(long)]
-    keep: Option<usize>,
-    /// Print what was added, skipped, pruned and signed as one JSON object.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    change: ChangeArgs,
+}
+
+/// `mm-pkg repo remove`.
+#[derive(Args)]
+pub struct RepoRemoveArgs {
+    /// Repository directory.
+    dir: PathBuf,
+    /// Versions to withdraw, NAME=VERSION (as `repo list` shows them).
+    #[arg(required = true, value_name = "NAME=VERSION")]
+    versions: Vec<String>,
+    #[command(flatten)]
+    change: ChangeArgs,
 }
 
 /// `mm-pkg key`.
@@ -116,45 +194,93 @@ pub fn run_key_generate(args: KeyGenerateArgs) -> Result<()> {
     Ok(())
 }
 
+impl ChangeArgs {
+    /// The options these flags give (the settings left to the repository).
+    fn options(&self) -> Result<RepoOptions> {
+        Ok(RepoOptions {
+            keep: self.keep,
+            state_only: self.state_only,
+            ..self.keys.options(source_date_epoch()?)?
+        })
+    }
+
+    /// Prints `report` (or writes it as JSON), and the change list when asked.
+    fn finish(&self, report: &repo::AddReport) -> Result<()> {
+        if let Some(path) = &self.changes {
+            repo::files::write_outside(path, report.changes.to_text().as_bytes())?;
+        }
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(report)?);
+        } else {
+            for (what, list) in [
+                ("added", &report.added),
+                ("already present", &report.skipped),
+                ("pruned", &report.pruned),
+                ("removed", &report.removed),
+            ] {
+                for p in list {
+                    println!(
+                        "{what} {} {} {} ({})",
+                        p.name, p.version, p.arch, p.location
+                    );
+                }
+            }
+            for file in &report.signed {
+                println!("signed {file}");
+            }
+        }
+        if report.unsigned {
+            eprintln!(
+                "mm-pkg: WARNING: no --sign-key (or MM_PKG_SIGN_KEY): the repository is UNSIGNED; \
+                 clients must mark it trusted=yes"
+            );
+        }
+        Ok(())
+    }
+}
+
 /// `mm-pkg repo add`.
 pub fn run_repo_add(args: RepoAddArgs) -> Result<()> {
-    let date = source_date_epoch()?;
-    let signer = Signer::from_flag_or_env(args.sign_key.as_deref(), date)?.map(Arc::new);
-    if signer.is_none() {
-        eprintln!(
-            "mm-pkg: WARNING: no --sign-key (or MM_PKG_SIGN_KEY): the repository is UNSIGNED; \
-             clients must mark it trusted=yes"
-        );
-    }
     let options = RepoOptions {
         suite: args.suite,
         component: args.component,
         origin: args.origin,
         label: args.label,
         base_url: args.base_url,
-        signer,
-        date,
-        keep: args.keep,
+        ..args.change.options()?
     };
     let report = repo::add(&args.dir, &args.files, &options)?;
+    args.change.finish(&report)
+}
+
+/// `mm-pkg repo remove`.
+pub fn run_repo_remove(args: RepoRemoveArgs) -> Result<()> {
+    let options = args.change.options()?;
+    let report = repo::remove(&args.dir, &args.versions, &options)?;
+    args.change.finish(&report)
+}
+
+/// `mm-pkg repo list`.
+pub fn run_repo_list(args: RepoListArgs) -> Result<()> {
+    if !args.dir.is_dir() {
+        bail!("{} is not a repository directory", args.dir.display());
+    }
+    let held = repo::held::holdings(&args.dir)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        for (what, list) in [
-            ("added", &report.added),
-            ("already present", &report.skipped),
-            ("pruned", &report.pruned),
-        ] {
-            for p in list {
-                println!(
-                    "{what} {} {} {} ({})",
-                    p.name, p.version, p.arch, p.location
-                );
-            }
-        }
-        for file in &report.signed {
-            println!("signed {file}");
-        }
+        println!("{}", serde_json::to_string_pretty(&held)?);
+        return Ok(());
+    }
+    if held.suite.is_none() {
+        bail!(
+            "{} holds no repository made by mm-pkg repo add",
+            args.dir.display()
+        );
+    }
+    for p in &held.packages {
+        println!(
+            "{} {} {} {} {}",
+            p.format, p.name, p.version, p.arch, p.location
+        );
     }
     Ok(())
 }

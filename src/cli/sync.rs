@@ -2,7 +2,6 @@
 //! what a CI-split sync published).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -12,10 +11,10 @@ use mm_pkg::release::resolve::NetMode;
 use mm_pkg::release::spec::ACCEPTED_FORMS;
 use mm_pkg::release::verify::Trust;
 use mm_pkg::repo::RepoOptions;
-use mm_pkg::sign::Signer;
 use mm_pkg::sync::{self, SyncOptions};
 
 use super::build::{PackagingArgs, formats};
+use super::repo::KeyArgs;
 use super::source::{NetArgs, Sources, TrustArgs};
 use super::webhook::NotifyArgs;
 use super::{source_date_env, source_date_epoch};
@@ -59,10 +58,8 @@ pub struct SyncArgs {
     pub trust: TrustArgs,
     #[command(flatten)]
     pub packaging: PackagingArgs,
-    /// Armored OpenPGP secret key that signs the repository and its rpms
-    /// [default: $MM_PKG_SIGN_KEY, if set; passphrase in $MM_PKG_SIGN_PASSPHRASE].
-    #[arg(long)]
-    sign_key: Option<PathBuf>,
+    #[command(flatten)]
+    keys: KeyArgs,
     /// apt suite and codename of a new repository [default: the repository's, else stable].
     #[arg(long)]
     suite: Option<String>,
@@ -87,9 +84,9 @@ pub struct SyncArgs {
 pub fn run_sync(args: SyncArgs) -> Result<()> {
     let date = source_date_epoch()?;
     // The key and the webhook are checked before anything is downloaded or written.
-    let signer = Signer::from_flag_or_env(args.sign_key.as_deref(), date)?.map(Arc::new);
+    let keys = args.keys.options(date)?;
     let (webhook, policy) = args.notify.webhook()?;
-    if signer.is_none() && !args.plan {
+    if keys.signer.is_none() && !args.plan {
         eprintln!(
             "mm-pkg: WARNING: no --sign-key (or MM_PKG_SIGN_KEY): the repository is UNSIGNED; \
              clients must mark it trusted=yes"
@@ -131,10 +128,8 @@ pub fn run_sync(args: SyncArgs) -> Result<()> {
         repo: RepoOptions {
             suite: args.suite.clone(),
             base_url: args.base_url.clone(),
-            signer,
-            date,
             keep: args.keep,
-            ..RepoOptions::default()
+            ..keys
         },
         notify: policy,
     };

@@ -1,6 +1,6 @@
 //! The apt side of a repository: `Packages` indexes (plain, `.gz`, `.xz`), their by-hash
 //! copies, and the `Release` file that `InRelease` and `Release.gpg` sign. The compressed
-//! indexes are built from chunks ([`super::chunks`]) so that an update recompresses little.
+//! indexes are built from chunks ([`super::cache`]) so that an update recompresses little.
 //!
 //! Layout under `DIR/apt/`: `pool/<component>/<letter>/<package>/<file>.deb` and
 //! `dists/<suite>/<component>/binary-<arch>/Packages*`.
@@ -8,8 +8,9 @@
 use anyhow::Result;
 use sha2::{Digest, Sha256, Sha512};
 
-use super::chunks::{ChunkCache, ChunkedText};
+use super::cache::{Builder, Cache, IndexText};
 use super::package::PackageInfo;
+use super::record::Record;
 
 /// Root of the apt repository inside the repository directory.
 pub const APT_DIR: &str = "apt";
@@ -77,19 +78,23 @@ impl IndexFile {
     }
 }
 
-/// Every index of `texts` (component, architecture, the `Packages` text in chunks):
+/// Every index of `families` (component, architecture, its packages in index order):
 /// `Packages`, `Packages.gz` and `Packages.xz`, compressed through `cache`.
-pub fn indexes(texts: &[(&str, &str, ChunkedText)], cache: &ChunkCache) -> Result<Vec<IndexFile>> {
+pub fn indexes(
+    families: &[(String, String, Vec<&Record>)],
+    cache: &Cache,
+) -> Result<Vec<IndexFile>> {
     let mut files = Vec::new();
-    for (component, arch, text) in texts {
+    for (component, arch, records) in families {
+        let text = packages_text(records);
         let dir = format!("{component}/binary-{arch}");
         files.push(IndexFile::new(
             format!("{dir}/Packages.gz"),
-            cache.gzip(text)?,
+            cache.gzip(&text)?,
         ));
         files.push(IndexFile::new(
             format!("{dir}/Packages.xz"),
-            cache.xz(text)?,
+            cache.xz(&text)?,
         ));
         files.push(IndexFile::new(format!("{dir}/Packages"), text.to_bytes()));
     }
@@ -97,21 +102,36 @@ pub fn indexes(texts: &[(&str, &str, ChunkedText)], cache: &ChunkCache) -> Resul
     Ok(files)
 }
 
+/// The `Packages` text of `records` (in index order), in chunks.
+pub fn packages_text(records: &[&Record]) -> IndexText {
+    let mut text = Builder::new("");
+    for r in records {
+        text.push(&r.package.location, &(stanza(&r.package) + "\n"));
+    }
+    text.finish("")
+}
+
 /// The `Packages` stanza of `p`: every control field, then where and what the file is.
 pub fn stanza(p: &PackageInfo) -> String {
+    let mut out = control_text(&p.control);
+    let d = &p.digests;
+    out.push_str(&format!(
+        "Filename: {}\nSize: {}\nMD5sum: {}\nSHA256: {}\nSHA512: {}\n",
+        p.location, d.size, d.md5, d.sha256, d.sha512
+    ));
+    out
+}
+
+/// The control fields `fields` as a stanza's lines (each line ending with a newline).
+pub fn control_text(fields: &[(String, String)]) -> String {
     let mut out = String::new();
-    for (name, value) in &p.control {
+    for (name, value) in fields {
         if value.starts_with('\n') {
             out.push_str(&format!("{name}:{value}\n"));
         } else {
             out.push_str(&format!("{name}: {value}\n"));
         }
     }
-    let d = &p.digests;
-    out.push_str(&format!(
-        "Filename: {}\nSize: {}\nMD5sum: {}\nSHA256: {}\nSHA512: {}\n",
-        p.location, d.size, d.md5, d.sha256, d.sha512
-    ));
     out
 }
 

@@ -2,13 +2,6 @@
 //! (`mattermost.asc`), the deb822 sources entry (`mattermost.sources`) and the yum repo file
 //! (`mattermost.repo`).
 
-use std::path::Path;
-
-use anyhow::Result;
-
-use super::files::Batch;
-use crate::sign::Signer;
-
 /// The public key, beside the repository's `apt/`.
 pub const KEY_FILE: &str = "mattermost.asc";
 /// The yum/dnf repository file.
@@ -20,19 +13,17 @@ pub const HOST_KEYRING: &str = "/etc/apt/keyrings/mattermost.asc";
 /// The URL written when no `--base-url` was given: it says what to do.
 pub const PLACEHOLDER_URL: &str = "https://REPLACE-ME.invalid/give-repo-add-a---base-url";
 
-/// Stages `mattermost.sources` for `dir` in `batch`.
-pub fn write_client_files(
-    batch: &mut Batch,
-    dir: &Path,
+/// The text of `mattermost.sources`: `Signed-By:` the host's copy of the key when `signed`.
+pub fn sources_file(
     suite: &str,
     base_url: Option<&str>,
     components: &[&str],
-    signer: Option<&Signer>,
-) -> Result<()> {
+    signed: bool,
+) -> String {
     let base = base_url.unwrap_or(PLACEHOLDER_URL);
-    let trust = match signer {
-        Some(_) => format!("Signed-By: {HOST_KEYRING}\n"),
-        None => {
+    let trust = match signed {
+        true => format!("Signed-By: {HOST_KEYRING}\n"),
+        false => {
             "# UNSIGNED repository (no --sign-key): apt trusts it blindly.\nTrusted: yes\n".into()
         }
     };
@@ -41,22 +32,15 @@ pub fn write_client_files(
     } else {
         components.join(" ")
     };
-    let sources = format!(
+    format!(
         "# Mattermost packages, written by mm-pkg repo add.\n\
          # Copy this file to /etc/apt/sources.list.d/ and {KEY_FILE} to {HOST_KEYRING}.\n\
          Types: deb\nURIs: {base}/apt\nSuites: {suite}\nComponents: {components}\n{trust}"
-    );
-    batch.write(&dir.join(SOURCES_FILE), sources.as_bytes())?;
-    Ok(())
+    )
 }
 
-/// Stages `mattermost.repo` for `dir` in `batch`: gpgcheck and repo_gpgcheck on when `signed`.
-pub fn write_yum_repo_file(
-    batch: &mut Batch,
-    dir: &Path,
-    base_url: Option<&str>,
-    signed: bool,
-) -> Result<()> {
+/// The text of `mattermost.repo`: gpgcheck and repo_gpgcheck on when `signed`.
+pub fn repo_file(base_url: Option<&str>, signed: bool) -> String {
     let base = base_url.unwrap_or(PLACEHOLDER_URL);
     let checks = if signed {
         format!("gpgcheck=1\nrepo_gpgcheck=1\ngpgkey={base}/{KEY_FILE}\n")
@@ -64,11 +48,9 @@ pub fn write_yum_repo_file(
         "# UNSIGNED repository (no --sign-key): nothing is checked.\ngpgcheck=0\nrepo_gpgcheck=0\n"
             .to_string()
     };
-    let text = format!(
+    format!(
         "# Mattermost packages, written by mm-pkg repo add. Copy to /etc/yum.repos.d/.\n\
          [mattermost]\nname=Mattermost\nbaseurl={base}/{}\nenabled=1\n{checks}",
         super::yum::YUM_DIR
-    );
-    batch.write(&dir.join(REPO_FILE), text.as_bytes())?;
-    Ok(())
+    )
 }

@@ -1,55 +1,66 @@
 //! File operations that keep a repository readable while it changes: content written under a
 //! temporary name in the private directory, synced and renamed into place in batches, never
-//! rewritten when unchanged; and the lock that serializes concurrent `repo add` runs.
+//! rewritten when unchanged; and the lock that serializes concurrent `repo add` runs. Every
+//! path goes through [`RepoDir`], so no link inside the repository is followed.
 
-use std::collections::BTreeSet;
-use std::fs::{self, File, OpenOptions};
+use std::collections::{BTreeSet, HashMap};
+use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::MetadataExt;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use rustix::fs::{AtFlags, Mode, OFlags};
+
+use super::dir::{Kind, RepoDir};
 
 /// Directory inside the repository for mm-pkg's own files (state, lock); not to be published.
 pub const PRIVATE_DIR: &str = ".mm-pkg";
 
 /// Directory under [`PRIVATE_DIR`] where files are written before they are renamed into place.
-const TMP_DIR: &str = "tmp";
+const TMP_DIR: &str = ".mm-pkg/tmp";
 
 /// Tells apart the temporary files of one process.
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
-/// Files that are published together. Each is written under a temporary name in the
-/// repository's private directory (never in a published one, unless that is on another file
-/// system: a rename cannot cross one); [`Batch::commit`] then syncs
-/// them all, renames them into place one right after the other and syncs the directories
-/// that changed. Once `commit` returns, the files are durable; a reader sees each one old or
-/// new, never partly written; and syncing a whole batch at once costs about one disk flush
-/// instead of one per file. Temporary files of a batch that is not committed are removed.
-pub struct Batch {
-    tmp: PathBuf,
-    /// The device of `tmp`: a file for a directory on another one is written beside it.
-    tmp_dev: u64,
-    /// (temporary file, target), in the order they are renamed.
-    staged: Vec<(PathBuf, PathBuf)>,
-    /// Directories whose entries change: synced after the renames.
-    dirs: BTreeSet<PathBuf>,
-    /// Targets renamed only once every other file of the batch is durable in place.
-    last: BTreeSet<PathBuf>,
+/// One file staged in a batch.
+#[derive(Debug, Clone)]
+struct Staged {
+    /// Directory of the temporary file (relative to the repository).
+    tmp_dir: String,
+    /// Its name there.
+    tmp_name: String,
+    /// Where it goes (relative to the repository).
+    target: String,
 }
 
-impl Batch {
-    /// A new batch for the repository at `dir`.
-    pub fn new(dir: &Path) -> Result<Self> {
-        let tmp = dir.join(PRIVATE_DIR).join(TMP_DIR);
-        fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        let tmp_dev = fs::metadata(&tmp)
-            .with_context(|| format!("reading {}", tmp.display()))?
-            .dev();
+/// Files that are published together. Each is written under a temporary name in the
+/// repository's private directory (never in a published one, unless that is on another file
+/// system: a rename cannot cross one); [`Batch::commit`] then syncs them all, renames them
+/// into place one right after the other and syncs the directories that changed. Once
+/// `commit` returns, the files are durable; a reader sees each one old or new, never partly
+/// written; and syncing a whole batch at once costs about one disk flush instead of one per
+/// file. Temporary files of a batch that is not committed are removed.
+pub struct Batch<'a> {
+    dir: &'a RepoDir,
+    /// The device of the private temporary directory.
+    tmp_dev: u64,
+    staged: Vec<Staged>,
+    /// Directories whose entries change: synced after the renames.
+    dirs: BTreeSet<String>,
+    /// Targets renamed only once every other file of the batch is durable in place.
+    last: BTreeSet<String>,
+}
+
+impl<'a> Batch<'a> {
+    /// A new batch for the repository `dir`.
+    pub fn new(dir: &'a RepoDir) -> Result<Self> {
+        let tmp = dir.dir(TMP_DIR, true)?.expect("created");
         Ok(Batch {
-            tmp,
-            tmp_dev,
+            dir,
+            tmp_dev: RepoDir::device(tmp.as_fd())?,
             staged: Vec::new(),
             dirs: BTreeSet::new(),
             last: BTreeSet::new(),
@@ -58,191 +69,273 @@ impl Batch {
 
     /// Stages `bytes` for `path`; does nothing when `path` already holds exactly these
     /// bytes. Returns whether it will write.
-    pub fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<bool> {
-        self.write_linked(std::slice::from_ref(&path.to_path_buf()), bytes)
+    pub fn write(&mut self, path: &str, bytes: &[u8]) -> Result<bool> {
+        self.write_linked(&[path.to_string()], bytes)
     }
 
     /// Stages `bytes` for each of `paths` as one file with several names (hard links; copies
     /// where the file system cannot link), so that they are written and synced once; a path
     /// that already holds exactly these bytes is left alone. Returns whether it will write.
-    pub fn write_linked(&mut self, paths: &[PathBuf], bytes: &[u8]) -> Result<bool> {
-        let mut written: Option<PathBuf> = None;
+    pub fn write_linked(&mut self, paths: &[String], bytes: &[u8]) -> Result<bool> {
+        let mut written: Option<Staged> = None;
         for path in paths {
-            if holds(path, bytes) {
+            if self.holds(path, bytes)? {
                 continue;
             }
             match &written {
-                Some(tmp) => {
-                    let tmp = tmp.clone();
-                    self.link_or_write(&tmp, path, bytes)?;
+                Some(first) => {
+                    let first = first.clone();
+                    self.link_or_write(&first, path, bytes)?;
                 }
                 None => {
-                    let (mut file, tmp) = self.create(path)?;
+                    let (mut file, staged) = self.create_staged(path)?;
                     file.write_all(bytes)
-                        .with_context(|| format!("writing {}", tmp.display()))?;
-                    written = Some(tmp);
+                        .with_context(|| format!("writing {}", self.shown(&staged).display()))?;
+                    written = Some(staged);
                 }
             }
         }
         Ok(written.is_some())
     }
 
-    /// Stages `to` as another name of `existing`, a file this run wrote that holds `bytes`
-    /// (in place since an earlier batch): a hard link, or a copy where the file system cannot
-    /// link. Does nothing when `to` already holds these bytes; returns whether it will write.
-    pub fn link(&mut self, existing: &Path, to: &Path, bytes: &[u8]) -> Result<bool> {
-        if holds(to, bytes) {
+    /// Stages `to` as another name of `existing`, a file in place since an earlier batch that
+    /// holds `bytes`: a hard link, or a copy where the file system cannot link. Does nothing
+    /// when `to` already holds these bytes; returns whether it will write.
+    pub fn link(&mut self, existing: &str, to: &str, bytes: &[u8]) -> Result<bool> {
+        if self.holds(to, bytes)? {
             return Ok(false);
         }
-        self.link_or_write(existing, to, bytes)?;
+        let (dir, name) = Self::split(existing);
+        let existing = Staged {
+            tmp_dir: dir.to_string(),
+            tmp_name: name.to_string(),
+            target: existing.to_string(),
+        };
+        self.link_or_write(&existing, to, bytes)?;
         Ok(true)
     }
 
-    fn link_or_write(&mut self, existing: &Path, to: &Path, bytes: &[u8]) -> Result<()> {
-        let tmp = self.stage(to)?;
-        if fs::hard_link(existing, &tmp).is_err() {
-            fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    fn link_or_write(&mut self, existing: &Staged, to: &str, bytes: &[u8]) -> Result<()> {
+        let staged = self.stage(to)?;
+        let from = self.dir.dir(&existing.tmp_dir, false)?;
+        let into = self.dir.dir(&staged.tmp_dir, false)?;
+        let linked = match (from, into) {
+            (Some(from), Some(into)) => rustix::fs::linkat(
+                &from,
+                existing.tmp_name.as_str(),
+                &into,
+                staged.tmp_name.as_str(),
+                AtFlags::empty(),
+            )
+            .is_ok(),
+            _ => false,
+        };
+        if !linked {
+            let into = self.dir.dir(&staged.tmp_dir, true)?.expect("created");
+            let mut file =
+                RepoDir::create_in(into.as_fd(), &staged.tmp_name, &self.shown(&staged))?;
+            file.write_all(bytes)
+                .with_context(|| format!("writing {}", self.shown(&staged).display()))?;
         }
         Ok(())
     }
 
     /// Like [`Batch::write`], for a file that names the others (a `Release`, a
-    /// `repomd.xml` and their signatures): [`Batch::commit`] renames it only after every
-    /// other file of the batch is renamed and its directory synced, so that no crash leaves
-    /// it in place without what it names.
-    pub fn write_last(&mut self, path: &Path, bytes: &[u8]) -> Result<bool> {
+    /// `repomd.xml`, their signatures, the state): [`Batch::commit`] renames it only after
+    /// every other file of the batch is renamed and its directory synced, so that no crash
+    /// leaves it in place without what it names.
+    pub fn write_last(&mut self, path: &str, bytes: &[u8]) -> Result<bool> {
         let written = self.write(path, bytes)?;
         if written {
-            self.last.insert(path.to_path_buf());
+            self.last.insert(path.to_string());
         }
         Ok(written)
     }
 
-    /// Stages a copy of `from` for `to`; returns the temporary file (to check what was
-    /// copied).
-    pub fn copy(&mut self, from: &Path, to: &Path) -> Result<PathBuf> {
-        let tmp = self.stage(to)?;
-        fs::copy(from, &tmp)
-            .with_context(|| format!("copying {} to {}", from.display(), tmp.display()))?;
-        Ok(tmp)
+    /// Stages a copy of the file `from` (outside the repository) for `to`; returns the
+    /// temporary file's path (to check what was copied).
+    pub fn copy(&mut self, from: &Path, to: &str) -> Result<PathBuf> {
+        let (mut out, staged) = self.create_staged(to)?;
+        let shown = self.shown(&staged);
+        let mut input = File::open(from).with_context(|| format!("opening {}", from.display()))?;
+        std::io::copy(&mut input, &mut out)
+            .with_context(|| format!("copying {} to {}", from.display(), shown.display()))?;
+        Ok(shown)
     }
 
     /// Stages a new, empty file for `to`, for the caller to fill; returns it and its
     /// temporary path.
-    pub fn create(&mut self, to: &Path) -> Result<(File, PathBuf)> {
-        let tmp = self.stage(to)?;
-        let file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        Ok((file, tmp))
+    pub fn create(&mut self, to: &str) -> Result<(File, PathBuf)> {
+        let (file, staged) = self.create_staged(to)?;
+        Ok((file, self.shown(&staged)))
+    }
+
+    fn create_staged(&mut self, to: &str) -> Result<(File, Staged)> {
+        let staged = self.stage(to)?;
+        let dir = self.dir.dir(&staged.tmp_dir, true)?.expect("created");
+        let file = RepoDir::create_in(dir.as_fd(), &staged.tmp_name, &self.shown(&staged))?;
+        Ok((file, staged))
+    }
+
+    /// The temporary file's path, for messages and for readers that take a path.
+    fn shown(&self, staged: &Staged) -> PathBuf {
+        self.dir
+            .join(&format!("{}/{}", staged.tmp_dir, staged.tmp_name))
+    }
+
+    /// True when `path` already holds exactly `bytes` (read back only when the size matches:
+    /// most changed files change size). A link there is refused.
+    fn holds(&self, path: &str, bytes: &[u8]) -> Result<bool> {
+        // A directory in the way makes the rename fail, with its own message.
+        if self.dir.kind(path)? == Some(Kind::Dir)
+            || self.dir.file_size(path)? != Some(bytes.len() as u64)
+        {
+            return Ok(false);
+        }
+        Ok(self.dir.read(path)?.is_some_and(|old| old == bytes))
+    }
+
+    /// (directory, name) of a relative path.
+    fn split(path: &str) -> (&str, &str) {
+        path.rsplit_once('/').unwrap_or(("", path))
     }
 
     /// Syncs every staged file, renames each into place and syncs the directories whose
     /// entries changed; the files staged with [`Batch::write_last`] follow, renamed and
-    /// their directories synced, only then.
-    pub fn commit(mut self) -> Result<()> {
-        for (tmp, _) in &self.staged {
-            File::open(tmp)
-                .and_then(|f| f.sync_all())
-                .with_context(|| format!("syncing {}", tmp.display()))?;
+    /// their directories synced, only then. Returns the paths written, in the order they
+    /// went into place.
+    pub fn commit(mut self) -> Result<Vec<String>> {
+        let mut dirs: HashMap<String, Arc<OwnedFd>> = HashMap::new();
+        for staged in &self.staged {
+            let fd = self.open_dir(&mut dirs, &staged.tmp_dir)?;
+            let file = rustix::fs::openat(
+                fd,
+                staged.tmp_name.as_str(),
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .with_context(|| format!("opening {}", self.shown(staged).display()))?;
+            File::from(file)
+                .sync_all()
+                .with_context(|| format!("syncing {}", self.shown(staged).display()))?;
         }
         let staged = std::mem::take(&mut self.staged);
         let (last, first): (Vec<_>, Vec<_>) = staged
             .into_iter()
-            .partition(|(_, to)| self.last.contains(to));
-        let last_dirs: BTreeSet<PathBuf> = last
+            .partition(|s| self.last.contains(&s.target));
+        let last_dirs: BTreeSet<String> = last
             .iter()
-            .filter_map(|(_, to)| to.parent().map(Path::to_path_buf))
+            .map(|s| Self::split(&s.target).0.to_string())
             .collect();
-        self.rename_all(first, last.clone())?;
-        sync_dirs(&self.dirs)?;
+        let mut done: Vec<String> = first.iter().map(|s| s.target.clone()).collect();
+        self.rename_all(&mut dirs, first, last.clone())?;
+        let changed = std::mem::take(&mut self.dirs);
+        self.sync_dirs(&mut dirs, &changed)?;
         if !last.is_empty() {
-            self.rename_all(last, Vec::new())?;
-            sync_dirs(&last_dirs)?;
+            done.extend(last.iter().map(|s| s.target.clone()));
+            self.rename_all(&mut dirs, last, Vec::new())?;
+            self.sync_dirs(&mut dirs, &last_dirs)?;
         }
-        Ok(())
+        Ok(done)
+    }
+
+    fn open_dir<'d>(
+        &self,
+        dirs: &'d mut HashMap<String, Arc<OwnedFd>>,
+        rel: &str,
+    ) -> Result<&'d Arc<OwnedFd>> {
+        if !dirs.contains_key(rel) {
+            let fd = self
+                .dir
+                .dir(rel, true)?
+                .context("a directory of the batch is gone")?;
+            dirs.insert(rel.to_string(), fd);
+        }
+        Ok(&dirs[rel])
     }
 
     /// Renames each of `files` into place; on a failure, the temporary files not renamed
     /// (and those of `later`) are left for drop to remove.
     fn rename_all(
         &mut self,
-        files: Vec<(PathBuf, PathBuf)>,
-        later: Vec<(PathBuf, PathBuf)>,
+        dirs: &mut HashMap<String, Arc<OwnedFd>>,
+        files: Vec<Staged>,
+        later: Vec<Staged>,
     ) -> Result<()> {
-        for (i, (tmp, path)) in files.iter().enumerate() {
-            if let Err(e) = fs::rename(tmp, path) {
+        for (i, staged) in files.iter().enumerate() {
+            let (target_dir, target_name) = Self::split(&staged.target);
+            let result = (|| -> Result<()> {
+                let from =
+                    rustix::io::fcntl_dupfd_cloexec(self.open_dir(dirs, &staged.tmp_dir)?, 0)?;
+                let to = self.open_dir(dirs, target_dir)?;
+                rustix::fs::renameat(&from, staged.tmp_name.as_str(), to, target_name)?;
+                Ok(())
+            })();
+            if let Err(e) = result {
                 self.staged = files[i..].iter().cloned().chain(later).collect();
-                return Err(e)
-                    .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()));
+                return Err(e).with_context(|| {
+                    format!(
+                        "renaming {} to {}",
+                        self.shown(staged).display(),
+                        self.dir.join(&staged.target).display()
+                    )
+                });
             }
         }
         Ok(())
     }
 
-    /// A temporary path for `to`, whose directory (and any missing parent) is created now.
-    fn stage(&mut self, to: &Path) -> Result<PathBuf> {
-        let dir = to.parent().context("a file path without a directory")?;
+    /// Syncs each of `changed`, so that the renames into them are durable.
+    fn sync_dirs(
+        &self,
+        dirs: &mut HashMap<String, Arc<OwnedFd>>,
+        changed: &BTreeSet<String>,
+    ) -> Result<()> {
+        for rel in changed {
+            let fd = self.open_dir(dirs, rel)?;
+            rustix::fs::fsync(fd).with_context(|| {
+                format!("syncing the directory {}", self.dir.join(rel).display())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// A temporary file for `to`, whose directory (and any missing parent) is created now.
+    fn stage(&mut self, to: &str) -> Result<Staged> {
+        let (dir, name) = Self::split(to);
         // Each directory created gets an entry in its parent: that one is synced too.
         let mut missing = dir;
-        while !missing.exists() {
-            let Some(parent) = missing.parent() else {
-                break;
-            };
-            self.dirs.insert(parent.to_path_buf());
+        while !missing.is_empty() && self.dir.dir(missing, false)?.is_none() {
+            let parent = Self::split(missing).0;
+            self.dirs.insert(parent.to_string());
             missing = parent;
         }
-        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        self.dirs.insert(dir.to_path_buf());
-        // A rename cannot cross file systems: for a directory mounted (or linked) elsewhere,
-        // the temporary file goes beside its target (and a killed run's is not swept).
-        let same_fs = fs::metadata(dir).map_or(true, |m| m.dev() == self.tmp_dev);
-        let tmp_dir = if same_fs { self.tmp.as_path() } else { dir };
-        let tmp = tmp_dir.join(format!(
-            ".{}.tmp-{}-{}",
-            to.file_name().unwrap_or_default().to_string_lossy(),
-            std::process::id(),
-            SEQUENCE.fetch_add(1, Ordering::Relaxed)
-        ));
-        self.staged.push((tmp.clone(), to.to_path_buf()));
-        Ok(tmp)
+        let fd = self.dir.dir(dir, true)?.expect("created");
+        self.dirs.insert(dir.to_string());
+        // A rename cannot cross file systems: for a directory mounted elsewhere, the
+        // temporary file goes beside its target (and a killed run's is not swept).
+        let same_fs = RepoDir::device(fd.as_fd())? == self.tmp_dev;
+        let tmp_dir = if same_fs { TMP_DIR } else { dir };
+        let staged = Staged {
+            tmp_dir: tmp_dir.to_string(),
+            tmp_name: format!(
+                ".{name}.tmp-{}-{}",
+                std::process::id(),
+                SEQUENCE.fetch_add(1, Ordering::Relaxed)
+            ),
+            target: to.to_string(),
+        };
+        self.staged.push(staged.clone());
+        Ok(staged)
     }
 }
 
-/// Replaces `path` (a cache in the private directory of the repository at `dir`) with
-/// `bytes` by rename, without syncing: a crash may lose it or leave it damaged, so it must
-/// carry its own checksum and only ever save work.
-pub fn replace_cache(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = dir.join(PRIVATE_DIR).join(TMP_DIR).join(format!(
-        ".{}.tmp-{}-{}",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id(),
-        SEQUENCE.fetch_add(1, Ordering::Relaxed)
-    ));
-    fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
-}
-
-/// True when `path` holds exactly `bytes` (read back only when the size matches: most
-/// changed files change size).
-fn holds(path: &Path, bytes: &[u8]) -> bool {
-    let same_size = fs::metadata(path).is_ok_and(|m| m.len() == bytes.len() as u64);
-    same_size && fs::read(path).is_ok_and(|old| old == bytes)
-}
-
-/// Syncs each of `dirs`, so that the renames into them are durable.
-fn sync_dirs(dirs: &BTreeSet<PathBuf>) -> Result<()> {
-    for dir in dirs {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .with_context(|| format!("syncing the directory {}", dir.display()))?;
-    }
-    Ok(())
-}
-
-impl Drop for Batch {
+impl Drop for Batch<'_> {
     fn drop(&mut self) {
-        for (tmp, _) in &self.staged {
-            let _ = fs::remove_file(tmp);
+        for staged in &self.staged {
+            let _ = self
+                .dir
+                .remove_file(&format!("{}/{}", staged.tmp_dir, staged.tmp_name));
         }
     }
 }
@@ -253,17 +346,28 @@ pub struct RepoLock {
 }
 
 impl RepoLock {
-    /// Waits for and takes the lock of the repository at `dir`.
-    pub fn acquire(dir: &Path) -> Result<Self> {
-        let private = dir.join(PRIVATE_DIR);
-        fs::create_dir_all(&private).with_context(|| format!("creating {}", private.display()))?;
-        let path = private.join("lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("opening the lock {}", path.display()))?;
+    /// Waits for and takes the lock of the repository `dir`.
+    pub fn acquire(dir: &RepoDir) -> Result<Self> {
+        let rel = format!("{PRIVATE_DIR}/lock");
+        let (private, name) = dir.parent(&rel, true)?.expect("created");
+        let path = dir.join(&rel);
+        let fd = match rustix::fs::openat(
+            &private,
+            name,
+            OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::LOOP) => bail!(
+                "{} is a symbolic link: mm-pkg follows no link inside a repository. Remove it \
+                 and check who can write to the repository.",
+                path.display()
+            ),
+            Err(e) => {
+                return Err(e).with_context(|| format!("opening the lock {}", path.display()));
+            }
+        };
+        let file = File::from(fd);
         file.lock()
             .with_context(|| format!("locking {}", path.display()))?;
         Ok(RepoLock { _file: file })
@@ -272,83 +376,115 @@ impl RepoLock {
 
 /// Removes the files under `root` (in directories named `marker`, or all when `marker` is
 /// empty) whose name, or the hash that starts it, does not occur in `referenced` (the current
-/// and the previous `Release` or `repomd.xml`).
-pub fn remove_unreferenced(root: &Path, marker: &str, referenced: &str) -> Result<()> {
-    let Ok(entries) = fs::read_dir(root) else {
-        return Ok(());
-    };
-    for entry in entries {
-        let entry = entry.with_context(|| format!("listing {}", root.display()))?;
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if entry.file_type()?.is_dir() {
-            remove_unreferenced(&path, if name == marker { "" } else { marker }, referenced)?;
-            continue;
+/// and the previous `Release` or `repomd.xml`); returns what it removed.
+pub fn remove_unreferenced(
+    dir: &RepoDir,
+    root: &str,
+    marker: &str,
+    referenced: &str,
+) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for entry in dir.list(root)? {
+        let path = format!("{root}/{}", entry.name);
+        match entry.kind {
+            Kind::Dir => {
+                let marker = if entry.name == marker { "" } else { marker };
+                removed.extend(remove_unreferenced(dir, &path, marker, referenced)?);
+            }
+            Kind::Other => bail!(
+                "{} is a symbolic link (or not a regular file): mm-pkg follows no link inside a \
+                 repository. Remove it and check who can write to the repository.",
+                dir.join(&path).display()
+            ),
+            Kind::File => {
+                let hash = entry.name.split('-').next().unwrap_or("");
+                let hashed = hash.len() >= 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+                if marker.is_empty() && hashed && !referenced.contains(hash) {
+                    dir.remove_file(&path)?;
+                    removed.push(path);
+                }
+            }
         }
-        let in_scope = marker.is_empty();
-        let hash = name.split('-').next().unwrap_or("");
-        let hashed = hash.len() >= 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
-        if in_scope && hashed && !referenced.contains(hash) {
-            fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
-        }
+    }
+    Ok(removed)
+}
+
+/// Removes the temporary files an interrupted run left in the repository `dir`; called
+/// with the lock held, so no live run owns them.
+pub fn remove_stale_temporaries(dir: &RepoDir) -> Result<()> {
+    for entry in dir.list(TMP_DIR)? {
+        dir.remove_file(&format!("{TMP_DIR}/{}", entry.name))?;
     }
     Ok(())
 }
 
-/// Removes the temporary files an interrupted run left in the repository at `dir`; called
-/// with the lock held, so no live run owns them.
-pub fn remove_stale_temporaries(dir: &Path) -> Result<()> {
-    let tmp = dir.join(PRIVATE_DIR).join(TMP_DIR);
-    let Ok(entries) = fs::read_dir(&tmp) else {
-        return Ok(());
-    };
-    for entry in entries {
-        let path = entry
-            .with_context(|| format!("listing {}", tmp.display()))?
-            .path();
-        fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
-    }
-    Ok(())
+/// Writes `bytes` to the new file `path` outside any repository (a change list the operator
+/// asked for), replacing what was there.
+pub fn write_outside(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn files_staged_last_wait_for_the_others() {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = dir.path();
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path();
+        let dir = RepoDir::open(repo, false).unwrap().unwrap();
         // `Packages` cannot be renamed into place (a non-empty directory holds its name).
         fs::create_dir_all(repo.join("dists/Packages/busy")).unwrap();
-        let mut batch = Batch::new(repo).unwrap();
+        let mut batch = Batch::new(&dir).unwrap();
         assert!(
             batch
-                .write_last(&repo.join("dists/Release"), b"names Packages")
+                .write_last("dists/Release", b"names Packages")
                 .unwrap()
         );
-        assert!(batch.write(&repo.join("dists/Packages"), b"index").unwrap());
+        assert!(batch.write("dists/Packages", b"index").unwrap());
         assert!(batch.commit().is_err());
         assert!(
             !repo.join("dists/Release").exists(),
             "Release went into place without what it names"
         );
-        let left: Vec<_> = fs::read_dir(repo.join(PRIVATE_DIR).join(TMP_DIR))
-            .unwrap()
-            .collect();
+        let left: Vec<_> = fs::read_dir(repo.join(TMP_DIR)).unwrap().collect();
         assert!(left.is_empty(), "temporary files left: {left:?}");
 
         fs::remove_dir_all(repo.join("dists/Packages")).unwrap();
-        let mut batch = Batch::new(repo).unwrap();
+        let mut batch = Batch::new(&dir).unwrap();
         batch
-            .write_last(&repo.join("dists/Release"), b"names Packages")
+            .write_last("dists/Release", b"names Packages")
             .unwrap();
-        batch.write(&repo.join("dists/Packages"), b"index").unwrap();
-        batch.commit().unwrap();
+        batch.write("dists/Packages", b"index").unwrap();
+        let done = batch.commit().unwrap();
+        assert_eq!(done, ["dists/Packages", "dists/Release"]);
         assert_eq!(
             fs::read(repo.join("dists/Release")).unwrap(),
             b"names Packages"
         );
         assert_eq!(fs::read(repo.join("dists/Packages")).unwrap(), b"index");
+    }
+
+    #[test]
+    fn a_planted_link_is_not_written_through() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let repo = tmp.path();
+        fs::create_dir_all(repo.join("dists")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), repo.join("dists/main")).unwrap();
+        let dir = RepoDir::open(repo, false).unwrap().unwrap();
+        let mut batch = Batch::new(&dir).unwrap();
+        let err = batch.write("dists/main/Packages", b"x").unwrap_err();
+        assert!(format!("{err:#}").contains("symbolic link"), "{err:#}");
+        drop(batch);
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
     }
 }

@@ -1,13 +1,16 @@
-//! What a repository already holds, read without changing it: the question `sync` asks
-//! before it builds anything.
+//! What a repository holds, read without changing it: the question `sync` and `repo list`
+//! ask. No key is needed and no lock taken; each record is checked as a package file is, but
+//! the state's signature is not (only a run that holds the key can check it, and only such
+//! a run publishes).
 
 use std::path::Path;
 
 use anyhow::Result;
 use serde::Serialize;
 
-use super::segments::Format;
-use super::state::read_packages;
+use super::dir::RepoDir;
+use super::record::Record;
+use super::state;
 
 /// One package file a repository holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -27,41 +30,64 @@ pub struct Held {
 }
 
 /// What a repository holds.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Holdings {
     /// Its apt suite; `None` when `dir` is no repository yet.
     pub suite: Option<String>,
+    /// The fingerprints of the keys that sign it, as its state says (two while it rotates).
+    pub keys: Vec<String>,
     /// Its package files.
     pub packages: Vec<Held>,
 }
 
-/// Every package the repository at `dir` holds, from its state file; empty when `dir` is no
-/// repository yet. Takes no lock and writes nothing.
+/// Every package the repository at `dir` holds, from its state; empty when `dir` is no
+/// repository yet. Takes no lock and writes nothing: a `repo add` that replaces the state
+/// meanwhile (and removes the records only the old one named) makes it read the new state
+/// again.
 pub fn holdings(dir: &Path) -> Result<Holdings> {
-    let Some((settings, packages)) = read_packages(dir)? else {
+    let Some(dir) = RepoDir::open(dir, false)? else {
         return Ok(Holdings::default());
     };
-    let packages = packages
-        .into_iter()
-        .map(|(format, p)| {
-            let root = format.root();
-            let format = match format {
-                Format::Deb => "deb",
-                Format::Rpm => "rpm",
-            };
-            let info = p.info;
-            Held {
-                format,
-                name: info.name,
-                version: info.version,
-                arch: info.arch,
-                location: format!("{root}/{}", info.location),
-                sha256: info.digests.sha256,
+    let mut tries = 0;
+    loop {
+        let Some(found) = state::read(&dir)? else {
+            return Ok(Holdings::default());
+        };
+        let result = match &found.legacy {
+            Some(records) => Ok(records.clone()),
+            None => state::records(&dir, &found.state),
+        };
+        match result {
+            Ok(records) => {
+                let mut packages: Vec<Held> = records.iter().map(held).collect();
+                packages.sort_by(|a, b| a.location.cmp(&b.location));
+                return Ok(Holdings {
+                    suite: Some(found.state.suite),
+                    keys: found.state.keys,
+                    packages,
+                });
             }
-        })
-        .collect();
-    Ok(Holdings {
-        suite: Some(settings.suite),
-        packages,
-    })
+            Err(e) => {
+                let replaced = match state::read(&dir) {
+                    Ok(Some(now)) => now.state.packages != found.state.packages,
+                    _ => false,
+                };
+                tries += 1;
+                if !replaced || tries == 3 {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+fn held(r: &Record) -> Held {
+    Held {
+        format: r.format.name(),
+        name: r.package.name.clone(),
+        version: r.package.version.clone(),
+        arch: r.package.arch.clone(),
+        location: r.pool_path(),
+        sha256: r.package.digests.sha256.clone(),
+    }
 }

@@ -1,41 +1,55 @@
 //! `mm-pkg repo`: signed apt and yum repositories that real clients install from.
 //!
-//! [`add`] reads only the new package files ([`deb`] and [`rpm`] fill a [`PackageInfo`]),
-//! keeps what the indexes need in segments that a small state file names (`segments`,
-//! `state`; an add parses only the segments it changes), and rewrites the indexes ([`apt`],
-//! [`yum`]) from them, in an order that keeps the repository readable at every moment: pool
-//! files first, then indexes under names that never change content (by-hash, SHA-256-prefixed
-//! repodata), then `Release`, `Release.gpg`, `InRelease`, `repomd.xml` and `repomd.xml.asc`
-//! replaced by rename, last. A lock serializes concurrent runs. `sync` calls
-//! [`add`] as a library function.
+//! The tree reads as the pipeline of one change:
+//! 1. [`load`]: open `DIR` without following links ([`dir`]), take the lock ([`files`]),
+//!    read the state ([`state`]), decide the keys ([`keys`]) and read every record back
+//!    ([`record`]), each checked as a package file is;
+//! 2. [`incoming`]: read each new package file ([`deb`] and [`rpm`] fill a [`PackageInfo`]),
+//!    turn it into a record and decide (new, already there, refused) before anything is
+//!    written; copy it into the pool;
+//! 3. [`publish`]: render the indexes from the records ([`apt`], [`yum`], compressed through
+//!    [`cache`]) and write them in an order that keeps the repository readable at every
+//!    moment: pool files first, then the records, indexes under names that never change
+//!    content and the state, then `Release`, `InRelease`, `Release.gpg`, `repomd.xml` and
+//!    `repomd.xml.asc` replaced by rename, last.
+//!
+//! `sync` calls [`add`] as a library function; [`held`] answers what a repository holds.
 
 pub mod apt;
-mod chunks;
+mod cache;
 pub mod client;
 pub mod deb;
+pub mod dir;
 pub mod files;
 pub mod held;
+mod incoming;
+mod keys;
+mod legacy;
+mod load;
 pub mod package;
+mod parallel;
 mod publish;
+pub mod record;
+mod release;
 pub mod rpm;
-mod segments;
 mod state;
 pub mod verify;
 pub mod version;
 pub mod yum;
 
-use std::fs;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use serde::Serialize;
 
 use crate::sign::Signer;
+use dir::RepoDir;
 use files::{Batch, RepoLock};
-use package::{FileDigests, PackageInfo, check_token};
-use publish::publish;
-use segments::{Format, Store, Stored};
-use state::{doomed, load_state};
+use load::Loaded;
+pub use publish::Changes;
+use record::{Format, Record};
 
 /// Default `--suite`.
 pub const DEFAULT_SUITE: &str = "stable";
@@ -59,12 +73,20 @@ pub struct RepoOptions {
     pub label: Option<String>,
     /// Public URL of the repository directory, for the client files.
     pub base_url: Option<String>,
-    /// Key that signs the metadata; `None` writes an unsigned repository.
-    pub signer: Option<std::sync::Arc<Signer>>,
+    /// Key that signs the metadata; `None` writes an unsigned repository (refused for a
+    /// signed one).
+    pub signer: Option<Arc<Signer>>,
+    /// The repository's current key, while it rotates to `signer` (`--rotate-from`).
+    pub rotate_from: Option<Arc<Signer>>,
+    /// Retire the old key of a rotation (`--finish-rotation`).
+    pub finish_rotation: bool,
     /// `Date:` of Release (SOURCE_DATE_EPOCH or now).
     pub date: u64,
     /// Keep only the newest N versions of each package and architecture (`--keep`).
     pub keep: Option<usize>,
+    /// Publish from the private state alone: the pool files of earlier adds are not in the
+    /// directory (`--state-only`).
+    pub state_only: bool,
 }
 
 /// One package named in a report.
@@ -84,7 +106,21 @@ pub struct Reported {
     pub sha256: String,
 }
 
-/// What one `repo add` did.
+impl Reported {
+    fn of(record: &Record) -> Self {
+        let location = record.pool_path();
+        Reported {
+            file: PathBuf::from(&location),
+            name: record.package.name.clone(),
+            version: record.package.version.clone(),
+            arch: record.package.arch.clone(),
+            location,
+            sha256: record.package.digests.sha256.clone(),
+        }
+    }
+}
+
+/// What one `repo add` (or `repo remove`) did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AddReport {
     /// Packages copied into the repository.
@@ -93,10 +129,16 @@ pub struct AddReport {
     pub skipped: Vec<Reported>,
     /// Packages removed by `--keep`.
     pub pruned: Vec<Reported>,
+    /// Packages withdrawn by `repo remove`.
+    pub removed: Vec<Reported>,
     /// Metadata files signed in this run (paths inside the repository directory).
     pub signed: Vec<String>,
     /// True when no key signed the repository.
     pub unsigned: bool,
+    /// The fingerprints of the keys that sign the repository now.
+    pub keys: Vec<String>,
+    /// What changed in the published files, in upload order.
+    pub changes: Changes,
 }
 
 /// Adds `files` (.deb and .rpm) to the repository at `dir`, creating it if needed, and
@@ -104,239 +146,205 @@ pub struct AddReport {
 /// already present with other bytes is refused before anything changes.
 pub fn add(dir: &Path, files: &[PathBuf], options: &RepoOptions) -> Result<AddReport> {
     let component = options.component.as_deref().unwrap_or(DEFAULT_COMPONENT);
-    check_token("component", component, "-.")?;
+    package::check_token("component", component, "-.")?;
     if options.keep == Some(0) {
         bail!("--keep 0 would remove every package: keep at least 1");
     }
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let _lock = RepoLock::acquire(dir)?;
-    files::remove_stale_temporaries(dir)?;
-    let mut store = Store::new(dir);
-    let mut state = load_state(dir, options, &mut store)?;
-    // Pool files an interrupted run pruned from the indexes but had not removed yet.
-    remove_pool_files(dir, &std::mem::take(&mut state.removing))?;
+    change(dir, options, true, |loaded, report| {
+        let new = incoming::read_all(files, component, &loaded.records, report)?;
+        Ok((new, Vec::new()))
+    })
+}
 
-    // Read every new file and decide before anything is written.
-    let mut report = AddReport::default();
-    let mut new_debs: Vec<(PathBuf, Stored)> = Vec::new();
-    let mut new_rpms: Vec<(PathBuf, String, String)> = Vec::new();
-    for file in files {
-        let digests = FileDigests::of_file(file)?;
-        let (name, version, arch, location, present) = match file
-            .extension()
-            .and_then(|e| e.to_str())
-        {
-            Some("deb") => {
-                let info = deb::read(file, digests.clone(), component)?;
-                let same = |p: &Stored| {
-                    p.info.name == info.name
-                        && p.info.version == info.version
-                        && p.info.arch == info.arch
-                };
-                let held =
-                    |same: &dyn Fn(&Stored) -> bool, store: &mut Store| -> Result<Option<Stored>> {
-                        match new_debs.iter().map(|(_, p)| p).find(|p| same(p)) {
-                            Some(p) => Ok(Some(p.clone())),
-                            None => state.find(store, Format::Deb, &info.name, same),
-                        }
-                    };
-                let found = held(&same, &mut store)?;
-                if found.is_none() {
-                    // apt names pool files without the epoch: 2.0-1 and 1:2.0-1 would
-                    // share one file.
-                    let clash = |p: &Stored| p.info.location == info.location;
-                    if let Some(other) = held(&clash, &mut store)? {
-                        bail!(
-                            "{}: {} {} would be stored as {}/{}, the file of version {} the repository \
-                                 already holds; versions that differ only in their epoch \
-                                 cannot both be published. Nothing was changed.",
-                            file.display(),
-                            info.name,
-                            info.version,
-                            apt::APT_DIR,
-                            info.location,
-                            other.info.version
-                        );
-                    }
-                }
-                let location = found.as_ref().map_or(&info.location, |p| &p.info.location);
-                let out = (
-                    info.name.clone(),
-                    info.version.clone(),
-                    info.arch.clone(),
-                    format!("{}/{location}", apt::APT_DIR),
-                    found.as_ref().map(|p| vec![p.info.digests.sha256.clone()]),
-                );
-                if out.4.is_none() {
-                    new_debs.push((
-                        file.clone(),
-                        Stored {
-                            component: Some(component.to_string()),
-                            input_sha256: None,
-                            info,
-                        },
-                    ));
-                }
-                out
-            }
-            Some("rpm") => {
-                let (name, arch, info) = rpm::read(file)?;
-                let version = format!("{}-{}", info.ver, info.rel);
-                let location = format!("Packages/{name}-{version}.{arch}.rpm");
-                let present = state
-                    .find(&mut store, Format::Rpm, &name, |p| {
-                        p.info.location == location
-                    })?
-                    .map(|p| vec![p.input_sha256.unwrap_or_default(), p.info.digests.sha256])
-                    .or_else(|| {
-                        new_rpms
-                            .iter()
-                            .find(|(_, sha, l)| *l == location && !sha.is_empty())
-                            .map(|(_, sha, _)| vec![sha.clone()])
-                    });
-                if present.is_none() {
-                    new_rpms.push((file.clone(), digests.sha256.clone(), location.clone()));
-                }
-                (
-                    name,
-                    version,
-                    arch,
-                    format!("{}/{location}", yum::YUM_DIR),
-                    present,
-                )
-            }
-            _ => bail!("{}: only .deb and .rpm files can be added", file.display()),
-        };
-        let reported = Reported {
-            file: file.clone(),
-            name,
-            version,
-            arch,
-            location,
-            sha256: digests.sha256.clone(),
-        };
-        match present {
-            Some(known) if known.contains(&digests.sha256) => report.skipped.push(reported),
-            Some(known) => bail!(
-                "{}: the repository already holds {} {} ({}) with other contents (SHA-256 {}); \
-                 a published version never changes: raise --revision instead. Nothing was changed.",
-                file.display(),
-                reported.name,
-                reported.version,
-                reported.arch,
-                known[0]
-            ),
-            None => report.added.push(reported),
-        }
-    }
-
-    // 1. Pool files, under names that never change content, durable before anything names them.
-    let mut pool = Batch::new(dir)?;
-    let apt_root = dir.join(apt::APT_DIR);
-    for (file, entry) in &new_debs {
-        let copy = pool.copy(file, &apt_root.join(&entry.info.location))?;
-        if FileDigests::of_file(&copy)? != entry.info.digests {
-            bail!(
-                "{} changed while it was copied to {}: try again",
-                file.display(),
-                copy.display()
-            );
-        }
-    }
-    let yum_root = dir.join(yum::YUM_DIR);
-    let signer = options.signer.as_deref();
-    let mut rpm_entries = Vec::new();
-    for (file, input_sha256, location) in new_rpms {
-        let (signed, copy, (name, arch, info)) =
-            write_rpm_copy(&mut pool, &file, &yum_root.join(&location), signer)?;
-        if signed {
-            report.signed.push(format!("{}/{location}", yum::YUM_DIR));
-        }
-        rpm_entries.push(Stored {
-            component: None,
-            input_sha256: Some(input_sha256),
-            info: PackageInfo {
-                name,
-                version: format!("{}-{}", info.ver, info.rel),
-                arch,
-                location,
-                digests: FileDigests::of_file(&copy)?,
-                control: Vec::new(),
-                rpm: Some(info),
-            },
-        });
-    }
-    pool.commit()?;
-    // 2. The state (so that an interrupted run is completed by the next one) and the
-    // indexes; 3. Release and repomd.xml with their signatures, and the client files.
-    let added: Vec<(Format, Stored)> = new_debs
-        .into_iter()
-        .map(|(_, p)| (Format::Deb, p))
-        .chain(rpm_entries.into_iter().map(|p| (Format::Rpm, p)))
-        .collect();
-    // Pruning weighs every version of a package: only then is every segment read.
-    let pruned = match options.keep {
-        Some(keep) => {
-            let mut all = state.packages(&mut store)?;
-            all.extend(added.iter().cloned());
-            doomed(all, keep, &mut report)
-        }
-        None => Vec::new(),
+/// Refuses, before anything is built or written, a run with `options` that the repository
+/// at `dir` would refuse for its keys (no key for a signed repository, another key, a
+/// rotation step that does not fit); takes no lock and changes nothing.
+pub fn check_keys(dir: &Path, options: &RepoOptions) -> Result<()> {
+    let Some(dir) = RepoDir::open(dir, false)? else {
+        return Ok(());
     };
-    // The state that drops them names their files, for the next run to remove should this
-    // one stop before it does.
-    state.removing = pruned
-        .iter()
-        .map(|(format, p)| format!("{}/{}", format.root(), p.info.location))
-        .collect();
-    state.change(&mut store, added, pruned)?;
-    publish(dir, &state, &store, options, &mut report)?;
-    // 4. Pool files no index names any more, and segments the state no longer names.
-    remove_pool_files(dir, &state.removing)?;
-    store.remove_unreferenced(&state.families)?;
+    let found = state::read(&dir)?;
+    keys::decide(&dir, found.as_ref(), options).map(|_| ())
+}
+
+/// Withdraws the published versions `versions` (`NAME=VERSION`: every architecture and
+/// format of it) from the repository at `dir`: their pool files go, and the indexes are
+/// rendered and signed again.
+pub fn remove(dir: &Path, versions: &[String], options: &RepoOptions) -> Result<AddReport> {
+    let mut wanted: Vec<(&str, &str)> = Vec::new();
+    for v in versions {
+        match v.split_once('=') {
+            Some((name, version)) if !name.is_empty() && !version.is_empty() => {
+                wanted.push((name, version))
+            }
+            _ => bail!("`{v}` is not NAME=VERSION (e.g. mattermost=9.11.1-1)"),
+        }
+    }
+    if RepoDir::open(dir, false)?.is_none() {
+        bail!("{} does not exist", dir.display());
+    }
+    change(dir, options, false, |loaded, _| {
+        let mut gone = Vec::new();
+        for (name, version) in &wanted {
+            let matching: Vec<&Record> = loaded
+                .records
+                .iter()
+                .filter(|r| r.package.name == *name && r.package.version == *version)
+                .collect();
+            if matching.is_empty() {
+                bail!(
+                    "the repository holds no {name} {version} (`mm-pkg repo list {}` shows what it \
+                     holds). Nothing was changed.",
+                    dir.display()
+                );
+            }
+            gone.extend(matching.into_iter().cloned());
+        }
+        Ok((Vec::new(), gone))
+    })
+}
+
+/// One change of the repository at `dir`: `decide` reads the loaded repository and returns
+/// the packages to add and those to withdraw; the rest (pool, pruning, publishing) is the
+/// same for every change.
+fn change(
+    dir: &Path,
+    options: &RepoOptions,
+    create: bool,
+    decide: impl FnOnce(&Loaded, &mut AddReport) -> Result<(Vec<incoming::New>, Vec<Record>)>,
+) -> Result<AddReport> {
+    let dir = RepoDir::open(dir, create)?.expect("created");
+    let _lock = RepoLock::acquire(&dir)?;
+    files::remove_stale_temporaries(&dir)?;
+    let loaded = load::load(&dir, options)?;
+    // Pool files an interrupted run pruned from the indexes but had not removed yet.
+    for path in &loaded.state.removing {
+        dir.remove_file(path)?;
+    }
+    let mut report = AddReport::default();
+    let (new, withdrawn) = decide(&loaded, &mut report)?;
+    let Loaded {
+        mut state,
+        mut records,
+        keys,
+        legacy,
+        ..
+    } = loaded;
+    let keys_before = std::mem::take(&mut state.keys);
+
+    // 1. Pool files, under names that never change content, durable before anything names
+    // them.
+    let mut pool = Batch::new(&dir)?;
+    let mut write = incoming::copy_all(&mut pool, new, keys.rpm.as_deref(), &mut report)?;
+    if keys.resign_rpms {
+        let signer = keys.rpm.as_deref().expect("a key finishes the rotation");
+        let before = records.clone();
+        incoming::resign_rpms(&dir, &mut pool, &mut records, signer, &mut report)?;
+        write.extend(records.iter().filter(|r| !before.contains(r)).cloned());
+    }
+    let pool_written = pool.commit()?;
+    records.extend(write.iter().cloned());
+
+    // 2. Packages withdrawn, and those `--keep` prunes; the state that drops them names
+    // their files, for the next run to remove should this one stop before it does.
+    let mut dropped: Vec<Record> = Vec::new();
+    for record in withdrawn {
+        report.removed.push(Reported::of(&record));
+        dropped.push(record);
+    }
+    if let Some(keep) = options.keep {
+        for record in doomed(&records, keep) {
+            report.pruned.push(Reported::of(&record));
+            dropped.push(record);
+        }
+    }
+    records.retain(|r| !dropped.iter().any(|d| d.pool_path() == r.pool_path()));
+    state.removing = dropped.iter().map(Record::pool_path).collect();
+    if legacy {
+        // Every record is written anew: the state names them from now on.
+        write = records.clone();
+    }
+
+    // 3. Records, indexes, signatures, the state; then what no longer belongs.
+    report.unsigned = keys.signers.is_empty();
+    report.keys = keys.fingerprints.clone();
+    let removing = state.removing.clone();
+    let job = publish::Publish {
+        state,
+        records: &records,
+        write: &write,
+        keys: &keys,
+        keys_before: &keys_before,
+        pool_written,
+    };
+    let mut changes = publish::publish(&dir, job, options, &mut report)?;
+    for path in removing {
+        dir.remove_file(&path)?;
+        changes.removed.push(path);
+    }
+    if legacy {
+        for path in legacy::LEGACY_FILES {
+            remove_tree(&dir, path)?;
+        }
+    }
+    changes.removed.sort();
+    changes.removed.dedup();
+    report.changes = changes;
     Ok(report)
 }
 
-/// Removes the pool files `paths` (relative to `dir`; each under `apt/pool/` or
-/// `yum/Packages/`, as the state names pruned files) that are still there.
-fn remove_pool_files(dir: &Path, paths: &[String]) -> Result<()> {
-    for rel in paths {
-        let safe = (rel.starts_with("apt/pool/") || rel.starts_with("yum/Packages/"))
-            && Path::new(rel)
-                .components()
-                .all(|c| matches!(c, std::path::Component::Normal(_)));
-        if !safe {
-            bail!(
-                "{} names `{rel}` to remove, which is no pool file: restore .mm-pkg from a backup",
-                state::state_path(dir).display()
-            );
+/// Removes the private file or directory tree `rel`, links inside it as links.
+fn remove_tree(dir: &RepoDir, rel: &str) -> Result<()> {
+    match dir.kind(rel)? {
+        None => return Ok(()),
+        Some(dir::Kind::Dir) => {}
+        Some(_) => {
+            dir.remove_file(rel)?;
+            return Ok(());
         }
-        let path = dir.join(rel);
-        match fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).with_context(|| format!("removing {}", path.display()));
+    }
+    for entry in dir.list(rel)? {
+        remove_tree(dir, &format!("{rel}/{}", entry.name))?;
+    }
+    if let Some((parent, name)) = dir.parent(rel, false)? {
+        dir.forget(rel);
+        match rustix::fs::unlinkat(&parent, name, rustix::fs::AtFlags::REMOVEDIR) {
+            Err(rustix::io::Errno::NOENT) | Ok(()) => {}
+            Err(e) => {
+                let shown = dir.join(rel);
+                return Err(anyhow::Error::new(e).context(format!("removing {}", shown.display())));
             }
-            _ => {}
         }
     }
     Ok(())
 }
 
-/// Stages in `batch` the repository's copy of the rpm `from` for `to` (signed by `signer`
-/// unless it already is), dated by its build time so that its `time file` is reproducible.
-/// Returns whether it signed, the staged file, and what the copy says (read once, from the
-/// copy that is published).
-fn write_rpm_copy(
-    batch: &mut Batch,
-    from: &Path,
-    to: &Path,
-    signer: Option<&Signer>,
-) -> Result<(bool, PathBuf, (String, String, rpm::RpmInfo))> {
-    let (mut out, tmp) = batch.create(to)?;
-    let signed = rpm::copy_signed(from, &mut out, signer)?;
-    let read = rpm::read(&tmp)?;
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(read.2.build_time);
-    out.set_modified(time)
-        .with_context(|| format!("dating {}", tmp.display()))?;
-    Ok((signed, tmp, read))
+/// The packages to drop so that only the newest `keep` versions of each package and
+/// architecture stay (in dpkg's and rpm's version order).
+fn doomed(records: &[Record], keep: usize) -> Vec<Record> {
+    let mut groups: BTreeMap<(Format, &str, &str), Vec<&Record>> = BTreeMap::new();
+    for r in records {
+        groups
+            .entry((r.format, &r.package.name, &r.package.arch))
+            .or_default()
+            .push(r);
+    }
+    let evr = |r: &Record| {
+        let i = r.package.rpm.clone().unwrap_or_default();
+        (i.epoch, i.ver, i.rel)
+    };
+    let mut out = Vec::new();
+    for ((format, _, _), mut list) in groups {
+        match format {
+            Format::Deb => {
+                list.sort_by(|a, b| version::cmp_deb(&b.package.version, &a.package.version));
+            }
+            Format::Rpm => list.sort_by(|a, b| {
+                let (x, y) = (evr(b), evr(a));
+                version::cmp_rpm((&x.0, &x.1, &x.2), (&y.0, &y.1, &y.2))
+            }),
+        }
+        out.extend(list.into_iter().skip(keep).cloned());
+    }
+    out
 }

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256, Sha512};
 
 /// Digests and size of a package file, computed in one read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FileDigests {
     /// Size in bytes.
     pub size: u64,
@@ -29,7 +30,12 @@ pub struct FileDigests {
 impl FileDigests {
     /// Reads `path` once and digests it.
     pub fn of_file(path: &Path) -> Result<Self> {
-        let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        Self::of_reader(file, path)
+    }
+
+    /// Reads `file` (opened from `path`) to its end once and digests it.
+    pub fn of_reader(mut file: impl Read, path: &Path) -> Result<Self> {
         let (mut md5, mut sha256, mut sha512) = (Md5::new(), Sha256::new(), Sha512::new());
         let mut size = 0u64;
         let mut buf = vec![0u8; 1 << 20];
@@ -56,6 +62,7 @@ impl FileDigests {
 
 /// One package as the indexes see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PackageInfo {
     /// Package name.
     pub name: String,
@@ -85,13 +92,8 @@ impl PackageInfo {
     /// [`super::rpm::RpmInfo::check`]), the location (a relative path of normal parts, ending
     /// in the format's extension) and the digests (lower-case hex of the right length).
     pub fn check(&self) -> Result<()> {
-        let hex = |d: &str, len: usize| {
-            d.len() == len
-                && d.bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        };
         let d = &self.digests;
-        if !(hex(&d.md5, 32) && hex(&d.sha256, 64) && hex(&d.sha512, 128)) {
+        if !(is_hex(&d.md5, 32) && is_hex(&d.sha256, 64) && is_hex(&d.sha512, 128)) {
             bail!(
                 "the record of {} {} has malformed digests",
                 self.name,
@@ -162,6 +164,104 @@ pub fn check_token(what: &str, value: &str, extra: &str) -> Result<()> {
         bail!("the package's {what} `{value}` has characters a repository path cannot take");
     }
     Ok(())
+}
+
+/// Where the repository keeps a .deb, relative to `apt/`, as apt-ftparchive and reprepro
+/// lay out a pool: `pool/<component>/<letter>/<name>/<name>_<version>_<arch>.deb`, the
+/// version without its epoch (so `2.0-1` and `1:2.0-1` would share a file).
+pub fn deb_location(component: &str, name: &str, version: &str, arch: &str) -> String {
+    let letter = if name.starts_with("lib") && name.len() > 3 {
+        &name[..4]
+    } else {
+        &name[..1]
+    };
+    let upstream = version.split_once(':').map_or(version, |(_, v)| v);
+    format!("pool/{component}/{letter}/{name}/{name}_{upstream}_{arch}.deb")
+}
+
+/// Where the repository keeps an .rpm, relative to `yum/`: `Packages/<n>-<v>-<r>.<a>.rpm`.
+pub fn rpm_location(name: &str, ver: &str, rel: &str, arch: &str) -> String {
+    format!("Packages/{name}-{ver}-{rel}.{arch}.rpm")
+}
+
+/// True when `value` is `len` lower-case hex digits.
+pub fn is_hex(value: &str, len: usize) -> bool {
+    value.len() == len
+        && value
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+impl PackageInfo {
+    /// An rpm's index fields: `name` and `arch` and `info` as [`super::rpm::read`] gives
+    /// them, the file's `digests`.
+    pub fn of_rpm(
+        (name, arch, info): (String, String, super::rpm::RpmInfo),
+        digests: FileDigests,
+    ) -> Self {
+        PackageInfo {
+            version: format!("{}-{}", info.ver, info.rel),
+            location: rpm_location(&name, &info.ver, &info.rel, &arch),
+            name,
+            arch,
+            digests,
+            control: Vec::new(),
+            rpm: Some(info),
+        }
+    }
+
+    /// The checks a .deb's record passes, the same whether it was just read from the
+    /// package file or is read back from the repository's state: everything [`Self::check`]
+    /// checks, a safe `component`, and the location those give.
+    pub fn check_deb(&self, component: &str) -> Result<()> {
+        if self.rpm.is_some() {
+            bail!("a .deb carries no rpm fields");
+        }
+        self.check()?;
+        check_token("component", component, "-.")?;
+        let location = deb_location(component, &self.name, &self.version, &self.arch);
+        if self.location != location {
+            bail!("its location `{}` is not `{location}`", self.location);
+        }
+        Ok(())
+    }
+
+    /// The checks an rpm's record passes, the same whether it was just read from the
+    /// package file or is read back from the repository's state: everything [`Self::check`]
+    /// checks, dependency flags and file types primary.xml knows, and the location its
+    /// name, version, release and architecture give.
+    pub fn check_rpm(&self) -> Result<()> {
+        let r = self.rpm.as_ref().context("an rpm without its rpm fields")?;
+        if !self.control.is_empty() {
+            bail!("an rpm carries no control fields");
+        }
+        self.check()?;
+        let deps = [
+            &r.provides,
+            &r.requires,
+            &r.conflicts,
+            &r.obsoletes,
+            &r.recommends,
+            &r.suggests,
+        ];
+        for d in deps.iter().flat_map(|d| d.iter()) {
+            if !["", "LT", "GT", "EQ", "LE", "GE"].contains(&d.flags.as_str()) {
+                bail!("dependency {} has flags `{}`", d.name, d.flags);
+            }
+        }
+        if let Some((path, kind)) = r
+            .files
+            .iter()
+            .find(|(_, k)| !["", "dir", "ghost"].contains(&k.as_str()))
+        {
+            bail!("file {path} has type `{kind}`");
+        }
+        let location = rpm_location(&self.name, &r.ver, &r.rel, &self.arch);
+        if self.location != location {
+            bail!("its location `{}` is not `{location}`", self.location);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -1,277 +1,309 @@
-//! Writing the indexes, their signatures and the client files from the state, in the order
-//! that keeps the repository readable: the new segments, the state and the content-addressed
-//! indexes first (one durable batch, the state renamed last), then the plain-named indexes and client files and, only once those are
-//! durable, the signed `Release`/`InRelease`/`Release.gpg` and `repomd.xml`/`repomd.xml.asc`
-//! by rename (a second batch, its signed files last), then older generations go.
+//! Rendering the indexes from the records and writing them, their signatures, the client
+//! files and the state, in the order that keeps the repository readable: the new records,
+//! the cached chunks, the content-addressed indexes (by-hash, SHA-256-prefixed repodata) and
+//! the state (renamed last: the commit point) in one durable batch; then the plain-named
+//! indexes and client files and, only once those are durable, the signed
+//! `Release`/`InRelease`/`Release.gpg` and `repomd.xml`/`repomd.xml.asc` by rename (a second
+//! batch, its signed files last); then older generations, records the state no longer names
+//! and unused cache files go. What changed is returned in the order an upload must copy it.
 
-use std::fs;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+use serde::Serialize;
 
-use super::apt::IndexFile;
-use super::chunks::{ChunkCache, ChunkedText};
+use super::cache::Cache;
+use super::dir::RepoDir;
 use super::files::{self, Batch};
-use super::segments::{Family, Format, Store};
-use super::state::{State, encode_state, state_path};
-use super::yum::RepoData;
-use super::{AddReport, RepoOptions, apt, client, yum};
-use crate::sign::Signer;
+use super::keys::Keys;
+use super::record::{Format, Record, record_path, sha256_hex};
+use super::release::{self, Second};
+use super::state::{Published, STATE_FILE, State};
+use super::{AddReport, RepoOptions, apt, yum};
 
-/// Saves `state` and rewrites every index, `Release`, `repomd.xml`, their signatures and the
-/// client files from it.
-pub(super) fn publish(
-    dir: &Path,
-    state: &State,
-    store: &Store,
+/// What a run changed in the published part of the repository, in the order an upload must
+/// copy it so that no client ever reads an index naming a file not there yet.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Changes {
+    /// 1. New pool files.
+    pub pool: Vec<String>,
+    /// 2. Indexes under names that never change content (`by-hash/`, `repodata/<sha256>-*`).
+    pub indexes: Vec<String>,
+    /// 3. Plain-named indexes and the client files (`mattermost.asc`, `.sources`, `.repo`).
+    pub plain: Vec<String>,
+    /// 4. `Release`, `Release.gpg`, `InRelease`, `repomd.xml`, `repomd.xml.asc`, last.
+    pub signed: Vec<String>,
+    /// 5. Files to remove once the rest is uploaded: pool files no index names any more,
+    ///    index files of older generations.
+    pub removed: Vec<String>,
+}
+
+impl Changes {
+    /// The change list as text: one `STEP PATH` line per file, steps in upload order
+    /// (`pool`, `indexes`, `plain`, `signed`, then `remove`).
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        for (step, list) in [
+            ("pool", &self.pool),
+            ("indexes", &self.indexes),
+            ("plain", &self.plain),
+            ("signed", &self.signed),
+            ("remove", &self.removed),
+        ] {
+            for path in list {
+                out.push_str(step);
+                out.push(' ');
+                out.push_str(path);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+/// Everything a publish needs besides the repository.
+pub struct Publish<'a> {
+    /// The state to write (its packages and `removing` already set).
+    pub state: State,
+    /// Every package the new state holds.
+    pub records: &'a [Record],
+    /// Records to write (new, or changed: rpm copies signed again).
+    pub write: &'a [Record],
+    /// The keys of this run, and the fingerprints of those that signed last time.
+    pub keys: &'a Keys,
+    /// The keys the state named before this run.
+    pub keys_before: &'a [String],
+    /// Pool files written in this run.
+    pub pool_written: Vec<String>,
+}
+
+/// Renders and writes every index, signature, client file and the state; returns what
+/// changed.
+pub fn publish(
+    dir: &RepoDir,
+    job: Publish,
     options: &RepoOptions,
     report: &mut AddReport,
-) -> Result<()> {
-    let signer = options.signer.as_deref();
-    report.unsigned = signer.is_none();
-    let cache = ChunkCache::load(dir);
-    let has_debs = state.of(Format::Deb).next().is_some();
-    let rpms = state.of(Format::Rpm).next();
+) -> Result<Changes> {
+    let Publish {
+        mut state,
+        records,
+        write,
+        keys,
+        keys_before,
+        pool_written,
+    } = job;
+    let signers = keys.refs();
+    let cache = Cache::new(dir);
+    let debs = families(records);
+    let rpms = rpms(records);
     // The apt indexes are made on another thread while the yum side is.
     let (indexes, data) = std::thread::scope(|scope| -> Result<_> {
-        let apt = scope.spawn(|| {
-            let texts = state
-                .of(Format::Deb)
-                .map(|f| {
-                    let [text] = texts(store, f)?;
-                    Ok((f.component.as_str(), f.arch.as_str(), text))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            apt::indexes(&texts, &cache)
-        });
-        let yum = match rpms {
-            Some(f) => yum::repodata(f.count(), texts(store, f)?, &cache),
-            None => Ok(Vec::new()),
+        let apt = scope.spawn(|| apt::indexes(&debs, &cache));
+        let yum = match rpms.is_empty() {
+            true => Ok(Vec::new()),
+            false => yum::repodata(&rpms, &cache),
         };
         let indexes = apt
             .join()
             .map_err(|_| anyhow::anyhow!("an index thread panicked"))?;
         Ok((indexes?, yum?))
     })?;
-    let state_bytes = encode_state(state)?;
-    let dists = dir
-        .join(apt::APT_DIR)
-        .join("dists")
-        .join(&state.settings.suite);
-    let yum_root = dir.join(yum::YUM_DIR);
+    let dists = format!("{}/dists/{}", apt::APT_DIR, state.suite);
+    let old = state.published.clone();
 
-    // 1. What no published file names yet: the state, indexes under their hashes.
-    let mut batch = Batch::new(dir)?;
-    store.stage(&mut batch)?;
-    // The state names the segments: it goes into place once they are durable.
-    batch.write_last(&state_path(dir), &state_bytes)?;
+    // What clients read first, all computed before anything is written, so that the state
+    // can record it.
+    let same_keys = keys_before == keys.fingerprints.as_slice();
+    let mut second = Second::new(dir, &state, &signers, same_keys, options)?;
+    let old_release = match debs.is_empty() {
+        true => None,
+        false => Some(second.apt(&dists, &indexes)?),
+    };
+    let old_repomd = match rpms.is_empty() {
+        true => None,
+        false => Some(second.yum(&data)?),
+    };
+    let (release_date, repomd_date) = release::dates(&second);
+    let second = second.files;
+
+    // What this run publishes, for the next run to tell what it changes.
+    let mut first: Vec<(Vec<String>, &[u8])> = Vec::new();
     for index in &indexes {
-        let names = index.by_hash_paths().map(|p| dists.join(p));
-        batch.write_linked(&names, &index.bytes)?;
+        let names = index.by_hash_paths().map(|p| format!("{dists}/{p}"));
+        first.push((names.to_vec(), &index.bytes));
     }
     for d in &data {
-        batch.write(&yum_root.join(d.location()), &d.gz)?;
+        first.push((vec![format!("{}/{}", yum::YUM_DIR, d.location())], &d.gz));
     }
-    batch.commit()?;
-    // A cache only: written without a sync (a crash costs the next run some compression).
-    cache.save(dir)?;
-
-    // 2. What clients read first, each replaced by rename.
-    let mut batch = Batch::new(dir)?;
-    if let Some(signer) = signer {
-        batch.write(
-            &dir.join(client::KEY_FILE),
-            signer.public_armored()?.as_bytes(),
-        )?;
-    }
-    let old_release = if !has_debs {
-        None
-    } else {
-        Some(stage_apt(
-            &mut batch, dir, &dists, state, &indexes, options, report,
-        )?)
-    };
-    let old_repomd = if rpms.is_none() {
-        None
-    } else {
-        Some(stage_yum(&mut batch, dir, state, &data, options, report)?)
-    };
-    batch.commit()?;
-
-    // 3. Index files of older generations go; the previous one stays for clients mid-update.
-    if let Some(keep) = old_release {
-        files::remove_unreferenced(&dists, "by-hash", &keep)?;
-    }
-    if let Some(keep) = old_repomd {
-        files::remove_unreferenced(&yum_root.join("repodata"), "", &keep)?;
-    }
-    Ok(())
-}
-
-/// Stages the plain-named indexes, `Release` and its signatures, and `mattermost.sources`;
-/// returns the previous and the new `Release` (what the by-hash files to keep are named in).
-fn stage_apt(
-    batch: &mut Batch,
-    dir: &Path,
-    dists: &Path,
-    state: &State,
-    indexes: &[IndexFile],
-    options: &RepoOptions,
-    report: &mut AddReport,
-) -> Result<String> {
-    let signer = options.signer.as_deref();
-    // The plain-named indexes are renamed together with Release, right before it.
-    // Each is another name of its by-hash file, in place since the batch before.
-    for index in indexes {
-        let [by_hash, _] = index.by_hash_paths();
-        batch.link(&dists.join(by_hash), &dists.join(&index.path), &index.bytes)?;
-    }
-    let meta = apt::ReleaseMeta {
-        origin: state.settings.origin.clone(),
-        label: state.settings.label.clone(),
-        suite: state.settings.suite.clone(),
-        date: options.date,
-    };
-    let mut release = apt::release(&meta, indexes);
-    let release_path = dists.join("Release");
-    let old = fs::read_to_string(&release_path).unwrap_or_default();
-    let unchanged = !old.is_empty() && apt::without_date(&old) == apt::without_date(&release);
-    if unchanged {
-        // Keep the published Date (and so the signatures) when nothing else changed.
-        release = old.clone();
-    }
-    let rel = |name: &str| format!("{}/dists/{}/{name}", apt::APT_DIR, state.settings.suite);
-    let (inrelease, detached) = (dists.join("InRelease"), dists.join("Release.gpg"));
-    match signer {
-        // Nothing changed and this key signed it: no new signature, no changed byte.
-        Some(signer)
-            if unchanged && still_signed(signer, &release, &detached, Some(&inrelease)) => {}
-        Some(signer) => {
-            let clear = signer.clearsign(&release)?;
-            let sig = signer.detached_armored(release.as_bytes())?;
-            batch.write_last(&release_path, release.as_bytes())?;
-            if batch.write_last(&detached, sig.as_bytes())? {
-                report.signed.push(rel("Release.gpg"));
-            }
-            if batch.write_last(&inrelease, clear.as_bytes())? {
-                report.signed.push(rel("InRelease"));
-            }
-        }
-        None => {
-            // An unsigned repository must not keep signatures of an older Release.
-            remove_if_present(&inrelease)?;
-            remove_if_present(&detached)?;
-            batch.write_last(&release_path, release.as_bytes())?;
+    let mut current: BTreeMap<String, String> = BTreeMap::new();
+    for (names, bytes) in &first {
+        for name in names {
+            current.insert(name.clone(), sha256_hex(bytes));
         }
     }
-    let mut components: Vec<&str> = state
-        .of(Format::Deb)
-        .map(|f| f.component.as_str())
+    for f in &second {
+        current.insert(f.path.clone(), sha256_hex(&f.bytes));
+    }
+    let previous: Vec<String> = old
+        .current
+        .keys()
+        .filter(|p| generation(p) && !current.contains_key(*p))
+        .cloned()
         .collect();
-    components.sort();
-    components.dedup();
-    client::write_client_files(
-        batch,
-        dir,
-        &state.settings.suite,
-        state.settings.base_url.as_deref(),
-        &components,
-        signer,
-    )?;
-    Ok(format!("{old}\n{release}"))
-}
+    let doomed: Vec<String> = old
+        .previous
+        .iter()
+        .filter(|p| !current.contains_key(*p) && !previous.contains(p))
+        .cloned()
+        .collect();
+    state.published = Published {
+        current,
+        previous,
+        release_date,
+        repomd_date,
+    };
+    state.keys = keys.fingerprints.clone();
+    // The records kept keep their hashes; new and changed ones are hashed as written.
+    let held: BTreeSet<String> = records.iter().map(Record::pool_path).collect();
+    state.packages.retain(|path, _| held.contains(path));
 
-/// Stages `repomd.xml`, `repomd.xml.asc` and `mattermost.repo`; returns the previous and the
-/// new `repomd.xml` (what the repodata files to keep are named in).
-fn stage_yum(
-    batch: &mut Batch,
-    dir: &Path,
-    state: &State,
-    data: &[RepoData],
-    options: &RepoOptions,
-    report: &mut AddReport,
-) -> Result<String> {
-    let root = dir.join(yum::YUM_DIR);
-    let mut repomd = yum::repomd(data, options.date);
-    let path = root.join("repodata/repomd.xml");
-    let old = fs::read_to_string(&path).unwrap_or_default();
-    if !old.is_empty() && yum::without_dates(&old) == yum::without_dates(&repomd) {
-        repomd = old.clone();
+    // 1. What no published file names yet: records, cached chunks, indexes under their
+    // hashes, and the state that names the records (last).
+    let mut batch = Batch::new(dir)?;
+    for record in write {
+        let bytes = record.encode();
+        let sha = sha256_hex(&bytes);
+        batch.write(&record_path(&record.pool_path(), &sha), &bytes)?;
+        state.packages.insert(record.pool_path(), sha);
     }
-    let asc = root.join("repodata/repomd.xml.asc");
-    let unchanged = repomd == old;
-    match options.signer.as_deref() {
-        Some(signer) if unchanged && still_signed(signer, &repomd, &asc, None) => {}
-        Some(signer) => {
-            let sig = signer.detached_armored(repomd.as_bytes())?;
-            batch.write_last(&path, repomd.as_bytes())?;
-            if batch.write_last(&asc, sig.as_bytes())? {
-                report
-                    .signed
-                    .push(format!("{}/repodata/repomd.xml.asc", yum::YUM_DIR));
+    cache.stage(&mut batch)?;
+    for (names, bytes) in &first {
+        batch.write_linked(names, bytes)?;
+    }
+    let existing = dir.read_private(STATE_FILE)?;
+    batch.write_last(STATE_FILE, &state.encode(&signers, existing.as_deref())?)?;
+    let written_first = batch.commit()?;
+
+    // 2. What clients read first, each replaced by rename, the signed files last. The
+    // plain-named indexes are other names of their by-hash files.
+    let mut batch = Batch::new(dir)?;
+    for f in &second {
+        let index = indexes
+            .iter()
+            .find(|i| format!("{dists}/{}", i.path) == f.path);
+        let wrote = match index {
+            Some(index) => {
+                let [by_hash, _] = index.by_hash_paths();
+                batch.link(&format!("{dists}/{by_hash}"), &f.path, &f.bytes)?
             }
-        }
-        None => {
-            remove_if_present(&asc)?;
-            batch.write_last(&path, repomd.as_bytes())?;
+            None if f.signed => batch.write_last(&f.path, &f.bytes)?,
+            None => batch.write(&f.path, &f.bytes)?,
+        };
+        let signature = ["InRelease", ".gpg", ".asc"]
+            .iter()
+            .any(|s| f.path.ends_with(s));
+        if wrote && f.signed && signature {
+            report.signed.push(f.path.clone());
         }
     }
-    client::write_yum_repo_file(
-        batch,
-        dir,
-        state.settings.base_url.as_deref(),
-        options.signer.is_some(),
-    )?;
-    Ok(format!("{old}\n{repomd}"))
+    if signers.is_empty() {
+        // An unsigned repository must not keep signatures of an older Release.
+        for sig in [
+            format!("{dists}/InRelease"),
+            format!("{dists}/Release.gpg"),
+            format!("{}/repodata/repomd.xml.asc", yum::YUM_DIR),
+        ] {
+            dir.remove_file(&sig)?;
+        }
+    }
+    let written_second = batch.commit()?;
+
+    // 3. Index files of older generations go (the previous one stays for clients
+    // mid-update), and private files the state no longer names.
+    let mut removed = Vec::new();
+    for path in &doomed {
+        if dir.remove_file(path)? || options.state_only {
+            removed.push(path.clone());
+        }
+    }
+    let text_of = |path: &str| {
+        second
+            .iter()
+            .find(|f| f.path == path)
+            .map(|f| String::from_utf8_lossy(&f.bytes).into_owned())
+            .unwrap_or_default()
+    };
+    if let Some(old) = old_release {
+        let keep = format!("{old}\n{}", text_of(&format!("{dists}/Release")));
+        removed.extend(files::remove_unreferenced(dir, &dists, "by-hash", &keep)?);
+    }
+    if let Some(old) = old_repomd {
+        let root = format!("{}/repodata", yum::YUM_DIR);
+        let keep = format!("{old}\n{}", text_of(&format!("{root}/repomd.xml")));
+        removed.extend(files::remove_unreferenced(dir, &root, "", &keep)?);
+    }
+    for path in super::state::unnamed_records(dir, &state)? {
+        dir.remove_file(&path)?;
+    }
+    cache.remove_unused()?;
+
+    // What changed, in upload order: files whose bytes the last publish had are not news.
+    let unchanged = |p: &String| {
+        old.current
+            .get(p)
+            .is_some_and(|sha| state.published.current.get(p) == Some(sha))
+    };
+    let mut changes = Changes {
+        pool: pool_written,
+        ..Changes::default()
+    };
+    for path in written_first.into_iter().chain(written_second) {
+        if path.starts_with(".mm-pkg/") || unchanged(&path) {
+            continue;
+        }
+        let list = if generation(&path) {
+            &mut changes.indexes
+        } else if second.iter().any(|f| f.path == path && f.signed) {
+            &mut changes.signed
+        } else {
+            &mut changes.plain
+        };
+        list.push(path);
+    }
+    removed.sort();
+    removed.dedup();
+    changes.removed = removed;
+    Ok(changes)
 }
 
-/// The `N` index texts of `family` (one for apt, three for yum), each segment a chunk.
-fn texts<const N: usize>(store: &Store, family: &Family) -> Result<[ChunkedText; N]> {
-    let mut out = std::array::from_fn(|_| ChunkedText::new());
-    for segment in &family.segments {
-        let texts = store.texts(segment)?;
-        anyhow::ensure!(
-            texts.len() == N,
-            "segment {} holds {} index texts, not {N}: restore .mm-pkg from a backup",
-            segment.id,
-            texts.len()
+/// True for an index file of one generation: a by-hash file or a repodata file, which a
+/// later generation leaves for clients mid-update.
+fn generation(path: &str) -> bool {
+    path.contains("/by-hash/") || path.starts_with("yum/repodata/") && path.ends_with(".xml.gz")
+}
+
+/// The apt families of `records`: (component, architecture, packages in index order).
+pub fn families(records: &[Record]) -> Vec<(String, String, Vec<&Record>)> {
+    let mut map: BTreeMap<(String, String), Vec<&Record>> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.format == Format::Deb) {
+        let key = (
+            r.component.clone().unwrap_or_default(),
+            r.package.arch.clone(),
         );
-        for (text, (bytes, sha256)) in out.iter_mut().zip(texts) {
-            text.push_chunk(bytes, sha256);
-        }
+        map.entry(key).or_default().push(r);
     }
-    Ok(out)
+    map.into_iter()
+        .map(|((component, arch), mut list)| {
+            list.sort_by(|a, b| a.key().cmp(&b.key()));
+            (component, arch, list)
+        })
+        .collect()
 }
 
-fn remove_if_present(path: &Path) -> Result<()> {
-    match fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(e).with_context(|| format!("removing {}", path.display()))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// True when the detached signature at `detached` verifies `text` with `signer`'s key and,
-/// for apt, the clearsigned `InRelease` at `clearsigned` signs the same text (so an unchanged
-/// index keeps its signatures; a new key, or an `InRelease` an interrupted run left behind,
-/// re-signs).
-fn still_signed(signer: &Signer, text: &str, detached: &Path, clearsigned: Option<&Path>) -> bool {
-    let Ok(sig) = fs::read(detached) else {
-        return false;
-    };
-    let Some(verifier) = signer
-        .public_binary()
-        .ok()
-        .and_then(|key| crate::sign::verify::Verifier::from_bytes(&key).ok())
-    else {
-        return false;
-    };
-    let clear_ok = clearsigned.is_none_or(|path| {
-        fs::read_to_string(path)
-            .ok()
-            .and_then(|armored| verifier.cleartext(&armored).ok())
-            .is_some_and(|signed| super::verify::norm(&signed) == super::verify::norm(text))
-    });
-    clear_ok && verifier.detached(&sig, text.as_bytes()).is_ok()
+/// The rpms of `records`, in index order.
+pub fn rpms(records: &[Record]) -> Vec<&Record> {
+    let mut rpms: Vec<&Record> = records.iter().filter(|r| r.format == Format::Rpm).collect();
+    rpms.sort_by(|a, b| a.key().cmp(&b.key()));
+    rpms
 }

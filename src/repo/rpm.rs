@@ -16,6 +16,7 @@ use crate::sign::Signer;
 
 /// A dependency as primary.xml writes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Dep {
     /// Name.
     pub name: String,
@@ -29,6 +30,7 @@ pub struct Dep {
 
 /// What primary, filelists and other need from one rpm.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RpmInfo {
     /// Epoch (`0` when none).
     pub epoch: String,

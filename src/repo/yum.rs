@@ -7,8 +7,9 @@ use std::fmt::Write as _;
 use anyhow::{Result, bail};
 use sha2::{Digest, Sha256};
 
-use super::chunks::{ChunkCache, ChunkedText};
+use super::cache::{Builder, Cache, IndexText};
 use super::package::PackageInfo;
+use super::record::Record;
 use super::rpm::{Dep, RpmInfo, is_primary_file};
 
 /// Root of the yum repository inside the repository directory.
@@ -61,6 +62,17 @@ pub fn check_xml_text(what: &str, value: &str) -> Result<()> {
 /// refused when a package is read, are left out).
 fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
+    esc_into(&mut out, s);
+    out
+}
+
+/// Appends `s` to `out`, escaped for XML element content and attribute values.
+fn esc_into(out: &mut String, s: &str) {
+    let plain = |b: &u8| !matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'' | 0..=0x1f);
+    if s.as_bytes().iter().all(plain) {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -72,16 +84,15 @@ fn esc(s: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 fn rpm_of(p: &PackageInfo) -> &RpmInfo {
     p.rpm.as_ref().expect("yum packages carry rpm metadata")
 }
 
-/// primary, filelists and other for `n` packages whose elements are `bodies` (each in
-/// chunks, in index order), compressed through `cache`.
-pub fn repodata(n: usize, bodies: [ChunkedText; 3], cache: &ChunkCache) -> Result<Vec<RepoData>> {
+/// The texts of primary, filelists and other for `records` (in index order), in chunks.
+pub fn texts(records: &[&Record]) -> [IndexText; 3] {
+    let n = records.len();
     let heads = [
         format!("<metadata xmlns=\"{NS_COMMON}\" xmlns:rpm=\"{NS_RPM}\" packages=\"{n}\">\n"),
         format!(
@@ -89,20 +100,23 @@ pub fn repodata(n: usize, bodies: [ChunkedText; 3], cache: &ChunkCache) -> Resul
         ),
         format!("<otherdata xmlns=\"http://linux.duke.edu/metadata/other\" packages=\"{n}\">\n"),
     ];
+    let ends = ["</metadata>\n", "</filelists>\n", "</otherdata>\n"];
+    let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+    let mut texts = heads.map(|head| Builder::new(&format!("{xml}{head}")));
+    // Each package's elements go into the texts as they are rendered.
+    for r in records {
+        for (text, fragment) in texts.iter_mut().zip(fragments(&r.package)) {
+            text.push(&r.package.location, &fragment);
+        }
+    }
+    let mut ends = ends.into_iter();
+    texts.map(|t| t.finish(ends.next().expect("three ends")))
+}
+
+/// primary, filelists and other for `records` (in index order), compressed through `cache`.
+pub fn repodata(records: &[&Record], cache: &Cache) -> Result<Vec<RepoData>> {
     let mut out = Vec::new();
-    for (((kind, end), head), body) in [
-        ("primary", "</metadata>\n"),
-        ("filelists", "</filelists>\n"),
-        ("other", "</otherdata>\n"),
-    ]
-    .into_iter()
-    .zip(heads)
-    .zip(bodies)
-    {
-        let mut text = ChunkedText::new();
-        text.push_alone(format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{head}").as_bytes());
-        text.append(body);
-        text.push_alone(end.as_bytes());
+    for (kind, text) in KINDS.into_iter().zip(texts(records)) {
         let gz = cache.gzip(&text)?;
         out.push(RepoData {
             kind,
@@ -115,8 +129,11 @@ pub fn repodata(n: usize, bodies: [ChunkedText; 3], cache: &ChunkCache) -> Resul
     Ok(out)
 }
 
+/// The kinds of repodata mm-pkg writes, in order.
+pub const KINDS: [&str; 3] = ["primary", "filelists", "other"];
+
 /// The `<package>` elements of `p` in primary, filelists and other.
-pub(super) fn fragments(p: &PackageInfo) -> [String; 3] {
+pub fn fragments(p: &PackageInfo) -> [String; 3] {
     let (mut primary, mut filelists, mut other) = (String::new(), String::new(), String::new());
     let r = rpm_of(p);
     let id = &p.digests.sha256;
@@ -175,7 +192,7 @@ pub(super) fn fragments(p: &PackageInfo) -> [String; 3] {
     }
     for (path, kind) in &r.files {
         if is_primary_file(path) {
-            let _ = writeln!(primary, "    {}", file_element(path, kind));
+            file_element(&mut primary, "    ", path, kind);
         }
     }
     primary.push_str("  </format>\n</package>\n");
@@ -187,7 +204,7 @@ pub(super) fn fragments(p: &PackageInfo) -> [String; 3] {
     );
     filelists.push_str(&head);
     for (path, kind) in &r.files {
-        let _ = writeln!(filelists, "  {}", file_element(path, kind));
+        file_element(&mut filelists, "  ", path, kind);
     }
     filelists.push_str("</package>\n");
     other.push_str(&head);
@@ -222,12 +239,19 @@ fn entry(d: &Dep, requires: bool) -> String {
     s
 }
 
-fn file_element(path: &str, kind: &str) -> String {
+/// Appends the `<file>` element of `path` (of `kind`: `dir`, `ghost` or empty), indented by
+/// `indent`, as a line of `out`.
+fn file_element(out: &mut String, indent: &str, path: &str, kind: &str) {
+    out.push_str(indent);
     if kind.is_empty() {
-        format!("<file>{}</file>", esc(path))
+        out.push_str("<file>");
     } else {
-        format!("<file type=\"{kind}\">{}</file>", esc(path))
+        out.push_str("<file type=\"");
+        out.push_str(kind);
+        out.push_str("\">");
     }
+    esc_into(out, path);
+    out.push_str("</file>\n");
 }
 
 /// `repomd.xml` naming `data`, revision and timestamps `date`.

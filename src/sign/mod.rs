@@ -8,6 +8,7 @@
 //! dated by `SOURCE_DATE_EPOCH`, so the same inputs give the same bytes.
 
 pub mod generate;
+pub mod multi;
 pub mod policy;
 pub mod verify;
 

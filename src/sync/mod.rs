@@ -97,7 +97,9 @@ pub fn sync(
 ) -> Result<Report> {
     // 1. Resolve and 2. plan.
     let held = holdings(&options.dir)?;
-    refuse_to_unsign(options, &held)?;
+    // A signed repository stays signed by its key: a run without it (or with another one)
+    // stops before anything is downloaded or built, as `repo add` would refuse it after.
+    repo::check_keys(&options.dir, &options.repo)?;
     let plan = checked_plan(discovery, options, &held)?;
     let mut report = Report {
         present: plan.present.iter().map(|t| Entry::of(t, &t.held)).collect(),
@@ -218,36 +220,6 @@ pub fn settle(
     }
     report.notification = Some(notify::tell(&report.summary(), policy, webhook));
     Ok(report)
-}
-
-/// A signed repository stays signed: without a key, `repo add` would write it unsigned (and
-/// drop its signatures), so a scheduled run that lost its key must stop before anything.
-fn refuse_to_unsign(options: &SyncOptions, held: &Holdings) -> Result<()> {
-    if options.repo.signer.is_some() {
-        return Ok(());
-    }
-    let suite = held.suite.as_deref().unwrap_or(repo::DEFAULT_SUITE);
-    let signatures = [
-        options
-            .dir
-            .join(repo::apt::APT_DIR)
-            .join("dists")
-            .join(suite)
-            .join("InRelease"),
-        options
-            .dir
-            .join(repo::yum::YUM_DIR)
-            .join("repodata/repomd.xml.asc"),
-    ];
-    if let Some(sig) = signatures.iter().find(|p| p.exists()) {
-        bail!(
-            "{} is signed ({} exists) but no --sign-key (or MM_PKG_SIGN_KEY) was given: \
-             publishing would leave it unsigned. Pass the repository's key. Nothing was changed.",
-            options.dir.display(),
-            sig.display()
-        );
-    }
-    Ok(())
 }
 
 /// One line per release: a counter on a terminal, plain otherwise.

@@ -118,19 +118,23 @@ impl Mirror {
     /// `mm-pkg` without the environment variables a CI runner or a developer may have set.
     pub fn cmd(&self) -> Command {
         let mut cmd = mm_pkg();
-        for var in [
-            "GITHUB_TOKEN",
-            "GITHUB_STEP_SUMMARY",
-            "MM_PKG_WEBHOOK_URL",
-            "MM_PKG_SIGN_KEY",
-            "MM_PKG_SIGN_PASSPHRASE",
-            "MM_PKG_MAINTAINER",
-        ] {
+        for var in RUNNER_VARS {
             cmd.env_remove(var);
         }
         cmd
     }
 }
+
+/// Environment variables a CI runner or a developer may have set that change what mm-pkg
+/// does: the tests clear them.
+pub const RUNNER_VARS: [&str; 6] = [
+    "GITHUB_TOKEN",
+    "GITHUB_STEP_SUMMARY",
+    "MM_PKG_WEBHOOK_URL",
+    "MM_PKG_SIGN_KEY",
+    "MM_PKG_SIGN_PASSPHRASE",
+    "MM_PKG_MAINTAINER",
+];
 
 /// stdout and stderr together.
 pub fn text(out: &Output) -> String {

@@ -122,3 +122,75 @@ pub fn dnf(root: &Path, args: &[&str]) -> (bool, String) {
     );
     (out.status.success(), text)
 }
+
+/// The JSON of the repository state in `repo` (`.mm-pkg/state.json`, clearsigned or not).
+pub fn state_json(repo: &Path) -> serde_json::Value {
+    let text = fs::read_to_string(repo.join(".mm-pkg/state.json")).unwrap();
+    let json = match text.strip_prefix("-----BEGIN PGP SIGNED MESSAGE-----\n") {
+        Some(rest) => {
+            let body = &rest[rest.find("\n\n").unwrap() + 2..];
+            body[..body.find("-----BEGIN PGP SIGNATURE-----").unwrap()].to_string()
+        }
+        None => text,
+    };
+    serde_json::from_str(&json).unwrap()
+}
+
+/// `apt-get update` in the Debian root `root` from scratch (no cached lists): (success with
+/// no error line, output).
+pub fn fresh_update(root: &Path) -> (bool, String) {
+    let lists = root.join("var/lib/apt/lists");
+    for e in fs::read_dir(&lists).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            fs::remove_file(p).unwrap();
+        }
+    }
+    let out = super::chroot(root, &["apt-get", "update"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        out.status.success() && !text.contains("\nE:") && !text.starts_with("E:"),
+        text,
+    )
+}
+
+/// Small x86_64 rpms `name` `version`-1 in `dir` without dependencies or scripts (dnf can
+/// install them into an empty root), made with one rpmbuild run; returns them in the order
+/// of `versions`.
+pub fn tiny_rpms(dir: &Path, name: &str, versions: &[&str]) -> Vec<PathBuf> {
+    versions
+        .iter()
+        .map(|version| {
+            let top = dir.join(format!("rpmbuild-{name}-{version}"));
+            let spec = top.join("tiny.spec");
+            fs::create_dir_all(&top).unwrap();
+            fs::write(
+                &spec,
+                format!(
+                    "Name: {name}\nVersion: {version}\nRelease: 1\nSummary: tiny {name}\n\
+                     License: MIT\nBuildArch: x86_64\n%description\ntiny package {name}\n\
+                     %install\nmkdir -p %{{buildroot}}/usr/share/{name}\n\
+                     echo {version} > %{{buildroot}}/usr/share/{name}/version\n\
+                     %files\n/usr/share/{name}/version\n"
+                ),
+            )
+            .unwrap();
+            run(Command::new("rpmbuild")
+                .arg("-bb")
+                .arg("--define")
+                .arg(format!("_topdir {}", top.display()))
+                .args(["--define", "__spec_install_post %{nil}"])
+                .args(["--define", "debug_package %{nil}"])
+                .arg(&spec));
+            let built = top.join(format!("RPMS/x86_64/{name}-{version}-1.x86_64.rpm"));
+            let out = dir.join(format!("{name}-{version}-1.x86_64.rpm"));
+            fs::rename(built, &out).unwrap();
+            fs::remove_dir_all(&top).unwrap();
+            out
+        })
+        .collect()
+}

@@ -16,7 +16,7 @@ use std::path::Path;
 use anyhow::{Context, Result, anyhow, bail};
 use sha2::{Digest, Sha256};
 
-use super::package::{FileDigests, PackageInfo, check_token};
+use super::package::{FileDigests, PackageInfo, check_token, deb_location};
 use super::version;
 use ar::ArReader;
 pub use control::{MAX_CONTROL_BYTES, check_package_fields, parse_control, read_paragraph};
@@ -61,13 +61,7 @@ pub fn read(path: &Path, digests: FileDigests, component: &str) -> Result<Packag
     };
     let (name, version, arch) = (field("Package")?, field("Version")?, field("Architecture")?);
     check_names(&name, &version, &arch).with_context(|| path.display().to_string())?;
-    let letter = if name.starts_with("lib") && name.len() > 3 {
-        &name[..4]
-    } else {
-        &name[..1]
-    };
-    let upstream = version.split_once(':').map_or(version.as_str(), |(_, v)| v);
-    let location = format!("pool/{component}/{letter}/{name}/{name}_{upstream}_{arch}.deb");
+    let location = deb_location(component, &name, &version, &arch);
     let info = PackageInfo {
         name,
         version,

@@ -1,0 +1,246 @@
+//! Opening a repository for a change: its state read and checked ([`super::state`]), the keys
+//! of this run decided ([`super::keys`]), and every record read back and checked, each as far
+//! as what vouches for it allows: against its pool file where no key signed the state, and
+//! its pool file's size otherwise (skipped with `--state-only`, where the pool is not there).
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+
+use super::dir::RepoDir;
+use super::keys::{self, Keys, Vouched};
+use super::package::{FileDigests, PackageInfo};
+use super::record::{Format, Record};
+use super::state::{self, State};
+use super::{RepoOptions, apt, deb, publish, rpm, yum};
+use crate::sign::multi;
+
+/// A repository opened for a change.
+pub struct Loaded {
+    /// Its state, with this run's settings applied.
+    pub state: State,
+    /// Every package it holds.
+    pub records: Vec<Record>,
+    /// The keys of this run.
+    pub keys: Keys,
+    /// True when the state was written by an earlier version (its files go after this run).
+    pub legacy: bool,
+}
+
+/// A path that reads the open file `file` (for readers that take paths), so that what they
+/// read is the file opened without following links.
+pub fn fd_path(file: &File) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()))
+}
+
+/// Opens the repository `dir` for a run with `options`.
+pub fn load(dir: &RepoDir, options: &RepoOptions) -> Result<Loaded> {
+    let found = state::read(dir)?;
+    if found.is_none() {
+        // Without a state, pool files and content-addressed indexes are what a first run
+        // killed before its state landed left; a published Release or repomd.xml is not.
+        if let Some(index) = published_index(dir)? {
+            bail!(
+                "{} holds {index} but no {}: it was not made by mm-pkg repo add (or its .mm-pkg/ \
+                 is lost: restore it from a backup)",
+                dir.path().display(),
+                state::STATE_FILE
+            );
+        }
+    }
+    let mut keys = keys::decide(dir, found.as_ref(), options)?;
+    let (mut state, records, legacy) = match found {
+        None => (State::new(), Vec::new(), false),
+        Some(found) => match found.legacy {
+            Some(records) => (found.state, records, true),
+            None => {
+                let records = state::records(dir, &found.state)?;
+                (found.state, records, false)
+            }
+        },
+    };
+    state.apply(options)?;
+    if legacy
+        && keys.vouched == Vouched::NotYet
+        && vouched_by_published(dir, &state, &records, &keys)?
+    {
+        keys.vouched = Vouched::Signed;
+    }
+    for record in &records {
+        check_pool_file(dir, record, keys.vouched, options.state_only)?;
+    }
+    Ok(Loaded {
+        state,
+        records,
+        keys,
+        legacy,
+    })
+}
+
+/// True when the records of a state an earlier version wrote render exactly the indexes the
+/// repository publishes under a signature by one of this run's keys (`InRelease`,
+/// `repomd.xml.asc`); false when it publishes no signed index. Refused when they differ: the
+/// old state names packages the signed indexes do not (planted, or left by an interrupted
+/// run of the earlier version).
+fn vouched_by_published(
+    dir: &RepoDir,
+    state: &State,
+    records: &[Record],
+    keys: &Keys,
+) -> Result<bool> {
+    let differ = |what: &str| {
+        anyhow::anyhow!(
+            "{}/{} (written by an earlier mm-pkg) names packages that {what}, signed by the \
+             repository's key, does not list: it was changed, or an add of the earlier \
+             version was interrupted. Finish that add with the earlier version, or restore \
+             .mm-pkg from a backup. Nothing was changed.",
+            dir.path().display(),
+            state::STATE_FILE
+        )
+    };
+    let signers = keys.refs();
+    let mut checked = false;
+    let families = publish::families(records);
+    if !families.is_empty() {
+        let dists = format!("{}/dists/{}", apt::APT_DIR, state.suite);
+        let Some(bytes) = dir.read(&format!("{dists}/InRelease"))? else {
+            return Ok(false);
+        };
+        let armored = String::from_utf8_lossy(&bytes);
+        let Some(release) = signers
+            .iter()
+            .find_map(|s| multi::cleartext_signed_by(&armored, s))
+        else {
+            return Ok(false);
+        };
+        for (component, arch, list) in &families {
+            let text = apt::packages_text(list);
+            let line = format!(
+                " {} {:>16} {component}/binary-{arch}/Packages",
+                hex::encode(text.sha256()),
+                text.len()
+            );
+            let listed = release.lines().any(|l| l == line);
+            if !listed {
+                return Err(differ(&format!("{dists}/InRelease")));
+            }
+        }
+        checked = true;
+    }
+    let rpms = publish::rpms(records);
+    if !rpms.is_empty() {
+        let path = format!("{}/repodata/repomd.xml", yum::YUM_DIR);
+        let (Some(repomd), Some(sig)) = (dir.read(&path)?, dir.read(&format!("{path}.asc"))?)
+        else {
+            return Ok(false);
+        };
+        if !signers
+            .iter()
+            .any(|s| multi::detached_signed_by(&sig, &repomd, s))
+        {
+            return Ok(false);
+        }
+        let repomd = String::from_utf8_lossy(&repomd);
+        for (kind, text) in yum::KINDS.into_iter().zip(yum::texts(&rpms)) {
+            let sha = hex::encode(text.sha256());
+            let entry = repomd
+                .split("<data ")
+                .find(|d| d.starts_with(&format!("type=\"{kind}\"")));
+            let listed = entry
+                .is_some_and(|d| d.contains(&format!("<open-checksum type=\"sha256\">{sha}<")));
+            if !listed {
+                return Err(differ(&path));
+            }
+        }
+        checked = true;
+    }
+    Ok(checked)
+}
+
+/// A `Release`, `InRelease` or `repomd.xml` in the repository `dir`, if there is one.
+fn published_index(dir: &RepoDir) -> Result<Option<String>> {
+    let repomd = "yum/repodata/repomd.xml";
+    if dir.exists(repomd)? {
+        return Ok(Some(repomd.into()));
+    }
+    for suite in dir.list("apt/dists")? {
+        for name in ["Release", "InRelease"] {
+            let rel = format!("apt/dists/{}/{name}", suite.name);
+            if dir.exists(&rel)? {
+                return Ok(Some(rel));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Checks `record` against its pool file: read whole, and read again as a package file is,
+/// when no key vouches for it ([`Vouched::NotYet`]); its size otherwise. Nothing with
+/// `--state-only`, where the pool is not there (and an unvouched record is refused).
+fn check_pool_file(
+    dir: &RepoDir,
+    record: &Record,
+    vouched: Vouched,
+    state_only: bool,
+) -> Result<()> {
+    let path = record.pool_path();
+    let shown = dir.join(&path);
+    if vouched == Vouched::NotYet {
+        if state_only {
+            bail!(
+                "this run signs a repository whose state no key signed yet: each package is \
+                 checked against its pool file first, and with --state-only the pool is not \
+                 here. Run it once with the whole repository. Nothing was changed."
+            );
+        }
+        let file = dir.open_file(&path)?.with_context(|| missing(&shown))?;
+        let digests = FileDigests::of_reader(&file, &shown)?;
+        let again = reread(record, &fd_path(&file), digests)
+            .with_context(|| format!("reading {}", shown.display()))?;
+        if again != record.package {
+            bail!(
+                "{} is not the package the repository's state says it is: someone changed \
+                 the pool file or the state. Restore both from a backup. Nothing was changed.",
+                shown.display()
+            );
+        }
+        return Ok(());
+    }
+    if state_only {
+        return Ok(());
+    }
+    let size = dir.file_size(&path)?.with_context(|| missing(&shown))?;
+    if size != record.package.digests.size {
+        bail!(
+            "{} has {size} bytes, not the {} its index says: it was damaged or replaced. \
+             Restore it from a backup (or withdraw the version with `repo remove`). Nothing \
+             was changed.",
+            shown.display(),
+            record.package.digests.size
+        );
+    }
+    Ok(())
+}
+
+fn missing(shown: &std::path::Path) -> String {
+    format!(
+        "{} is missing, though the repository's state holds it: restore it from a backup, or \
+         withdraw the version with `repo remove`, or publish from the state alone with \
+         --state-only. Nothing was changed.",
+        shown.display()
+    )
+}
+
+/// What the package file at `path` says, read as `repo add` reads a new one.
+fn reread(record: &Record, path: &std::path::Path, digests: FileDigests) -> Result<PackageInfo> {
+    match record.format {
+        Format::Deb => deb::read(
+            path,
+            digests,
+            record.component.as_deref().unwrap_or_default(),
+        ),
+        Format::Rpm => Ok(PackageInfo::of_rpm(rpm::read(path)?, digests)),
+    }
+}
