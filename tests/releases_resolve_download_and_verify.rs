@@ -108,6 +108,31 @@ fn index_pages_are_merged_and_filtered() {
 }
 
 #[test]
+fn a_cached_index_answers_only_for_the_index_url_it_was_read_from() {
+    let m = Mirror::new().with_index();
+    assert!(ok(m.run(&["resolve", "9.x"])).contains("version  9.11.90\n"));
+    // The same cache, offline: the mirror's index answers for its own URL ...
+    assert!(ok(m.run(&["resolve", "9.x", "--offline"])).contains("version  9.11.90\n"));
+    // ... and never for another index (here the default one): the catalog alone answers.
+    let mut cmd = mm_pkg();
+    cmd.args(["resolve", "9.x", "--offline", "--mirror", &m.server.base])
+        .arg("--cache-dir")
+        .arg(m.cache());
+    let resolved = ok(output(&mut cmd));
+    assert!(resolved.contains("version  9.11.18 (ESR)\n"), "{resolved}");
+    let mut cmd = mm_pkg();
+    cmd.args(["list", "12", "--offline"])
+        .arg("--cache-dir")
+        .arg(m.cache());
+    let listed = output(&mut cmd);
+    assert!(
+        !String::from_utf8_lossy(&listed.stdout).contains("12.0.1"),
+        "{}",
+        String::from_utf8_lossy(&listed.stdout)
+    );
+}
+
+#[test]
 fn rate_limited_index_falls_back_to_the_catalog() {
     let m = Mirror::new().with_index();
     m.server
