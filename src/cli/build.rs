@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 
 use mm_pkg::build::{BuildOptions, build_checked};
@@ -47,8 +47,9 @@ pub struct BuildArgs {
     /// Build from this local tarball instead of downloading.
     #[arg(long)]
     tarball: Option<PathBuf>,
-    /// Expected SHA-256 of the tarball (checked in addition to the catalog).
-    #[arg(long)]
+    /// Expected SHA-256 of the tarball (checked in addition to the catalog): a pin that
+    /// verifies the bytes on its own, so a download without a signature is accepted.
+    #[arg(long, value_name = "HEX", value_parser = super::sha256)]
     sha256: Option<String>,
     #[command(flatten)]
     pub trust: TrustArgs,
@@ -229,20 +230,10 @@ fn run_build(args: BuildArgs) -> Result<notify::Row> {
         sha256: Vec::new(),
         allow_unsigned: args.trust.allow_unsigned,
         skip_verify: args.trust.insecure_skip_verify,
-    };
-    if let Some(sha) = &resolved.sha256 {
-        checks
-            .sha256
-            .push(("the release catalog".into(), sha.clone()));
     }
+    .with_catalog(resolved.sha256.as_deref());
     if let Some(sha) = &args.sha256 {
-        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(anyhow!("--sha256 {sha}: expected 64 hex digits"))
-                .map_err(tag(Kind::Usage));
-        }
-        checks
-            .sha256
-            .push(("--sha256".into(), sha.to_ascii_lowercase()));
+        checks = checks.with_pin("--sha256", sha);
     }
     if checks.skip_verify {
         eprintln!(
@@ -310,7 +301,7 @@ fn run_build(args: BuildArgs) -> Result<notify::Row> {
             "edition": release.edition,
             "arch": release.arch,
             "tarball_sha256": verified.sha256,
-            "verified_by": super::verified_by(&checks, &verified),
+            "verified_by": checks.verified_by(&verified),
             "tarball": tarball,
             "signed_by": verified.signed_by,
             "packages": built,

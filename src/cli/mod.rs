@@ -59,31 +59,13 @@ pub const EXIT_STATUS_HELP: &str = "Exit status: 0 success, 1 failure (nothing m
 verification or build failed), 2 usage error (unknown flag, invalid value). With --json a \
 failure also prints {\"error\": \"...\", \"kind\": \"...\"} on stdout.";
 
-/// `verified_by` in `build --json`: which checks the bytes the build read passed, among
-/// `catalog`, `sha256` (the `--sha256` flag) and `signature`; empty when nothing was verified
-/// (no expectation, or `--insecure-skip-verify`).
-pub fn verified_by(
-    checks: &mm_pkg::release::download::Checks,
-    verified: &mm_pkg::release::verify::Verified,
-) -> Vec<&'static str> {
-    if verified.verified_by.is_empty() {
-        return Vec::new();
+/// `--sha256`: 64 hex digits, any case.
+pub fn sha256(value: &str) -> Result<String, String> {
+    if value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(value.to_ascii_lowercase())
+    } else {
+        Err("expected a SHA-256: 64 hex digits".into())
     }
-    let mut by: Vec<&'static str> = checks
-        .sha256
-        .iter()
-        .map(|(label, _)| {
-            if label == "--sha256" {
-                "sha256"
-            } else {
-                "catalog"
-            }
-        })
-        .collect();
-    if verified.signed_by.is_some() {
-        by.push("signature");
-    }
-    by
 }
 
 /// Which source flags the user gave rather than left at their defaults.

@@ -25,12 +25,9 @@ pub fn build_missing(
     options: &BuildOptions,
     output: &Path,
 ) -> Result<Vec<BuiltPackage>> {
-    let mut checks = checks.clone();
-    if let Some(sha) = &target.resolved.sha256 {
-        checks
-            .sha256
-            .push(("the release catalog".into(), sha.clone()));
-    }
+    let checks = checks
+        .clone()
+        .with_catalog(target.resolved.sha256.as_deref());
     let fetched = downloader.fetch(&target.release, &target.resolved.url, &checks)?;
     let options = BuildOptions {
         formats: target.missing.clone(),
