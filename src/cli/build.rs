@@ -294,6 +294,7 @@ fn run_build(args: BuildArgs) -> Result<notify::Row> {
         );
     }
     let built = report.packages;
+    let verified_by = checks.verified_by(&verified);
     if args.json {
         let tarball = absolute(&tarball)?;
         let json = serde_json::json!({
@@ -301,7 +302,7 @@ fn run_build(args: BuildArgs) -> Result<notify::Row> {
             "edition": release.edition,
             "arch": release.arch,
             "tarball_sha256": verified.sha256,
-            "verified_by": checks.verified_by(&verified),
+            "verified_by": verified_by,
             "tarball": tarball,
             "signed_by": verified.signed_by,
             "packages": built,
@@ -328,5 +329,6 @@ fn run_build(args: BuildArgs) -> Result<notify::Row> {
             .iter()
             .map(|p| (p.format.as_str().to_string(), p.sha256.clone()))
             .collect(),
+        verified_by: Some(verified_by.iter().map(|c| c.to_string()).collect()),
     })
 }

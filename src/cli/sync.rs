@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use mm_pkg::release::download::{Checks, Downloader};
+use mm_pkg::release::pins::Pins;
 use mm_pkg::release::resolve::NetMode;
 use mm_pkg::release::spec::ACCEPTED_FORMS;
 use mm_pkg::release::verify::Trust;
@@ -16,6 +17,7 @@ use mm_pkg::sign::Signer;
 use mm_pkg::sync::{self, SyncOptions};
 
 use super::build::{PackagingArgs, formats};
+use super::failure::{Kind, tag};
 use super::source::{NetArgs, Sources, TrustArgs};
 use super::webhook::NotifyArgs;
 use super::{source_date_env, source_date_epoch};
@@ -57,6 +59,11 @@ pub struct SyncArgs {
     pub net: NetArgs,
     #[command(flatten)]
     pub trust: TrustArgs,
+    /// SHA-256 pins, as `sha256sum` writes them (`HEX  mattermost-9.11.19-linux-amd64.tar.gz`):
+    /// a release whose upstream tarball name is listed must have that SHA-256, which verifies
+    /// it as `build --sha256` does (no signature needed).
+    #[arg(long, value_name = "FILE")]
+    sha256sums: Option<PathBuf>,
     #[command(flatten)]
     pub packaging: PackagingArgs,
     /// Armored OpenPGP secret key that signs the repository and its rpms
@@ -89,12 +96,6 @@ pub fn run_sync(args: SyncArgs) -> Result<()> {
     // The key and the webhook are checked before anything is downloaded or written.
     let signer = Signer::from_flag_or_env(args.sign_key.as_deref(), date)?.map(Arc::new);
     let (webhook, policy) = args.notify.webhook()?;
-    if signer.is_none() && !args.plan {
-        eprintln!(
-            "mm-pkg: WARNING: no --sign-key (or MM_PKG_SIGN_KEY): the repository is UNSIGNED; \
-             clients must mark it trusted=yes"
-        );
-    }
     // Editions and architectures come from the sync's own lists.
     let sources = Sources::with("enterprise", "amd64", &args.net)?;
     let unique = |list: &[String]| -> Vec<String> {
@@ -118,6 +119,10 @@ pub fn run_sync(args: SyncArgs) -> Result<()> {
             .map(|a| a.parse())
             .collect::<Result<_>>()?,
         formats: formats(&args.format)?,
+        pins: match &args.sha256sums {
+            Some(path) => Pins::read(path).map_err(tag(Kind::Usage))?,
+            None => Pins::default(),
+        },
         mirror: args.net.mirror.clone(),
         checks: Checks {
             sha256: Vec::new(),

@@ -12,6 +12,7 @@ pub mod http;
 pub mod index;
 pub mod known;
 pub mod openpgp;
+pub mod pins;
 pub mod resolve;
 pub mod sigfile;
 pub mod spec;
