@@ -58,8 +58,9 @@ pub struct BuildArgs {
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
-    /// TOML file of build flags by long name (`revision = "2"`, `format = ["deb"]`); flags
-    /// given on the command line win, unknown keys are an error.
+    /// TOML file of flags by long name (`revision = "2"`, `format = ["deb"]`; keys for build
+    /// alone in a [build] table); flags given on the command line win, unknown keys are an
+    /// error.
     #[arg(long, env = "MM_PKG_CONFIG")]
     config: Option<PathBuf>,
     /// Whether --edition / --arch were given (not defaulted): set after parsing.
@@ -87,14 +88,11 @@ pub struct PackagingArgs {
     /// layout `mm-pkg templates export` writes (deb/, rpm/, systemd/).
     #[arg(long)]
     pub templates: Option<PathBuf>,
-    /// Maintainer and packager of the packages, `Name <email>`.
-    #[arg(
-        long,
-        env = "MM_PKG_MAINTAINER",
-        default_value = "mm-pkg <mm-pkg@example.org>",
-        value_parser = super::maintainer
-    )]
-    pub maintainer: String,
+    /// Maintainer and packager of the packages, `Name <email>` [default: `$DEBFULLNAME
+    /// <$DEBEMAIL>` when DEBEMAIL is set, read as dch reads them, else `mm-pkg
+    /// <mm-pkg@example.org>`].
+    #[arg(long, env = "MM_PKG_MAINTAINER", value_parser = super::FlagOrEnv(super::maintainer))]
+    pub maintainer: Option<String>,
     /// RPM `Vendor:` (who built the package); none by default, since Mattermost did not.
     #[arg(long, default_value = "")]
     pub vendor: String,
@@ -117,6 +115,17 @@ pub struct PackagingArgs {
 }
 
 impl PackagingArgs {
+    /// The maintainer: `--maintainer`, `MM_PKG_MAINTAINER` or the config file, else
+    /// `DEBFULLNAME` and `DEBEMAIL` (as dch reads them), else [`super::DEFAULT_MAINTAINER`].
+    pub fn maintainer(&self) -> Result<String> {
+        if let Some(m) = &self.maintainer {
+            return Ok(m.clone());
+        }
+        Ok(super::debian_maintainer()
+            .map_err(tag(Kind::Usage))?
+            .unwrap_or_else(|| super::DEFAULT_MAINTAINER.to_string()))
+    }
+
     /// The build options these flags give for `formats` written into `output`.
     pub fn options(
         &self,
@@ -135,7 +144,7 @@ impl PackagingArgs {
                 .map(str::parse::<Compression>)
                 .transpose()?,
             templates: self.templates.clone(),
-            maintainer: self.maintainer.clone(),
+            maintainer: self.maintainer()?,
             vendor: mm_pkg::context::checked_vendor(&self.vendor).map_err(tag(Kind::Usage))?,
             source_date,
             strict: self.strict,
@@ -190,6 +199,9 @@ pub fn run_build_and_tell(args: BuildArgs) -> Result<()> {
 
 /// `mm-pkg build`: resolves, fetches and verifies one release, then packages it.
 fn run_build(args: BuildArgs) -> Result<notify::Row> {
+    if let Some(tarball) = &args.tarball {
+        super::tarball::check_exists(tarball).map_err(tag(Kind::Usage))?;
+    }
     mm_pkg::scratch::remove_on_signals()?;
     // Checked before anything is downloaded or written.
     let source_date = source_date_env().map_err(tag(Kind::Usage))?;

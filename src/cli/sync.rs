@@ -49,8 +49,8 @@ pub struct SyncArgs {
     /// Server editions, comma-separated.
     #[arg(long, default_value = "enterprise", value_delimiter = ',', value_parser = ["enterprise", "team"])]
     edition: Vec<String>,
-    /// Architectures, comma-separated.
-    #[arg(long, default_value = "amd64", value_delimiter = ',', value_parser = ["amd64", "arm64"])]
+    /// Architectures, comma-separated (`x86_64` and `aarch64` name the same).
+    #[arg(long, default_value = "amd64", value_delimiter = ',', value_parser = super::arch())]
     arch: Vec<String>,
     /// Package formats, comma-separated.
     #[arg(long, default_value = "deb,rpm", value_delimiter = ',', value_parser = ["deb", "rpm"])]
@@ -86,6 +86,11 @@ pub struct SyncArgs {
     /// Print one JSON object: built, present, failed, repository, notification.
     #[arg(long)]
     json: bool,
+    /// TOML file of flags by long name (`repo = "/srv/repo"`, `spec = ["esr", "latest"]`;
+    /// keys for sync alone in a [sync] table); flags given on the command line win, unknown
+    /// keys are an error.
+    #[arg(long, env = "MM_PKG_CONFIG")]
+    config: Option<PathBuf>,
     #[command(flatten)]
     notify: NotifyArgs,
 }
@@ -153,8 +158,11 @@ pub fn run_sync(args: SyncArgs) -> Result<()> {
     if args.plan {
         let plan = sync::plan(&sources.discovery(), &options)?;
         if args.json {
-            let matrix =
-                sync::plan::matrix(&plan, &args.packaging.revision, &planned_build_flags(&args));
+            let matrix = sync::plan::matrix(
+                &plan,
+                &args.packaging.revision,
+                &planned_build_flags(&args, &options.build.maintainer),
+            );
             println!("{}", serde_json::to_string_pretty(&matrix)?);
         } else {
             for t in &plan.present {
@@ -225,8 +233,8 @@ fn print_sync_report(report: &sync::report::Report, json: bool) -> Result<()> {
 }
 
 /// The flags of this `sync` that each planned `mm-pkg build` needs to build the same bytes
-/// from the same place with the same checks.
-fn planned_build_flags(args: &SyncArgs) -> Vec<String> {
+/// from the same place with the same checks (`maintainer` as this run resolved it).
+fn planned_build_flags(args: &SyncArgs, maintainer: &str) -> Vec<String> {
     let (trust, packaging) = (&args.trust, &args.packaging);
     let mut flags = vec![
         "--mirror".to_string(),
@@ -234,7 +242,7 @@ fn planned_build_flags(args: &SyncArgs) -> Vec<String> {
         "--revision".into(),
         packaging.revision.clone(),
         "--maintainer".into(),
-        packaging.maintainer.clone(),
+        maintainer.to_string(),
     ];
     for k in &trust.keyring {
         flags.extend(["--keyring".into(), k.display().to_string()]);
