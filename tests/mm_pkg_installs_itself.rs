@@ -1,10 +1,12 @@
-//! mm-pkg as its users install it: `scripts/static-build` makes one static binary that does
-//! real work (build, key generation, a signed repository) in a root holding nothing else and
-//! writes the same bytes as the usual build; mm-pkg's own writers package it
-//! (examples/package-mm-pkg.rs) as a .deb and an .rpm that lintian and rpmlint accept and
-//! that install and run, the .deb in a bare Debian root and the .rpm in an empty one; and the
-//! `sync` examples it installs (systemd unit and timer, cron file, config) run there as the
-//! documented user and keep a repository current.
+//! mm-pkg as its users install it. `scripts/release-assets --quick` makes the release's files
+//! from a quick static build: a tarball with one static binary, its man pages, completions
+//! and licences, and a .deb and an .rpm of mm-pkg written by mm-pkg's own writers
+//! (examples/package-mm-pkg.rs). The binary does real work (build, key generation, a signed
+//! repository) in a root holding nothing else and writes the same bytes as the usual build;
+//! the CI examples' install line fetches and checks that tarball; the packages pass lintian
+//! and rpmlint and install and run, the .deb in a bare Debian root and the .rpm in an empty
+//! one; and the `sync` examples the .deb installs (systemd unit and timer, cron file,
+//! config) run there as the documented user and keep a repository current.
 //!
 //! The static build is the musl target (what releases ship) where rustup has it, else the
 //! glibc target linked with +crt-static (MM_PKG_STATIC_GLIBC=1 forces that fallback); the
@@ -12,10 +14,6 @@
 //! scripts/test prints).
 
 mod common;
-
-#[path = "../examples/package-mm-pkg.rs"]
-#[allow(dead_code)]
-mod package_mm_pkg;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -25,45 +23,98 @@ use std::sync::OnceLock;
 use common::fixture::{Spec, write_release};
 use common::lifecycle::ok;
 use common::signing::release_key;
+use common::static_files::StaticServer;
 use common::upstream::{INDEX_PATH, Upstream};
 use common::{chroot_ok, debian_root, have, have_root, mm_pkg, output, run};
 
-/// The static binary: `(kind, target, path)` as scripts/static-build printed them.
-fn static_binary() -> &'static (String, String, PathBuf) {
-    static BUILT: OnceLock<(String, String, PathBuf)> = OnceLock::new();
+/// The version being released.
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Where the .deb installs the `sync` examples.
+const EXAMPLES_DIR: &str = "/usr/share/doc/mm-pkg/examples";
+
+/// What `scripts/release-assets --quick amd64` wrote.
+struct Assets {
+    /// Holds the files.
+    _dir: tempfile::TempDir,
+    /// `musl` or `glibc-static`.
+    kind: String,
+    /// The Rust target, e.g. `x86_64-unknown-linux-musl`.
+    target: String,
+    /// `mm-pkg-VERSION-TARGET.tar.gz`.
+    tarball: PathBuf,
+    /// The static binary, unpacked from the tarball.
+    binary: PathBuf,
+    /// `mm-pkg_VERSION-1_amd64.deb`.
+    deb: PathBuf,
+    /// `mm-pkg-VERSION-1.x86_64.rpm`.
+    rpm: PathBuf,
+}
+
+/// The release's files, made once per run.
+fn assets() -> &'static Assets {
+    static BUILT: OnceLock<Assets> = OnceLock::new();
     BUILT.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        // MM_PKG_STATIC_GLIBC=1 proves the fallback even where the musl target is there.
-        let glibc = std::env::var_os("MM_PKG_STATIC_GLIBC").is_some_and(|v| v == "1");
+        let dir = tempfile::tempdir().unwrap();
+        let dist = dir.path().join("dist");
         let out = output(
-            Command::new(root.join("scripts/static-build"))
-                .arg(if glibc { "--glibc" } else { "--allow-glibc" })
-                .env("CARGO", env!("CARGO")),
+            Command::new(root.join("scripts/release-assets"))
+                .args(["--quick", "amd64"])
+                .arg(&dist)
+                .env("CARGO", env!("CARGO"))
+                .env("SOURCE_DATE_EPOCH", "1764000000"),
         );
         assert!(
             out.status.success(),
-            "scripts/static-build failed:\n{}",
+            "scripts/release-assets failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let last = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .unwrap_or_default()
+        let tarball = only(&dist, ".tar.gz");
+        let name = tarball.file_name().unwrap().to_string_lossy().into_owned();
+        let target = name
+            .strip_prefix(&format!("mm-pkg-{VERSION}-"))
+            .and_then(|t| t.strip_suffix(".tar.gz"))
+            .unwrap_or_else(|| panic!("tarball {name}"))
             .to_string();
-        let mut words = last.split(' ');
-        let (Some(kind), Some(target), Some(path)) = (words.next(), words.next(), words.next())
-        else {
-            panic!("scripts/static-build printed `{last}`");
+        let kind = if target.ends_with("-musl") {
+            "musl"
+        } else {
+            "glibc-static"
         };
-        let note = format!("{kind} {target}");
         eprintln!("mm_pkg_installs_itself: proving a {kind} static build ({target})");
         fs::write(
             Path::new(env!("CARGO_TARGET_TMPDIR")).join("static-build.txt"),
-            format!("{note}\n"),
+            format!("{kind} {target}\n"),
         )
         .unwrap();
-        (kind.to_string(), target.to_string(), root.join(path))
+        run(Command::new("tar")
+            .arg("-xzf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(dir.path()));
+        let binary = dir.path().join(format!("mm-pkg-{VERSION}-{target}/mm-pkg"));
+        Assets {
+            kind: kind.to_string(),
+            target,
+            binary,
+            deb: only(&dist, "_amd64.deb"),
+            rpm: only(&dist, ".x86_64.rpm"),
+            tarball,
+            _dir: dir,
+        }
     })
+}
+
+/// The one file in `dir` whose name ends with `suffix`.
+fn only(dir: &Path, suffix: &str) -> PathBuf {
+    let found: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .collect();
+    assert_eq!(found.len(), 1, "{suffix} in {}: {found:?}", dir.display());
+    found[0].clone()
 }
 
 /// Runs `args` in the chroot `root` with an empty environment (plus `env`).
@@ -83,7 +134,12 @@ fn the_static_binary_works_in_a_root_that_holds_nothing_else() {
     if !have_root() || !have("readelf") || !have("dpkg-deb") {
         return;
     }
-    let (kind, target, binary) = static_binary();
+    let Assets {
+        kind,
+        target,
+        binary,
+        ..
+    } = assets();
     for (tool, flag, refused) in [("readelf", "-lW", "INTERP"), ("readelf", "-dW", "(NEEDED)")] {
         let shown = run(Command::new(tool).arg(flag).arg(binary));
         assert!(!shown.contains(refused), "{kind} {target}: {shown}");
@@ -176,37 +232,85 @@ fn the_static_binary_works_in_a_root_that_holds_nothing_else() {
         .arg(root.join(&deb[1..])));
 }
 
-/// The .deb and .rpm of mm-pkg itself, from the static binary, once per run.
-fn own_packages() -> &'static (tempfile::TempDir, PathBuf, PathBuf) {
-    static BUILT: OnceLock<(tempfile::TempDir, PathBuf, PathBuf)> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let (_, _, binary) = static_binary();
-        let dir = tempfile::tempdir().unwrap();
-        let built = package_mm_pkg::package(&package_mm_pkg::Options {
-            binary: binary.clone(),
-            arch: "amd64".into(),
-            docs_from: None,
-            output: dir.path().join("dist"),
-            revision: "1".into(),
-            maintainer: "mm-pkg maintainers <mm-pkg@example.org>".into(),
-            date: Some(1_764_000_000),
-        })
-        .unwrap();
-        let version = env!("CARGO_PKG_VERSION");
-        let names: Vec<String> = built
-            .iter()
-            .map(|p| p.path.file_name().unwrap().to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(
-            names,
-            [
-                format!("mm-pkg_{version}-1_amd64.deb"),
-                format!("mm-pkg-{version}-1.x86_64.rpm")
-            ]
+#[test]
+fn the_ci_examples_install_the_released_tarball_and_check_it_first() {
+    if !have("curl") || !have("sha256sum") {
+        return;
+    }
+    let Assets {
+        tarball, target, ..
+    } = assets();
+    let listed = run(Command::new("tar").arg("-tzf").arg(tarball));
+    let top = format!("mm-pkg-{VERSION}-{target}");
+    for path in [
+        "mm-pkg",
+        "README.md",
+        "LICENSE-MIT",
+        "LICENSE-APACHE",
+        "man/mm-pkg.1",
+        "man/mm-pkg-sync.1",
+        "complete/mm-pkg.bash",
+        "complete/_mm-pkg",
+        "complete/mm-pkg.fish",
+    ] {
+        assert!(
+            listed.lines().any(|l| l == format!("{top}/{path}")),
+            "no {top}/{path} in the tarball:\n{listed}"
         );
-        let (deb, rpm) = (built[0].path.clone(), built[1].path.clone());
-        (dir, deb, rpm)
-    })
+    }
+
+    // The release's download path, served here.
+    let dir = tempfile::tempdir().unwrap();
+    let download = dir
+        .path()
+        .join(format!("srv/example/mm-pkg/releases/download/v{VERSION}"));
+    fs::create_dir_all(&download).unwrap();
+    fs::copy(tarball, download.join(tarball.file_name().unwrap())).unwrap();
+    let server = StaticServer::start(&dir.path().join("srv"));
+    let sha256 = run(Command::new("sha256sum").arg(tarball));
+    let sha256 = sha256.split(' ').next().unwrap();
+
+    for example in ["github-actions.yml", "gitlab-ci.yml"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(example);
+        let yaml: serde_norway::Value =
+            serde_norway::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        let vars = if yaml["env"].is_mapping() {
+            &yaml["env"]
+        } else {
+            &yaml["variables"]
+        };
+        assert_eq!(vars["MM_PKG_VERSION"].as_str(), Some(VERSION), "{example}");
+        // The job's install line, pointed at this server and a scratch bin directory.
+        let bin = dir.path().join(format!("bin-{example}"));
+        fs::create_dir(&bin).unwrap();
+        let install = vars["MM_PKG_INSTALL"]
+            .as_str()
+            .unwrap()
+            .replace("https://github.com", &server.base)
+            .replace("sudo ", "")
+            .replace("/usr/local/bin", bin.to_str().unwrap())
+            .replace("x86_64-unknown-linux-musl", target);
+        let job = |sha: &str| {
+            output(
+                Command::new("bash")
+                    .args(["-ec", "eval \"$MM_PKG_INSTALL\""])
+                    .current_dir(dir.path())
+                    .env("MM_PKG_INSTALL", &install)
+                    .env("MM_PKG_VERSION", VERSION)
+                    .env("MM_PKG_SHA256", sha),
+            )
+        };
+        let refused = job(&"0".repeat(64));
+        assert!(
+            !refused.status.success() && !bin.join("mm-pkg").exists(),
+            "{example}: a wrong SHA-256 installed mm-pkg"
+        );
+        ok(job(sha256), example);
+        let said = run(Command::new(bin.join("mm-pkg")).arg("--version"));
+        assert_eq!(said.trim(), format!("mm-pkg {VERSION}"), "{example}");
+    }
 }
 
 #[test]
@@ -214,7 +318,14 @@ fn mm_pkg_packages_itself_for_lintian_rpmlint_dpkg_and_rpm() {
     if !have_root() || !have("lintian") || !have("rpmlint") || !have("rpm") {
         return;
     }
-    let (_, deb, rpm) = own_packages();
+    let Assets { deb, rpm, .. } = assets();
+    assert_eq!(
+        [deb, rpm].map(|p| p.file_name().unwrap().to_string_lossy().into_owned()),
+        [
+            format!("mm-pkg_{VERSION}-1_amd64.deb"),
+            format!("mm-pkg-{VERSION}-1.x86_64.rpm")
+        ]
+    );
     let listed = run(Command::new("dpkg-deb").arg("-c").arg(deb));
     for path in [
         "./usr/bin/mm-pkg",
@@ -292,9 +403,9 @@ fn the_installed_sync_examples_run_as_the_documented_user() {
     }
     let Some(root) = debian_root() else { return };
     let root = root.path();
-    let (_, deb, _) = own_packages();
+    let deb = &assets().deb;
     chroot_ok(root, &["dpkg", "-i", &common::copy_into(root, deb)]);
-    let examples = root.join(&package_mm_pkg::EXAMPLES_DIR[1..]);
+    let examples = root.join(&EXAMPLES_DIR[1..]);
 
     // The set-up docs/repository.md gives ("On one machine").
     let setup: &[&[&str]] = &[
