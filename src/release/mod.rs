@@ -7,6 +7,7 @@
 
 pub mod archive;
 pub mod catalog;
+pub mod checks;
 pub mod download;
 pub mod http;
 pub mod index;

@@ -164,7 +164,7 @@ pub fn sync(
                         plan::compare(&target.release, &options.wanted(), &now.packages);
                     report
                         .built
-                        .push(Entry::of(target, &files).verified_by(&verified_by));
+                        .push(Entry::of(target, &files).verified(&verified_by));
                 }
             }
             Err(err) => {

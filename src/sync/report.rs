@@ -58,7 +58,7 @@ impl Entry {
     }
 
     /// The same entry, verified by `checks` (`catalog`, `sha256`, `signature`).
-    pub fn verified_by(mut self, checks: &[&str]) -> Self {
+    pub fn verified(mut self, checks: &[&str]) -> Self {
         self.verified_by = Some(checks.iter().map(|c| c.to_string()).collect());
         self
     }
