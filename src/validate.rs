@@ -34,14 +34,14 @@ pub const REVISION_RULE: &str = "a packaging revision is 1 to 64 characters from
     + . ~ (what both a Debian revision and an RPM Release allow), for example 1, 1~deb12u1, \
     0ubuntu1~22.04 or 2.el9";
 
-/// Checks `value` (the `--maintainer` flag or `MM_PKG_MAINTAINER`): `Name <email>` on one
+/// Checks a maintainer (`--maintainer`, `MM_PKG_MAINTAINER`, a config file, `DEBEMAIL`):
+/// `Name <email>` on one
 /// line, a name without `<`, `>` or control characters and an address `local@domain`
 /// without spaces.
 pub fn maintainer(value: &str) -> Result<()> {
     let refuse = |why: &str| -> Result<()> {
         bail!(
-            "maintainer {}: {why}; expected `Name <email>`, e.g. `Jane Doe <jane@example.org>` \
-             (set by --maintainer or MM_PKG_MAINTAINER)",
+            "maintainer {}: {why}; expected `Name <email>`, e.g. `Jane Doe <jane@example.org>`",
             quoted(value)
         )
     };

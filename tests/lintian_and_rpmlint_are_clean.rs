@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::fixture::Spec;
-use common::{build, have, output};
+use common::{build, have, mm_pkg, output, run};
 
 fn lintian_tags(deb: &Path) -> Vec<String> {
     let out = output(
@@ -95,9 +95,59 @@ fn rpmlint_reports_no_error_or_warning_outside_the_filters() {
             String::from_utf8_lossy(&out.stderr)
         );
         let bare = output(Command::new("rpmlint").arg(built.rpm.as_ref().unwrap()));
+        let bare = String::from_utf8_lossy(&bare.stdout);
         assert!(
-            String::from_utf8_lossy(&bare.stdout).contains("dir-or-file-in-opt"),
-            "without the filters rpmlint must see the deliberate choices"
+            bare.contains("dir-or-file-in-opt") && bare.contains("no-signature"),
+            "without the filters rpmlint must see the deliberate choices:\n{bare}"
         );
     }
+}
+
+#[test]
+fn a_signed_rpm_needs_no_no_signature_filter() {
+    // The rpmlintrc says only an rpm built without --sign-key is unsigned; a signed one is
+    // reported only for its key, which this machine's rpm database does not hold.
+    if !have("rpmlint") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    run(mm_pkg()
+        .args([
+            "key",
+            "generate",
+            "--name",
+            "Lint <lint@example.org>",
+            "--output",
+        ])
+        .arg(dir.path())
+        .env_remove("MM_PKG_SIGN_PASSPHRASE"));
+    let key = dir.path().join("signing-key.secret.asc");
+    let built = build(
+        &Spec::new("9.11.90"),
+        &["--format", "rpm", "--sign-key", key.to_str().unwrap()],
+    );
+    let filters = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("lint/mattermost.rpmlintrc"),
+    )
+    .unwrap();
+    let unsigned_filter = "addFilter(r\"no-signature\")\n";
+    assert!(filters.contains(unsigned_filter));
+    let rc = dir.path().join("signed.rpmlintrc");
+    std::fs::write(&rc, filters.replace(unsigned_filter, "")).unwrap();
+    let out = output(
+        Command::new("rpmlint")
+            .arg("-r")
+            .arg(&rc)
+            .arg(built.rpm.as_ref().unwrap()),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let tags: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(": E: ") || l.contains(": W: "))
+        .collect();
+    assert!(
+        tags.len() == 1 && tags[0].contains("E: unknown-key"),
+        "{text}"
+    );
+    assert!(text.contains("1 errors, 0 warnings"), "{text}");
 }

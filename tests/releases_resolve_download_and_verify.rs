@@ -108,6 +108,31 @@ fn index_pages_are_merged_and_filtered() {
 }
 
 #[test]
+fn a_cached_index_answers_only_for_the_index_url_it_was_read_from() {
+    let m = Mirror::new().with_index();
+    assert!(ok(m.run(&["resolve", "9.x"])).contains("version  9.11.90\n"));
+    // The same cache, offline: the mirror's index answers for its own URL ...
+    assert!(ok(m.run(&["resolve", "9.x", "--offline"])).contains("version  9.11.90\n"));
+    // ... and never for another index (here the default one): the catalog alone answers.
+    let mut cmd = mm_pkg();
+    cmd.args(["resolve", "9.x", "--offline", "--mirror", &m.server.base])
+        .arg("--cache-dir")
+        .arg(m.cache());
+    let resolved = ok(output(&mut cmd));
+    assert!(resolved.contains("version  9.11.18 (ESR)\n"), "{resolved}");
+    let mut cmd = mm_pkg();
+    cmd.args(["list", "12", "--offline"])
+        .arg("--cache-dir")
+        .arg(m.cache());
+    let listed = output(&mut cmd);
+    assert!(
+        !String::from_utf8_lossy(&listed.stdout).contains("12.0.1"),
+        "{}",
+        String::from_utf8_lossy(&listed.stdout)
+    );
+}
+
+#[test]
 fn rate_limited_index_falls_back_to_the_catalog() {
     let m = Mirror::new().with_index();
     m.server
@@ -241,6 +266,49 @@ fn wrong_bytes_are_deleted_and_both_hashes_shown() {
 }
 
 #[test]
+fn a_sha256_pin_verifies_a_download_that_has_no_signature() {
+    let m = Mirror::new();
+    let bytes = m.publish(&Spec::new("9.11.90"), None);
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    let out = m.run(&[
+        "build",
+        "9.11.90",
+        "--sha256",
+        &sha.to_ascii_uppercase(),
+        "--format",
+        "deb",
+        "--json",
+        "-o",
+        m.out("pinned").to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", common::mirror::text(&out));
+    });
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(json["verified_by"], serde_json::json!(["sha256"]));
+    assert!(
+        stderr.contains("(SHA-256 from --sha256)") && !stderr.contains("UNVERIFIED"),
+        "{stderr}"
+    );
+    assert_eq!(packages_in(&m.out("pinned")).len(), 1);
+
+    // A wrong pin is a mismatch, not a missing signature.
+    let m = Mirror::new();
+    m.publish(&Spec::new("9.11.90"), None);
+    let err = fails(m.run(&[
+        "build",
+        "9.11.90",
+        "--sha256",
+        &"ab".repeat(32),
+        "-o",
+        m.out("wrong").to_str().unwrap(),
+    ]));
+    assert!(err.contains("SHA-256 mismatch"), "{err}");
+    assert!(packages_in(&m.out("wrong")).is_empty());
+}
+
+#[test]
 fn signatures_must_be_present_good_and_trusted() {
     // Bad: a signature over other bytes.
     let m = Mirror::new();
@@ -265,7 +333,9 @@ fn signatures_must_be_present_good_and_trusted() {
     m.publish(&spec, None);
     let err = fails(m.run(&["build", "9.11.90", "-o", m.out("b").to_str().unwrap()]));
     assert!(
-        err.contains("no OpenPGP signature") && err.contains("--allow-unsigned"),
+        err.contains("no OpenPGP signature")
+            && err.contains("--sha256")
+            && err.contains("--allow-unsigned"),
         "{err}"
     );
     ok(m.run(&[

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 
 use mm_pkg::build::{BuildOptions, build_checked};
@@ -47,8 +47,9 @@ pub struct BuildArgs {
     /// Build from this local tarball instead of downloading.
     #[arg(long)]
     tarball: Option<PathBuf>,
-    /// Expected SHA-256 of the tarball (checked in addition to the catalog).
-    #[arg(long)]
+    /// Expected SHA-256 of the tarball (checked in addition to the catalog): a pin that
+    /// verifies the bytes on its own, so a download without a signature is accepted.
+    #[arg(long, value_name = "HEX", value_parser = super::sha256)]
     sha256: Option<String>,
     #[command(flatten)]
     pub trust: TrustArgs,
@@ -57,8 +58,9 @@ pub struct BuildArgs {
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
-    /// TOML file of build flags by long name (`revision = "2"`, `format = ["deb"]`); flags
-    /// given on the command line win, unknown keys are an error.
+    /// TOML file of flags by long name (`revision = "2"`, `format = ["deb"]`; keys for build
+    /// alone in a [build] table); flags given on the command line win, unknown keys are an
+    /// error.
     #[arg(long, env = "MM_PKG_CONFIG")]
     config: Option<PathBuf>,
     /// Whether --edition / --arch were given (not defaulted): set after parsing.
@@ -86,14 +88,11 @@ pub struct PackagingArgs {
     /// layout `mm-pkg templates export` writes (deb/, rpm/, systemd/).
     #[arg(long)]
     pub templates: Option<PathBuf>,
-    /// Maintainer and packager of the packages, `Name <email>`.
-    #[arg(
-        long,
-        env = "MM_PKG_MAINTAINER",
-        default_value = "mm-pkg <mm-pkg@example.org>",
-        value_parser = super::maintainer
-    )]
-    pub maintainer: String,
+    /// Maintainer and packager of the packages, `Name <email>` [default: `$DEBFULLNAME
+    /// <$DEBEMAIL>` when DEBEMAIL is set, read as dch reads them, else `mm-pkg
+    /// <mm-pkg@example.org>`].
+    #[arg(long, env = "MM_PKG_MAINTAINER", value_parser = super::FlagOrEnv(super::maintainer))]
+    pub maintainer: Option<String>,
     /// RPM `Vendor:` (who built the package); none by default, since Mattermost did not.
     #[arg(long, default_value = "")]
     pub vendor: String,
@@ -116,6 +115,17 @@ pub struct PackagingArgs {
 }
 
 impl PackagingArgs {
+    /// The maintainer: `--maintainer`, `MM_PKG_MAINTAINER` or the config file, else
+    /// `DEBFULLNAME` and `DEBEMAIL` (as dch reads them), else [`super::DEFAULT_MAINTAINER`].
+    pub fn maintainer(&self) -> Result<String> {
+        if let Some(m) = &self.maintainer {
+            return Ok(m.clone());
+        }
+        Ok(super::debian_maintainer()
+            .map_err(tag(Kind::Usage))?
+            .unwrap_or_else(|| super::DEFAULT_MAINTAINER.to_string()))
+    }
+
     /// The build options these flags give for `formats` written into `output`.
     pub fn options(
         &self,
@@ -134,7 +144,7 @@ impl PackagingArgs {
                 .map(str::parse::<Compression>)
                 .transpose()?,
             templates: self.templates.clone(),
-            maintainer: self.maintainer.clone(),
+            maintainer: self.maintainer()?,
             vendor: mm_pkg::context::checked_vendor(&self.vendor).map_err(tag(Kind::Usage))?,
             source_date,
             strict: self.strict,
@@ -189,6 +199,9 @@ pub fn run_build_and_tell(args: BuildArgs) -> Result<()> {
 
 /// `mm-pkg build`: resolves, fetches and verifies one release, then packages it.
 fn run_build(args: BuildArgs) -> Result<notify::Row> {
+    if let Some(tarball) = &args.tarball {
+        super::tarball::check_exists(tarball).map_err(tag(Kind::Usage))?;
+    }
     mm_pkg::scratch::remove_on_signals()?;
     // Checked before anything is downloaded or written.
     let source_date = source_date_env().map_err(tag(Kind::Usage))?;
@@ -229,20 +242,10 @@ fn run_build(args: BuildArgs) -> Result<notify::Row> {
         sha256: Vec::new(),
         allow_unsigned: args.trust.allow_unsigned,
         skip_verify: args.trust.insecure_skip_verify,
-    };
-    if let Some(sha) = &resolved.sha256 {
-        checks
-            .sha256
-            .push(("the release catalog".into(), sha.clone()));
     }
+    .with_catalog(resolved.sha256.as_deref());
     if let Some(sha) = &args.sha256 {
-        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(anyhow!("--sha256 {sha}: expected 64 hex digits"))
-                .map_err(tag(Kind::Usage));
-        }
-        checks
-            .sha256
-            .push(("--sha256".into(), sha.to_ascii_lowercase()));
+        checks = checks.with_pin("--sha256", sha);
     }
     if checks.skip_verify {
         eprintln!(
@@ -303,6 +306,7 @@ fn run_build(args: BuildArgs) -> Result<notify::Row> {
         );
     }
     let built = report.packages;
+    let verified_by = checks.verified_by(&verified);
     if args.json {
         let tarball = absolute(&tarball)?;
         let json = serde_json::json!({
@@ -310,7 +314,7 @@ fn run_build(args: BuildArgs) -> Result<notify::Row> {
             "edition": release.edition,
             "arch": release.arch,
             "tarball_sha256": verified.sha256,
-            "verified_by": super::verified_by(&checks, &verified),
+            "verified_by": verified_by,
             "tarball": tarball,
             "signed_by": verified.signed_by,
             "packages": built,
@@ -337,5 +341,6 @@ fn run_build(args: BuildArgs) -> Result<notify::Row> {
             .iter()
             .map(|p| (p.format.as_str().to_string(), p.sha256.clone()))
             .collect(),
+        verified_by: Some(verified_by.iter().map(|c| c.to_string()).collect()),
     })
 }

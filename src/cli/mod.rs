@@ -47,6 +47,89 @@ pub fn maintainer(value: &str) -> Result<String, String> {
         .map_err(|e| format!("{e:#}"))
 }
 
+/// The value parser of a flag that also reads an environment variable: `check`, whose error
+/// then says the value came from the flag or the variable (a config file's value is checked
+/// by the same `check` and blamed on the file).
+#[derive(Clone)]
+pub struct FlagOrEnv(pub fn(&str) -> Result<String, String>);
+
+impl clap::builder::TypedValueParser for FlagOrEnv {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        let check = self.0;
+        let whence = arg
+            .and_then(|a| {
+                let env = a.get_env()?.to_string_lossy().into_owned();
+                Some(format!(" (from --{} or {env})", a.get_long()?))
+            })
+            .unwrap_or_default();
+        let parse = move |v: &str| check(v).map_err(|e| format!("{e}{whence}"));
+        parse.parse_ref(cmd, arg, value)
+    }
+}
+
+/// The maintainer when neither `--maintainer`, `MM_PKG_MAINTAINER` nor a config file names
+/// one.
+pub const DEFAULT_MAINTAINER: &str = "mm-pkg <mm-pkg@example.org>";
+
+/// The maintainer `DEBFULLNAME` and `DEBEMAIL` give, read as `dch` reads them: the address
+/// from `DEBEMAIL` (which may be `Name <email>` itself), the name from `DEBFULLNAME`, else
+/// from `DEBEMAIL`. `None` when `DEBEMAIL` is not set, or (with a warning) names no one.
+pub fn debian_maintainer() -> anyhow::Result<Option<String>> {
+    let var = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let Some(debemail) = var("DEBEMAIL") else {
+        return Ok(None);
+    };
+    let (name_in_email, email) = match debemail.strip_suffix('>').and_then(|s| s.rsplit_once('<')) {
+        Some((name, email)) => (Some(name.trim().to_string()), email.trim().to_string()),
+        None => (None, debemail.clone()),
+    };
+    let Some(name) = var("DEBFULLNAME").or(name_in_email.filter(|n| !n.is_empty())) else {
+        eprintln!(
+            "mm-pkg: warning: DEBEMAIL is set but names no one (set DEBFULLNAME, or DEBEMAIL to \
+             `Name <email>`): it is not used for the maintainer"
+        );
+        return Ok(None);
+    };
+    let maintainer = format!("{name} <{email}>");
+    mm_pkg::validate::maintainer(&maintainer).map_err(|e| {
+        anyhow::anyhow!(
+            "DEBFULLNAME and DEBEMAIL give the maintainer, and {e:#}; fix them, or name the \
+             maintainer with --maintainer or MM_PKG_MAINTAINER"
+        )
+    })?;
+    Ok(Some(maintainer))
+}
+
+/// `--arch`: `amd64` or `arm64`, also under the names RPM and the kernel use (`x86_64`,
+/// `aarch64`).
+pub fn arch() -> impl clap::builder::TypedValueParser<Value = String> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new([
+        PossibleValue::new("amd64").alias("x86_64"),
+        PossibleValue::new("arm64").alias("aarch64"),
+    ])
+    .map(|value| {
+        match value.as_str() {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        }
+        .to_string()
+    })
+}
+
 /// `--revision`, checked by [`mm_pkg::validate::revision`].
 pub fn revision(value: &str) -> Result<String, String> {
     mm_pkg::validate::revision(value)
@@ -59,31 +142,13 @@ pub const EXIT_STATUS_HELP: &str = "Exit status: 0 success, 1 failure (nothing m
 verification or build failed), 2 usage error (unknown flag, invalid value). With --json a \
 failure also prints {\"error\": \"...\", \"kind\": \"...\"} on stdout.";
 
-/// `verified_by` in `build --json`: which checks the bytes the build read passed, among
-/// `catalog`, `sha256` (the `--sha256` flag) and `signature`; empty when nothing was verified
-/// (no expectation, or `--insecure-skip-verify`).
-pub fn verified_by(
-    checks: &mm_pkg::release::download::Checks,
-    verified: &mm_pkg::release::verify::Verified,
-) -> Vec<&'static str> {
-    if verified.verified_by.is_empty() {
-        return Vec::new();
+/// `--sha256`: 64 hex digits, any case.
+pub fn sha256(value: &str) -> Result<String, String> {
+    if value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(value.to_ascii_lowercase())
+    } else {
+        Err("expected a SHA-256: 64 hex digits".into())
     }
-    let mut by: Vec<&'static str> = checks
-        .sha256
-        .iter()
-        .map(|(label, _)| {
-            if label == "--sha256" {
-                "sha256"
-            } else {
-                "catalog"
-            }
-        })
-        .collect();
-    if verified.signed_by.is_some() {
-        by.push("signature");
-    }
-    by
 }
 
 /// Which source flags the user gave rather than left at their defaults.
@@ -114,37 +179,32 @@ impl Given {
 }
 
 /// Parses the process's command line with `command` (built by `make`), adding the settings of
-/// `build --config FILE` for flags the command line left at their defaults. Errors are
-/// reported here; the `Err` is the exit status.
+/// `build --config FILE` or `sync --config FILE` for flags the command line left at their
+/// defaults. A first pass, in which no flag is required yet (the file may give `--repo`),
+/// finds the file; the command line with the file's settings is then parsed with every rule.
+/// Errors are reported here; the `Err` is the exit status.
 pub fn parse_command_line(
     make: impl Fn() -> clap::Command,
 ) -> Result<clap::ArgMatches, std::process::ExitCode> {
     let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let matches = make()
-        .try_get_matches_from(&argv)
-        .map_err(failure::report_clap)?;
-    let Some(("build", build)) = matches.subcommand() else {
-        return Ok(matches);
-    };
-    let Some(file) = build.get_one::<std::path::PathBuf>("config") else {
-        return Ok(matches);
-    };
-    let command = make();
-    let build_command = command
-        .find_subcommand("build")
-        .expect("the build subcommand exists");
-    match config::arguments(file, build_command, build) {
-        Ok(extra) => {
-            argv.extend(extra);
-            make()
-                .try_get_matches_from(&argv)
-                .map_err(failure::report_clap)
-        }
-        Err(err) => {
-            let json = argv.iter().any(|a| a == "--json");
-            Err(failure::report(&err, failure::Kind::Usage, json))
+    let relaxed = make().mut_subcommands(|c| c.mut_args(|a| a.required(false)));
+    // A command line the first pass refuses is refused again, with every rule, below.
+    if let Ok(matches) = relaxed.try_get_matches_from(&argv)
+        && let Some((name, sub)) = matches.subcommand()
+        && config::COMMANDS.contains(&name)
+        && let Some(file) = sub.get_one::<std::path::PathBuf>("config")
+    {
+        match config::arguments(file, &make(), name, sub) {
+            Ok(extra) => argv.extend(extra),
+            Err(err) => {
+                let json = argv.iter().any(|a| a == "--json");
+                return Err(failure::report(&err, failure::Kind::Usage, json));
+            }
         }
     }
+    make()
+        .try_get_matches_from(&argv)
+        .map_err(failure::report_clap)
 }
 
 fn relation_arg(flag: &str, value: &str) -> Result<String, String> {

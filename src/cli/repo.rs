@@ -1,7 +1,8 @@
 //! `mm-pkg repo` (add packages to a signed apt and yum repository, verify one) and
 //! `mm-pkg key generate` (a key to sign them with).
 
-use std::path::PathBuf;
+use std::fs;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
@@ -11,6 +12,7 @@ use mm_pkg::repo::{self, RepoOptions};
 use mm_pkg::sign::generate::generate;
 use mm_pkg::sign::{Signer, multi};
 
+use super::failure::{Kind, tag};
 use super::source_date_epoch;
 
 /// `mm-pkg repo`.
@@ -241,6 +243,7 @@ impl ChangeArgs {
 
 /// `mm-pkg repo add`.
 pub fn run_repo_add(args: RepoAddArgs) -> Result<()> {
+    check_order(&args.dir, &args.files).map_err(tag(Kind::Usage))?;
     let options = RepoOptions {
         suite: args.suite,
         component: args.component,
@@ -281,6 +284,23 @@ pub fn run_repo_list(args: RepoListArgs) -> Result<()> {
             "{} {} {} {} {}",
             p.format, p.name, p.version, p.arch, p.location
         );
+    }
+    Ok(())
+}
+
+/// Fails when `repo add DIR FILE...` was given its arguments the other way round: DIR is a
+/// file, or a FILE is a directory.
+fn check_order(dir: &Path, files: &[PathBuf]) -> Result<()> {
+    const USAGE: &str = "`repo add` takes the repository directory first, then the .deb and \
+                         .rpm files: mm-pkg repo add DIR FILE...";
+    if fs::metadata(dir).is_ok_and(|m| !m.is_dir()) {
+        bail!(
+            "{} is a file, not a repository directory; {USAGE}",
+            dir.display()
+        );
+    }
+    if let Some(d) = files.iter().find(|f| f.is_dir()) {
+        bail!("{} is a directory, not a package; {USAGE}", d.display());
     }
     Ok(())
 }

@@ -47,8 +47,8 @@ pub struct SourceArgs {
     /// Server edition.
     #[arg(long, default_value = "enterprise", value_parser = ["enterprise", "team"])]
     pub edition: String,
-    /// Architecture.
-    #[arg(long, default_value = "amd64", value_parser = ["amd64", "arm64"])]
+    /// Architecture (`x86_64` and `aarch64` name the same).
+    #[arg(long, default_value = "amd64", value_parser = super::arch())]
     pub arch: String,
     #[command(flatten)]
     pub net: NetArgs,

@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use mm_pkg::release::download::{Checks, Downloader};
+use mm_pkg::release::pins::Pins;
 use mm_pkg::release::resolve::NetMode;
 use mm_pkg::release::spec::ACCEPTED_FORMS;
 use mm_pkg::release::verify::Trust;
@@ -15,6 +16,7 @@ use mm_pkg::sync::{self, SyncOptions};
 
 use super::build::{PackagingArgs, formats};
 use super::repo::KeyArgs;
+use super::failure::{Kind, tag};
 use super::source::{NetArgs, Sources, TrustArgs};
 use super::webhook::NotifyArgs;
 use super::{source_date_env, source_date_epoch};
@@ -46,8 +48,8 @@ pub struct SyncArgs {
     /// Server editions, comma-separated.
     #[arg(long, default_value = "enterprise", value_delimiter = ',', value_parser = ["enterprise", "team"])]
     edition: Vec<String>,
-    /// Architectures, comma-separated.
-    #[arg(long, default_value = "amd64", value_delimiter = ',', value_parser = ["amd64", "arm64"])]
+    /// Architectures, comma-separated (`x86_64` and `aarch64` name the same).
+    #[arg(long, default_value = "amd64", value_delimiter = ',', value_parser = super::arch())]
     arch: Vec<String>,
     /// Package formats, comma-separated.
     #[arg(long, default_value = "deb,rpm", value_delimiter = ',', value_parser = ["deb", "rpm"])]
@@ -56,6 +58,11 @@ pub struct SyncArgs {
     pub net: NetArgs,
     #[command(flatten)]
     pub trust: TrustArgs,
+    /// SHA-256 pins, as `sha256sum` writes them (`HEX  mattermost-9.11.19-linux-amd64.tar.gz`):
+    /// a release whose upstream tarball name is listed must have that SHA-256, which verifies
+    /// it as `build --sha256` does (no signature needed).
+    #[arg(long, value_name = "FILE")]
+    sha256sums: Option<PathBuf>,
     #[command(flatten)]
     pub packaging: PackagingArgs,
     #[command(flatten)]
@@ -76,6 +83,11 @@ pub struct SyncArgs {
     /// Print one JSON object: built, present, failed, repository, notification.
     #[arg(long)]
     json: bool,
+    /// TOML file of flags by long name (`repo = "/srv/repo"`, `spec = ["esr", "latest"]`;
+    /// keys for sync alone in a [sync] table); flags given on the command line win, unknown
+    /// keys are an error.
+    #[arg(long, env = "MM_PKG_CONFIG")]
+    config: Option<PathBuf>,
     #[command(flatten)]
     notify: NotifyArgs,
 }
@@ -86,12 +98,6 @@ pub fn run_sync(args: SyncArgs) -> Result<()> {
     // The key and the webhook are checked before anything is downloaded or written.
     let keys = args.keys.options(date)?;
     let (webhook, policy) = args.notify.webhook()?;
-    if keys.signer.is_none() && !args.plan {
-        eprintln!(
-            "mm-pkg: WARNING: no --sign-key (or MM_PKG_SIGN_KEY): the repository is UNSIGNED; \
-             clients must mark it trusted=yes"
-        );
-    }
     // Editions and architectures come from the sync's own lists.
     let sources = Sources::with("enterprise", "amd64", &args.net)?;
     let unique = |list: &[String]| -> Vec<String> {
@@ -115,6 +121,10 @@ pub fn run_sync(args: SyncArgs) -> Result<()> {
             .map(|a| a.parse())
             .collect::<Result<_>>()?,
         formats: formats(&args.format)?,
+        pins: match &args.sha256sums {
+            Some(path) => Pins::read(path).map_err(tag(Kind::Usage))?,
+            None => Pins::default(),
+        },
         mirror: args.net.mirror.clone(),
         checks: Checks {
             sha256: Vec::new(),
@@ -143,8 +153,11 @@ pub fn run_sync(args: SyncArgs) -> Result<()> {
     if args.plan {
         let plan = sync::plan(&sources.discovery(), &options)?;
         if args.json {
-            let matrix =
-                sync::plan::matrix(&plan, &args.packaging.revision, &planned_build_flags(&args));
+            let matrix = sync::plan::matrix(
+                &plan,
+                &args.packaging.revision,
+                &planned_build_flags(&args, &options.build.maintainer),
+            );
             println!("{}", serde_json::to_string_pretty(&matrix)?);
         } else {
             for t in &plan.present {
@@ -215,8 +228,8 @@ fn print_sync_report(report: &sync::report::Report, json: bool) -> Result<()> {
 }
 
 /// The flags of this `sync` that each planned `mm-pkg build` needs to build the same bytes
-/// from the same place with the same checks.
-fn planned_build_flags(args: &SyncArgs) -> Vec<String> {
+/// from the same place with the same checks (`maintainer` as this run resolved it).
+fn planned_build_flags(args: &SyncArgs, maintainer: &str) -> Vec<String> {
     let (trust, packaging) = (&args.trust, &args.packaging);
     let mut flags = vec![
         "--mirror".to_string(),
@@ -224,7 +237,7 @@ fn planned_build_flags(args: &SyncArgs) -> Vec<String> {
         "--revision".into(),
         packaging.revision.clone(),
         "--maintainer".into(),
-        packaging.maintainer.clone(),
+        maintainer.to_string(),
     ];
     for k in &trust.keyring {
         flags.extend(["--keyring".into(), k.display().to_string()]);

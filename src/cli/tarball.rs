@@ -22,6 +22,26 @@ pub struct UpstreamName {
     pub arch: Arch,
 }
 
+/// Fails when there is no file at `path` (`--tarball`), before its name is looked at: a
+/// mistyped path is a missing file, not a naming problem.
+pub fn check_exists(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+            match parent {
+                Some(dir) if !dir.is_dir() => bail!(
+                    "--tarball {}: no such file (and no directory {})",
+                    path.display(),
+                    dir.display()
+                ),
+                _ => bail!("--tarball {}: no such file", path.display()),
+            }
+        }
+        // Anything else (a permission, a FIFO) is for the build to report or use.
+        _ => Ok(()),
+    }
+}
+
 /// Parses `path`'s file name if it is upstream's; `None` for any other name.
 pub fn upstream_name(path: &Path) -> Option<UpstreamName> {
     let file_name = path.file_name()?.to_str()?;

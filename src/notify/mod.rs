@@ -21,6 +21,10 @@ pub const USERNAME: &str = "mm-pkg";
 pub const HEADLINE_PREFIX: &str = "mm-pkg:";
 /// Columns of the table of packages.
 pub const TABLE_HEADER: [&str; 5] = ["Version", "Edition", "Arch", "Formats", "SHA-256"];
+/// The last column, when the run knows how each release was verified.
+pub const VERIFIED_HEADER: &str = "Verified by";
+/// What the table and the headline say of a release nothing verified.
+pub const UNVERIFIED: &str = "UNVERIFIED";
 /// Hex digits of each SHA-256 the table shows.
 pub const SHA256_PREFIX_LEN: usize = 12;
 /// Heading above the list of failures.
@@ -76,6 +80,16 @@ pub struct Row {
     pub arch: String,
     /// `(format, SHA-256 of its package)`, one per package file.
     pub packages: Vec<(String, String)>,
+    /// What verified the release's tarball in this run (`catalog`, `sha256`, `signature`;
+    /// empty: nothing did); `None` when the run does not know (`notify` after CI builds).
+    pub verified_by: Option<Vec<String>>,
+}
+
+impl Row {
+    /// True when the run knows nothing vouched for this release's tarball.
+    pub fn unverified(&self) -> bool {
+        self.verified_by.as_ref().is_some_and(Vec::is_empty)
+    }
 }
 
 /// One release (or spec) that failed, and why.
@@ -116,12 +130,17 @@ impl Summary {
             1 => Some("1 build failed".to_string()),
             n => Some(format!("{n} builds failed")),
         };
+        let unverified = self.rows.iter().filter(|r| r.unverified()).count();
         let done = (!versions.is_empty()).then(|| {
             let verb = match &self.suite {
                 Some(suite) => format!("published to {suite}"),
                 None => "built".to_string(),
             };
-            format!("mattermost {} {verb}", join_and(&versions))
+            let mut done = format!("mattermost {} {verb}", join_and(&versions));
+            if unverified > 0 {
+                done.push_str(&format!(", {unverified} {UNVERIFIED}"));
+            }
+            done
         });
         let text = match (done, failed) {
             (Some(done), Some(failed)) => format!("{done}, {failed}"),
@@ -143,9 +162,14 @@ impl Summary {
     pub fn markdown(&self) -> String {
         let mut text = format!("#### {}\n", self.headline());
         if !self.rows.is_empty() {
+            let mut header = TABLE_HEADER.to_vec();
+            let known = self.rows.iter().any(|r| r.verified_by.is_some());
+            if known {
+                header.push(VERIFIED_HEADER);
+            }
             text.push('\n');
-            text.push_str(&format!("| {} |\n", TABLE_HEADER.join(" | ")));
-            text.push_str(&format!("|{}\n", "---|".repeat(TABLE_HEADER.len())));
+            text.push_str(&format!("| {} |\n", header.join(" | ")));
+            text.push_str(&format!("|{}\n", "---|".repeat(header.len())));
             for row in &self.rows {
                 let formats: Vec<&str> = row.packages.iter().map(|(f, _)| f.as_str()).collect();
                 let sums: Vec<String> = row
@@ -153,13 +177,33 @@ impl Summary {
                     .iter()
                     .map(|(f, sha)| format!("{f} `{}`", &sha[..sha.len().min(SHA256_PREFIX_LEN)]))
                     .collect();
-                text.push_str(&format!(
-                    "| {} | {} | {} | {} | {} |\n",
-                    row.version,
-                    row.edition,
-                    row.arch,
+                let mut cells = vec![
+                    row.version.clone(),
+                    row.edition.clone(),
+                    row.arch.clone(),
                     formats.join(", "),
-                    sums.join(", ")
+                    sums.join(", "),
+                ];
+                if known {
+                    cells.push(match row.verified_by.as_deref() {
+                        None => "?".to_string(),
+                        Some([]) => format!("**{UNVERIFIED}**"),
+                        Some(by) => by.join(", "),
+                    });
+                }
+                text.push_str(&format!("| {} |\n", cells.join(" | ")));
+            }
+            let unverified: Vec<String> = self
+                .rows
+                .iter()
+                .filter(|r| r.unverified())
+                .map(|r| format!("mattermost {} ({}, {})", r.version, r.edition, r.arch))
+                .collect();
+            if !unverified.is_empty() {
+                text.push_str(&format!(
+                    "\n**{UNVERIFIED}:** nothing vouched for the tarball of {} (no catalog \
+                     hash, no SHA-256 pin, no signature): these packages may contain anything.\n",
+                    join_and(&unverified)
                 ));
             }
         }
@@ -263,6 +307,7 @@ mod tests {
                 ("deb".into(), "a".repeat(64)),
                 ("rpm".into(), "b".repeat(64)),
             ],
+            verified_by: Some(vec!["catalog".into(), "signature".into()]),
         }
     }
 
@@ -283,8 +328,43 @@ mod tests {
         );
         let md = s.markdown();
         assert!(md.contains(
-            "| 9.11.19 | team | amd64 | deb, rpm | deb `aaaaaaaaaaaa`, rpm `bbbbbbbbbbbb` |"
+            "| 9.11.19 | team | amd64 | deb, rpm | deb `aaaaaaaaaaaa`, rpm `bbbbbbbbbbbb` | catalog, signature |"
         ));
+        assert!(!md.contains(UNVERIFIED));
+    }
+
+    #[test]
+    fn an_unverified_release_is_named_in_the_headline_the_table_and_a_warning() {
+        let mut unsigned = row("9.11.90", "team");
+        unsigned.verified_by = Some(Vec::new());
+        let s = Summary {
+            suite: Some("stable".into()),
+            rows: vec![row("9.11.90", "enterprise"), unsigned],
+            ..Summary::default()
+        };
+        assert_eq!(
+            s.headline(),
+            "mm-pkg: mattermost 9.11.90 published to stable, 1 UNVERIFIED"
+        );
+        let md = s.markdown();
+        assert!(md.contains("| Version | Edition | Arch | Formats | SHA-256 | Verified by |"));
+        assert!(md.contains("| 9.11.90 | team | amd64 | deb, rpm | deb `aaaaaaaaaaaa`, rpm `bbbbbbbbbbbb` | **UNVERIFIED** |"), "{md}");
+        assert!(md.contains("**UNVERIFIED:** nothing vouched for the tarball of mattermost 9.11.90 (team, amd64)"), "{md}");
+    }
+
+    #[test]
+    fn a_run_that_does_not_know_the_verification_has_no_such_column() {
+        let mut r = row("9.11.90", "team");
+        r.verified_by = None;
+        let md = Summary {
+            rows: vec![r],
+            ..Summary::default()
+        }
+        .markdown();
+        assert!(
+            !md.contains(VERIFIED_HEADER) && !md.contains(UNVERIFIED),
+            "{md}"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_LENGTH, RANGE};
 
 use super::Release;
+pub use super::checks::{CATALOG, Checks};
 use super::http::{FIRST_BACKOFF, Http, HttpError};
 use super::verify::{Expectations, Trust, check_signature_policy, parse_signatures, verify_file};
 use pgp::packet::Signature;
@@ -42,17 +43,6 @@ pub fn check_cache_dir(dir: &Path) -> Result<()> {
             .with_context(|| format!("creating cache directory {}", dir.display()))?;
     }
     crate::owned_dir::check(dir, "cache directory")
-}
-
-/// What must hold before a download is used.
-#[derive(Debug, Clone, Default)]
-pub struct Checks {
-    /// Expected SHA-256 values with their source (`catalog`, `--sha256`).
-    pub sha256: Vec<(String, String)>,
-    /// Accept a release that has no signature.
-    pub allow_unsigned: bool,
-    /// Check nothing (`--insecure-skip-verify`).
-    pub skip_verify: bool,
 }
 
 /// A tarball in the cache, verified when it was put there or found there.
@@ -167,7 +157,8 @@ impl Downloader<'_> {
             true => Expectations::default(),
             false => {
                 let signature = self.signature(url, path)?;
-                if signature.is_none() && !checks.allow_unsigned {
+                // A pin for this release proves the bytes as a signature would.
+                if signature.is_none() && !checks.allow_unsigned && !checks.pinned() {
                     if !self.offline && !path.is_file() {
                         // Say "not published" rather than "unsigned" when there is nothing at all.
                         if let Err(HttpError::NotFound { .. }) =
@@ -178,7 +169,8 @@ impl Downloader<'_> {
                     }
                     bail!(
                         "{release} has no OpenPGP signature at {url}.sig, so it cannot be proven to be \
-                         Mattermost's; pass --allow-unsigned to build it anyway"
+                         Mattermost's; pin its SHA-256 (--sha256) if you know it, or pass \
+                         --allow-unsigned to build it unverified"
                     );
                 }
                 Expectations {

@@ -2,10 +2,11 @@
 //! mattermost/mattermost, every page, final releases only.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::Version;
 use super::http::{Http, HttpError};
@@ -29,9 +30,11 @@ struct GithubRelease {
     prerelease: bool,
 }
 
-/// What the index lists, as kept in the cache for `--offline`.
+/// What an index lists, as kept in the cache for `--offline`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct IndexSnapshot {
+    /// The index URL it was read from.
+    pub url: String,
     /// Final release versions, newest first.
     pub versions: Vec<String>,
 }
@@ -92,25 +95,38 @@ pub fn fetch(http: &Http, base_url: &str, token: Option<&str>) -> Result<Vec<Ver
     Ok(versions)
 }
 
-/// Saves what the index listed, for later `--offline` runs.
-pub fn save_snapshot(cache_dir: &Path, versions: &[Version]) -> Result<()> {
+/// Saves what the index at `index_url` listed, for later runs that cannot read it
+/// (`--offline`, rate-limited). Each index URL has its own file, so a mirror's index never
+/// answers for another.
+pub fn save_snapshot(cache_dir: &Path, index_url: &str, versions: &[Version]) -> Result<()> {
     super::download::check_cache_dir(cache_dir)?;
-    let path = cache_dir.join("index.json");
+    let path = snapshot_path(cache_dir, index_url);
     let snapshot = IndexSnapshot {
+        url: index_url.to_string(),
         versions: versions.iter().map(Version::to_string).collect(),
     };
-    fs::write(&path, serde_json::to_vec_pretty(&snapshot)?)
-        .with_context(|| format!("writing {}", path.display()))
+    let tmp = path.with_extension("json.part");
+    fs::write(&tmp, serde_json::to_vec_pretty(&snapshot)?)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    fs::rename(&tmp, &path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 
-/// What the last successful index fetch listed, if any.
-pub fn load_snapshot(cache_dir: &Path) -> Vec<Version> {
-    let path = cache_dir.join("index.json");
+/// What the last successful read of the index at `index_url` listed, if any.
+pub fn load_snapshot(cache_dir: &Path, index_url: &str) -> Vec<Version> {
+    let path = snapshot_path(cache_dir, index_url);
     fs::read(&path)
         .ok()
         .and_then(|bytes| serde_json::from_slice::<IndexSnapshot>(&bytes).ok())
+        .filter(|s| s.url == index_url)
         .map(|s| s.versions.iter().filter_map(|v| v.parse().ok()).collect())
         .unwrap_or_default()
+}
+
+/// The cache file of the index at `index_url`: `index-<SHA-256 of the URL, 16 hex digits>.json`.
+pub fn snapshot_path(cache_dir: &Path, index_url: &str) -> PathBuf {
+    let digest = hex::encode(Sha256::digest(index_url.as_bytes()));
+    cache_dir.join(format!("index-{}.json", &digest[..16]))
 }
 
 /// Whether a bearer token may be sent to `url`: over https, or over plain http only to this

@@ -46,7 +46,7 @@ impl KnownTarballs {
                 arch: Arch::Amd64,
             },
             sha256: e.sha256.clone(),
-            source: "the release catalog".into(),
+            source: super::download::CATALOG.into(),
         }));
         let path = record_path(cache_dir);
         let text = match fs::read_to_string(&path) {

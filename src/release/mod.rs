@@ -7,11 +7,13 @@
 
 pub mod archive;
 pub mod catalog;
+pub mod checks;
 pub mod download;
 pub mod http;
 pub mod index;
 pub mod known;
 pub mod openpgp;
+pub mod pins;
 pub mod resolve;
 pub mod sigfile;
 pub mod spec;

@@ -72,11 +72,12 @@ impl Discovery<'_> {
     /// Versions the index lists (live, or the cached snapshot when offline or unavailable).
     fn index_versions(&self) -> Result<Vec<Version>> {
         if self.mode == NetMode::Offline {
-            return Ok(index::load_snapshot(&self.cache_dir));
+            return Ok(index::load_snapshot(&self.cache_dir, &self.index_url));
         }
         match index::fetch(self.http, &self.index_url, self.token.as_deref()) {
             Ok(versions) => {
-                if let Err(err) = index::save_snapshot(&self.cache_dir, &versions) {
+                if let Err(err) = index::save_snapshot(&self.cache_dir, &self.index_url, &versions)
+                {
                     eprintln!("mm-pkg: warning: cannot cache the release index: {err:#}");
                 }
                 Ok(versions)
@@ -85,7 +86,7 @@ impl Discovery<'_> {
                 eprintln!(
                     "mm-pkg: release index unavailable ({err}); using the embedded catalog and cached index only"
                 );
-                Ok(index::load_snapshot(&self.cache_dir))
+                Ok(index::load_snapshot(&self.cache_dir, &self.index_url))
             }
             Err(err) => bail!("cannot read the release index: {err}"),
         }

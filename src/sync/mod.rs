@@ -19,6 +19,7 @@ use crate::build::BuildOptions;
 use crate::context::Format;
 use crate::notify::{self, Notify, Webhook};
 use crate::release::download::{Checks, Downloader};
+use crate::release::pins::Pins;
 use crate::release::resolve::Discovery;
 use crate::release::{Arch, Edition};
 use crate::repo::held::{Holdings, holdings};
@@ -41,8 +42,10 @@ pub struct SyncOptions {
     pub formats: Vec<Format>,
     /// Download server.
     pub mirror: String,
-    /// Verification of each download (the catalog's SHA-256 is added per release).
+    /// Verification of each download (the catalog's SHA-256 and a pin are added per release).
     pub checks: Checks,
+    /// SHA-256 pins by tarball name (`--sha256sums FILE`).
+    pub pins: Pins,
     /// How each package is built (`formats` and `output` are set per release).
     pub build: BuildOptions,
     /// How the repository is updated (`--sign-key`, `--keep`, ...).
@@ -60,6 +63,7 @@ impl SyncOptions {
             formats: &self.formats,
             mirror: &self.mirror,
             revision: &self.build.revision,
+            pins: &self.pins,
         }
     }
 }
@@ -100,6 +104,12 @@ pub fn sync(
     // A signed repository stays signed by its key: a run without it (or with another one)
     // stops before anything is downloaded or built, as `repo add` would refuse it after.
     repo::check_keys(&options.dir, &options.repo)?;
+    if options.repo.signer.is_none() {
+        eprintln!(
+            "mm-pkg: WARNING: no --sign-key (or MM_PKG_SIGN_KEY): the repository is UNSIGNED; \
+             clients must mark it trusted=yes"
+        );
+    }
     let plan = checked_plan(discovery, options, &held)?;
     let mut report = Report {
         present: plan.present.iter().map(|t| Entry::of(t, &t.held)).collect(),
@@ -117,7 +127,7 @@ pub fn sync(
         .prefix("mm-pkg-sync-")
         .tempdir()
         .context("creating a scratch directory for the builds (set TMPDIR to move it)")?;
-    let mut built: Vec<&Target> = Vec::new();
+    let mut built: Vec<(&Target, Vec<&'static str>)> = Vec::new();
     let mut files = Vec::new();
     for (i, target) in plan.missing.iter().enumerate() {
         progress(i + 1, plan.missing.len(), target);
@@ -127,20 +137,19 @@ pub fn sync(
             downloader,
             discovery.catalog,
             &options.checks,
+            &options.pins.source,
             &options.build,
             &output,
         );
         match result {
-            Ok(packages) => {
-                files.extend(packages.into_iter().map(|p| p.path));
-                built.push(target);
+            Ok(done) => {
+                files.extend(done.packages.into_iter().map(|p| p.path));
+                built.push((target, done.verified_by));
             }
-            Err(err) => {
-                eprintln!("mm-pkg: {} failed: {err:#}", target.release);
-                report
-                    .failed
-                    .push(Entry::failed(target, format!("{err:#}")));
-            }
+            // Said once, in the report (and the message to the team).
+            Err(err) => report
+                .failed
+                .push(Entry::failed(target, format!("{err:#}"))),
         }
     }
 
@@ -152,16 +161,17 @@ pub fn sync(
                 let now = holdings(&options.dir)?;
                 report.repository =
                     RepositoryChange::from_add(options.dir.clone(), now.suite.clone(), &added);
-                for target in built {
+                for (target, verified_by) in built {
                     let (_, files) =
                         plan::compare(&target.release, &options.wanted(), &now.packages);
-                    report.built.push(Entry::of(target, &files));
+                    report
+                        .built
+                        .push(Entry::of(target, &files).verified(&verified_by));
                 }
             }
             Err(err) => {
                 let reason = format!("publishing to {} failed: {err:#}", options.dir.display());
-                eprintln!("mm-pkg: {reason}");
-                for target in built {
+                for (target, _) in built {
                     report.failed.push(Entry::failed(target, reason.clone()));
                 }
             }
@@ -202,6 +212,7 @@ pub fn settle(
             formats: &formats,
             mirror: "",
             revision: &p.revision,
+            pins: &Pins::default(),
         };
         let (missing, files) = plan::compare(&release, &wanted, &held.packages);
         let mut entry = Entry::new(&p.version, &release, &files);

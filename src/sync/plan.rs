@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::context::{Format, TemplateContext};
 use crate::layout::Layout;
+use crate::release::pins::Pins;
 use crate::release::resolve::{Discovery, NetMode, Resolved};
 use crate::release::spec::VersionSpec;
 use crate::release::{Arch, Edition, Release};
@@ -18,6 +19,9 @@ pub struct Target {
     pub spec: String,
     /// What resolving found: version, URL, catalogued SHA-256.
     pub resolved: Resolved,
+    /// The SHA-256 pinned for its tarball (`--sha256sums`), which verifies it like a
+    /// signature.
+    pub pin: Option<String>,
     /// The release.
     pub release: Release,
     /// Formats the repository lacks (empty: fully present).
@@ -65,6 +69,8 @@ pub struct Wanted<'a> {
     pub mirror: &'a str,
     /// Packaging revision.
     pub revision: &'a str,
+    /// SHA-256 pins by tarball name.
+    pub pins: &'a Pins,
 }
 
 /// Resolves every spec x edition x arch of `wanted` and sorts the releases into missing and
@@ -117,6 +123,7 @@ pub fn plan(discovery: &Discovery, wanted: &Wanted, held: &[Held]) -> Result<Pla
                 let (missing, held) = compare(&release, wanted, held);
                 let target = Target {
                     spec: text.clone(),
+                    pin: wanted.pins.for_url(&resolved.url).map(str::to_string),
                     resolved,
                     release,
                     missing,
@@ -248,7 +255,7 @@ pub struct MatrixEntry {
 /// The plan as a GitHub Actions matrix (`strategy.matrix: ${{ fromJSON(...) }}`):
 /// `{"include": [...]}`, one entry per missing release, with `build_flags` (the source,
 /// verification and packaging flags of this run, `--revision revision` among them) after the
-/// release's own.
+/// release's own (and its `--sha256` pin).
 pub fn matrix(plan: &Plan, revision: &str, build_flags: &[String]) -> serde_json::Value {
     let include: Vec<MatrixEntry> = plan
         .missing
@@ -268,6 +275,9 @@ pub fn matrix(plan: &Plan, revision: &str, build_flags: &[String]) -> serde_json
             ]
             .map(str::to_string)
             .to_vec();
+            if let Some(pin) = &t.pin {
+                argv.extend(["--sha256".to_string(), pin.clone()]);
+            }
             argv.extend(build_flags.iter().cloned());
             MatrixEntry {
                 name: format!(
@@ -377,6 +387,7 @@ mod tests {
             formats: &[Format::Deb, Format::Rpm],
             mirror: "",
             revision: "1",
+            pins: &Pins::default(),
         };
         let held = |format, name: &str, version: &str, arch: &str| Held {
             format,

@@ -27,6 +27,10 @@ pub struct Entry {
     pub files: Vec<String>,
     /// SHA-256 of each of `files`, in the same order.
     pub sha256: Vec<String>,
+    /// For a release built in this run: what verified its tarball (`catalog`, `sha256`,
+    /// `signature`), empty when nothing did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified_by: Option<Vec<String>>,
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -48,8 +52,15 @@ impl Entry {
             formats: held.iter().map(|h| h.format.to_string()).collect(),
             files: held.iter().map(|h| h.location.clone()).collect(),
             sha256: held.iter().map(|h| h.sha256.clone()).collect(),
+            verified_by: None,
             reason: None,
         }
+    }
+
+    /// The same entry, verified by `checks` (`catalog`, `sha256`, `signature`).
+    pub fn verified(mut self, checks: &[&str]) -> Self {
+        self.verified_by = Some(checks.iter().map(|c| c.to_string()).collect());
+        self
     }
 
     /// `target`, which failed for `reason`.
@@ -73,6 +84,7 @@ impl Entry {
             formats: Vec::new(),
             files: Vec::new(),
             sha256: Vec::new(),
+            verified_by: None,
             reason: Some(u.reason.clone()),
         }
     }
@@ -146,6 +158,7 @@ impl Report {
                     edition: e.edition.clone(),
                     arch: e.arch.clone(),
                     packages: e.formats.iter().cloned().zip(e.sha256.clone()).collect(),
+                    verified_by: e.verified_by.clone(),
                 })
                 .collect(),
             failures: self
@@ -165,7 +178,16 @@ impl Report {
         let mut lines = Vec::new();
         for (what, list) in [("present", &self.present), ("built", &self.built)] {
             for e in list {
-                lines.push(format!("{what} {}: {}", e.title(), e.files.join(" ")));
+                let verified = match e.verified_by.as_deref() {
+                    None => String::new(),
+                    Some([]) => " (UNVERIFIED)".to_string(),
+                    Some(by) => format!(" (verified by {})", by.join(", ")),
+                };
+                lines.push(format!(
+                    "{what} {}: {}{verified}",
+                    e.title(),
+                    e.files.join(" ")
+                ));
             }
         }
         for e in &self.failed {

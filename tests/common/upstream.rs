@@ -66,9 +66,11 @@ impl Upstream {
 
     /// Publishes `spec`'s tarball with a signature by `signer` (the test release key when
     /// `None` is not wanted, pass `Some(release_key())`), and lists its version in the index.
-    pub fn publish(&self, spec: &Spec, signer: Option<&TestKey>) {
-        self.mirror.publish(spec, signer);
+    /// Returns the tarball's bytes.
+    pub fn publish(&self, spec: &Spec, signer: Option<&TestKey>) -> Vec<u8> {
+        let bytes = self.mirror.publish(spec, signer);
         self.list(&spec.version);
+        bytes
     }
 
     /// Publishes both editions of each of `versions`, signed by the test release key.
