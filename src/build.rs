@@ -12,7 +12,7 @@ use crate::compress::Compression;
 use crate::context::{Format, TemplateContext};
 use crate::deb::{ControlFiles, DebWriter};
 use crate::layout::Layout;
-use crate::output::{BuiltPackage, PendingFile, scratch_file, write_sha256sums};
+use crate::output::{Assembled, BuiltPackage, PendingFile, scratch_file, write_sha256sums};
 use crate::package::{EntrySink, ThreadedSink, add_bytes, add_entry};
 use crate::relations::ExtraRelations;
 use crate::release::archive::{EntryKind, Expected, ReleaseEntry, read_release};
@@ -188,7 +188,8 @@ pub fn build_verified(
         .as_ref()
         .map(|s| DebWriter::new(s.path(), codec(Format::Deb)))
         .transpose()?
-        .map(ThreadedSink::spawn);
+        .map(|w| ThreadedSink::spawn("mm-pkg-deb", w))
+        .transpose()?;
     let mut rpm = rpm_scratch
         .as_ref()
         .map(|s| RpmWriter::new(s.path(), codec(Format::Rpm)))
@@ -197,7 +198,8 @@ pub fn build_verified(
             Some(signer) => w.with_signer(signer.clone()),
             None => w,
         })
-        .map(ThreadedSink::spawn);
+        .map(|w| ThreadedSink::spawn("mm-pkg-rpm", w))
+        .transpose()?;
 
     let mut licenses = LicenseFinder::new(release.edition);
     let expected = Expected {
@@ -265,15 +267,15 @@ pub fn build_verified(
         let (context, templates) = (&context, &templates);
         let deb = deb.map(|sink| {
             scope.spawn(move || {
-                assemble(Format::Deb, context, &options.output, |ctx, out| {
-                    finish_deb(sink.join()?, templates, ctx, out)
+                assemble(Format::Deb, context, &options.output, |ctx| {
+                    finish_deb(sink.join()?, templates, ctx)
                 })
             })
         });
         let rpm = rpm.map(|sink| {
             scope.spawn(move || {
-                assemble(Format::Rpm, context, &options.output, |ctx, out| {
-                    finish_rpm(sink.join()?, templates, ctx, out)
+                assemble(Format::Rpm, context, &options.output, |ctx| {
+                    finish_rpm(sink.join()?, templates, ctx)
                 })
             })
         });
@@ -322,21 +324,20 @@ fn assemble(
     format: Format,
     context: &TemplateContext,
     output: &Path,
-    job: impl FnOnce(&TemplateContext, &mut dyn Write) -> Result<()>,
+    job: impl FnOnce(&TemplateContext) -> Result<Assembled>,
 ) -> Result<PendingFile> {
     let ctx = context.for_format(format);
     let mut file = PendingFile::create(output, &package_file_name(format, &ctx), format)?;
-    job(&ctx, file.writer())?;
+    file.write(job(&ctx)?)?;
     Ok(file)
 }
 
-/// Adds Debian's documentation files and writes the `.deb`.
+/// Adds Debian's documentation files and completes the `.deb`.
 fn finish_deb(
     mut deb: DebWriter,
     templates: &Templates,
     ctx: &TemplateContext,
-    out: &mut dyn Write,
-) -> Result<()> {
+) -> Result<Assembled> {
     let doc = format!("/usr/share/doc/{}", ctx.package);
     deb.add_file(
         &format!("{doc}/copyright"),
@@ -369,16 +370,11 @@ fn finish_deb(
         scripts,
         mtime: ctx.date,
     };
-    deb.finish(&control, &mut *out)
+    deb.finish(&control)
 }
 
-/// Writes the `.rpm`.
-fn finish_rpm(
-    rpm: RpmWriter,
-    templates: &Templates,
-    ctx: &TemplateContext,
-    out: &mut dyn Write,
-) -> Result<()> {
+/// Completes the `.rpm`.
+fn finish_rpm(rpm: RpmWriter, templates: &Templates, ctx: &TemplateContext) -> Result<Assembled> {
     let spec = SpecHeader::parse(
         &ctx.relations
             .add_to_spec(&templates.render("mattermost.spec", ctx)?),
@@ -398,7 +394,7 @@ fn finish_rpm(
         license_text: ctx.license_text.clone(),
         build_time: ctx.date,
     };
-    rpm.finish(&meta, &mut *out)
+    rpm.finish(&meta)
 }
 
 /// The time stamp of a release entry, which must fit the packages' time fields.

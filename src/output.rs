@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -27,14 +28,29 @@ pub struct BuiltPackage {
     pub sha256: String,
 }
 
-/// Bytes per write into a package file. A few large writes instead of many 8 KiB ones: the
-/// kernel's buffered-write path costs per call, and the copy of the staged payload into the
-/// package (hundreds of MB) took three times as long with 8 KiB writes.
-const WRITE_BUFFER: usize = 1 << 20;
+/// Bytes per read and write when a staged payload is copied into its package file. A few
+/// large calls instead of many 8 KiB ones: the kernel's buffered-write path costs per call.
+const COPY_BUFFER: usize = 1 << 20;
+
+/// A finished package as its writer leaves it: `head` (everything before the payload), the
+/// first `staged_len` bytes of `staged` (the scratch file the payload was compressed into
+/// while entries arrived), then `tail`.
+pub struct Assembled {
+    /// The bytes before the payload.
+    pub head: Vec<u8>,
+    /// The scratch file holding the payload from offset 0.
+    pub staged: File,
+    /// Bytes of the payload.
+    pub staged_len: u64,
+    /// The bytes after the payload (format padding).
+    pub tail: Vec<u8>,
+}
 
 /// A package being written under a temporary name in the output directory.
 pub struct PendingFile {
-    file: HashingWriter<BufWriter<NamedTempFile>>,
+    file: NamedTempFile,
+    hasher: Sha256,
+    size: u64,
     format: Format,
     final_path: PathBuf,
 }
@@ -45,24 +61,45 @@ impl PendingFile {
     pub fn create(dir: &Path, name: &str, format: Format) -> Result<Self> {
         let temp = scratch_file(dir)?;
         Ok(PendingFile {
-            file: HashingWriter::new(BufWriter::with_capacity(WRITE_BUFFER, temp)),
+            file: temp,
+            hasher: Sha256::new(),
+            size: 0,
             format,
             final_path: dir.join(name),
         })
     }
 
-    /// The writer to fill.
-    pub fn writer(&mut self) -> &mut dyn Write {
-        &mut self.file
+    /// Writes the package `parts` describe, hashing it as it goes: one pass over the staged
+    /// payload, read and written in large blocks.
+    pub fn write(&mut self, parts: Assembled) -> Result<()> {
+        self.copy(&parts)
+            .with_context(|| format!("writing {}", self.final_path.display()))
     }
 
-    /// Flushes and renames to the final name.
+    fn copy(&mut self, parts: &Assembled) -> io::Result<()> {
+        self.append(&parts.head)?;
+        let mut buf = vec![0u8; COPY_BUFFER.min(parts.staged_len as usize)];
+        let mut offset = 0;
+        while offset < parts.staged_len {
+            let n = buf.len().min((parts.staged_len - offset) as usize);
+            parts.staged.read_exact_at(&mut buf[..n], offset)?;
+            release(&parts.staged, offset, n as u64);
+            self.append(&buf[..n])?;
+            offset += n as u64;
+        }
+        self.append(&parts.tail)
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all(bytes)?;
+        self.hasher.update(bytes);
+        self.size += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Renames the file to its final name.
     pub fn keep(self) -> Result<BuiltPackage> {
-        let (buffered, size, sha256) = self.file.finish();
-        let temp = buffered
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .with_context(|| format!("writing {}", self.final_path.display()))?;
+        let temp = self.file;
         readable_by_umask(temp.as_file(), &self.final_path)?;
         temp.persist(&self.final_path).with_context(|| {
             format!(
@@ -73,11 +110,38 @@ impl PendingFile {
         Ok(BuiltPackage {
             format: self.format,
             path: self.final_path,
-            size,
-            sha256,
+            size: self.size,
+            sha256: hex::encode(self.hasher.finalize()),
         })
     }
 }
+
+/// Frees the page cache (and disk blocks) behind `len` bytes of `file` from `offset`: bytes
+/// of a staged payload already copied into the package. The package's own pages are then
+/// taken from the ones just freed: memory the system has to find anew is the costly part of
+/// writing a file (zeroing, and on a virtual machine often a fault into the host), and a
+/// build writes every payload twice. Best effort: a file system that cannot punch holes
+/// keeps the bytes until the scratch file is removed.
+#[cfg(target_os = "linux")]
+fn release(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
+        return;
+    };
+    // SAFETY: fallocate reads no memory of ours; the descriptor stays open (`file` is
+    // borrowed) for the call.
+    unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            offset,
+            len,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn release(_file: &File, _offset: u64, _len: u64) {}
 
 /// A temporary file in `dir` (`.mm-pkg-*.tmp`), deleted when dropped or when the build is
 /// interrupted (see [`crate::scratch`]).

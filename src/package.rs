@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
 
 /// The root user and group, owner of everything a package installs unless said otherwise.
 pub const ROOT: &str = "root";
@@ -224,14 +224,17 @@ pub struct ThreadedSink<S: EntrySink + Send + 'static> {
 }
 
 impl<S: EntrySink + Send + 'static> ThreadedSink<S> {
-    /// Moves `sink` to a new thread.
-    pub fn spawn(sink: S) -> Self {
+    /// Moves `sink` to a new thread named `name` (as profilers and `top -H` show it).
+    pub fn spawn(name: &str, sink: S) -> Result<Self> {
         let (tx, rx) = sync_channel(QUEUE);
-        let handle = std::thread::spawn(move || drive(sink, rx));
-        ThreadedSink {
+        let handle = std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || drive(sink, rx))
+            .with_context(|| format!("starting thread {name}"))?;
+        Ok(ThreadedSink {
             tx: Some(tx),
             handle: Some(handle),
-        }
+        })
     }
 
     /// Waits for the thread to apply everything sent and returns the sink, or its first error.

@@ -340,3 +340,41 @@ fn templates_in_subdirectories_are_used_or_refused_never_ignored() {
         "overridden twice",
     );
 }
+
+/// The compressors split their work between the cores (gzip and xz blocks, zstd jobs): the
+/// packages must still come out the same whatever the number of cores the build may use.
+#[test]
+fn packages_do_not_depend_on_the_number_of_cores() {
+    let mut spec = Spec::new("9.11.90");
+    // Several gzip blocks (1 MiB), xz blocks (6 MiB) and zstd jobs (2 MiB) per binary.
+    spec.pad = 7 << 20;
+    for compression in ["gzip", "xz", "zstd"] {
+        let all = build(&spec, &["--compression", compression]);
+        let one_core = all.dir.path().join("one-core");
+        let mut cmd = std::process::Command::new("taskset");
+        cmd.args(["-c", "0"])
+            .arg(env!("CARGO_BIN_EXE_mm-pkg"))
+            .args([
+                "build",
+                &spec.version,
+                "--edition",
+                &spec.edition,
+                "--tarball",
+            ])
+            .arg(&all.tarball)
+            .arg("--output")
+            .arg(&one_core)
+            .args(["--compression", compression])
+            .env("SOURCE_DATE_EPOCH", "1764000000")
+            .env("XDG_CACHE_HOME", all.dir.path().join("cache"));
+        run(&mut cmd);
+        for package in [all.deb.as_ref().unwrap(), all.rpm.as_ref().unwrap()] {
+            let again = one_core.join(package.file_name().unwrap());
+            assert!(
+                fs::read(package).unwrap() == fs::read(&again).unwrap(),
+                "{compression}: {} differs when built on one core",
+                package.display()
+            );
+        }
+    }
+}

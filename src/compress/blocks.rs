@@ -75,8 +75,11 @@ pub fn runs(data: &[u8]) -> Vec<(bool, &[u8])> {
 pub trait BlockCodec: Send + Sync + 'static {
     /// What the container needs to know of each encoded block (sizes for an index, ...).
     type Meta: Send + 'static;
-    /// Encodes `data`; `last` is true for the final block (possibly empty).
-    fn encode(&self, data: &[u8], last: bool) -> io::Result<(Vec<u8>, Self::Meta)>;
+    /// Name of the worker threads.
+    const THREAD_NAME: &'static str;
+    /// Appends the encoding of `data` to `out` (empty, with room reserved from earlier
+    /// blocks); `last` is true for the final block (possibly empty).
+    fn encode(&self, data: &[u8], last: bool, out: &mut Vec<u8>) -> io::Result<Self::Meta>;
 }
 
 /// A counting semaphore: bounds how many memory-hungry encoders run at once across every
@@ -111,12 +114,30 @@ impl Slots {
     }
 }
 
-type Job = (u64, Vec<u8>, bool);
-type Done<M> = (u64, io::Result<(Vec<u8>, M)>);
+/// A block to encode: its number, its bytes, whether it is the last, and a buffer to encode
+/// it into.
+struct Job {
+    seq: u64,
+    data: Vec<u8>,
+    last: bool,
+    out: Vec<u8>,
+}
+
+/// An encoded block, with both buffers of its job for the next ones.
+struct Done<M> {
+    seq: u64,
+    meta: io::Result<M>,
+    data: Vec<u8>,
+    out: Vec<u8>,
+}
 
 /// Encodes blocks of `block` bytes on worker threads and writes them, in order, to `out`.
 /// The caller writes any container header before the first block and, after
 /// [`ParBlocks::finish`], any trailer; it gets each block's meta in order.
+///
+/// The buffers of finished blocks are used again for the next ones: a build fills and
+/// encodes hundreds of blocks, and fresh memory for each (pages the kernel must find and
+/// zero, and on a virtual machine often the host too) cost more than the copies.
 pub struct ParBlocks<W: Write, C: BlockCodec> {
     out: Option<W>,
     block: Vec<u8>,
@@ -125,7 +146,8 @@ pub struct ParBlocks<W: Write, C: BlockCodec> {
     jobs: Option<SyncSender<Job>>,
     results: Receiver<Done<C::Meta>>,
     workers: Vec<JoinHandle<()>>,
-    ready: BTreeMap<u64, (Vec<u8>, C::Meta)>,
+    ready: BTreeMap<u64, Done<C::Meta>>,
+    spare: Vec<(Vec<u8>, Vec<u8>)>,
     metas: Vec<C::Meta>,
     next_seq: u64,
     next_write: u64,
@@ -134,7 +156,13 @@ pub struct ParBlocks<W: Write, C: BlockCodec> {
 impl<W: Write, C: BlockCodec> ParBlocks<W, C> {
     /// Starts `threads` workers encoding blocks of `block_size` bytes with `codec`; at most
     /// `in_flight` blocks are queued or being encoded at once (bounds memory).
-    pub fn new(out: W, codec: C, block_size: usize, threads: usize, in_flight: usize) -> Self {
+    pub fn new(
+        out: W,
+        codec: C,
+        block_size: usize,
+        threads: usize,
+        in_flight: usize,
+    ) -> io::Result<Self> {
         let threads = threads.max(1);
         let (job_tx, job_rx) = sync_channel::<Job>(threads);
         let job_rx = Arc::new(Mutex::new(job_rx));
@@ -145,20 +173,29 @@ impl<W: Write, C: BlockCodec> ParBlocks<W, C> {
                 let rx: Arc<Mutex<Receiver<Job>>> = job_rx.clone();
                 let tx: Sender<Done<C::Meta>> = res_tx.clone();
                 let codec = codec.clone();
-                std::thread::spawn(move || {
-                    loop {
-                        let job = rx.lock().map(|r| r.recv());
-                        let Ok(Ok((seq, data, last))) = job else {
-                            return;
-                        };
-                        if tx.send((seq, codec.encode(&data, last))).is_err() {
-                            return;
+                std::thread::Builder::new()
+                    .name(C::THREAD_NAME.to_string())
+                    .spawn(move || {
+                        loop {
+                            let job = rx.lock().map(|r| r.recv());
+                            let Ok(Ok(mut job)) = job else {
+                                return;
+                            };
+                            let meta = codec.encode(&job.data, job.last, &mut job.out);
+                            let done = Done {
+                                seq: job.seq,
+                                meta,
+                                data: job.data,
+                                out: job.out,
+                            };
+                            if tx.send(done).is_err() {
+                                return;
+                            }
                         }
-                    }
-                })
+                    })
             })
-            .collect();
-        ParBlocks {
+            .collect::<io::Result<_>>()?;
+        Ok(ParBlocks {
             out: Some(out),
             block: Vec::with_capacity(block_size),
             block_size,
@@ -167,10 +204,11 @@ impl<W: Write, C: BlockCodec> ParBlocks<W, C> {
             results: res_rx,
             workers,
             ready: BTreeMap::new(),
+            spare: Vec::new(),
             metas: Vec::new(),
             next_seq: 0,
             next_write: 0,
-        }
+        })
     }
 
     /// The writer, to put a container header before the first block.
@@ -179,10 +217,20 @@ impl<W: Write, C: BlockCodec> ParBlocks<W, C> {
     }
 
     fn submit(&mut self, last: bool) -> io::Result<()> {
-        let capacity = if last { 0 } else { self.block_size };
-        let data = std::mem::replace(&mut self.block, Vec::with_capacity(capacity));
+        let (next, out) = match self.spare.pop() {
+            Some(buffers) => buffers,
+            None if last => (Vec::new(), Vec::new()),
+            None => (Vec::with_capacity(self.block_size), Vec::new()),
+        };
+        let data = std::mem::replace(&mut self.block, next);
         let jobs = self.jobs.as_ref().expect("encoder not finished");
-        jobs.send((self.next_seq, data, last))
+        let job = Job {
+            seq: self.next_seq,
+            data,
+            last,
+            out,
+        };
+        jobs.send(job)
             .map_err(|_| io::Error::other("compression worker stopped"))?;
         self.next_seq += 1;
         while self.next_seq - self.next_write >= self.in_flight {
@@ -192,15 +240,18 @@ impl<W: Write, C: BlockCodec> ParBlocks<W, C> {
     }
 
     fn collect_one(&mut self) -> io::Result<()> {
-        let (seq, result) = self
+        let done = self
             .results
             .recv()
             .map_err(|_| io::Error::other("compression worker stopped"))?;
-        self.ready.insert(seq, result?);
+        self.ready.insert(done.seq, done);
         let out = self.out.as_mut().expect("encoder not finished");
-        while let Some((bytes, meta)) = self.ready.remove(&self.next_write) {
-            out.write_all(&bytes)?;
-            self.metas.push(meta);
+        while let Some(mut done) = self.ready.remove(&self.next_write) {
+            self.metas.push(done.meta?);
+            out.write_all(&done.out)?;
+            done.data.clear();
+            done.out.clear();
+            self.spare.push((done.data, done.out));
             self.next_write += 1;
         }
         Ok(())

@@ -28,7 +28,7 @@ pub struct ParGzEncoder<W: Write> {
 impl<W: Write> ParGzEncoder<W> {
     /// A new encoder at `level` (0-9) writing to `out`.
     pub fn new(out: W, level: u32, threads: usize) -> io::Result<Self> {
-        let mut blocks = ParBlocks::new(out, Deflate { level }, BLOCK, threads, 4 * threads);
+        let mut blocks = ParBlocks::new(out, Deflate { level }, BLOCK, threads, 4 * threads)?;
         blocks
             .inner()
             .write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff])?;
@@ -68,25 +68,26 @@ struct Deflate {
 
 impl BlockCodec for Deflate {
     type Meta = ();
+    const THREAD_NAME: &'static str = "mm-pkg-gzip";
 
     /// Raw deflate of one block, ending byte-aligned (and final only if it is the last).
     /// Incompressible runs become stored blocks; each compressible run is deflated on its own.
-    fn encode(&self, data: &[u8], last: bool) -> io::Result<(Vec<u8>, ())> {
-        let mut out = Vec::with_capacity(data.len() + data.len() / 64 + 1024);
+    fn encode(&self, data: &[u8], last: bool, out: &mut Vec<u8>) -> io::Result<()> {
+        out.reserve(data.len() + data.len() / 64 + 1024);
         let runs = runs(data);
         if runs.is_empty() {
-            self.deflate(&[], last, &mut out)?;
+            self.deflate(&[], last, out)?;
         }
         let count = runs.len();
         for (i, (stored, bytes)) in runs.into_iter().enumerate() {
             let is_final = last && i + 1 == count;
             if stored {
-                write_stored(bytes, is_final, &mut out);
+                write_stored(bytes, is_final, out);
             } else {
-                self.deflate(bytes, is_final, &mut out)?;
+                self.deflate(bytes, is_final, out)?;
             }
         }
-        Ok((out, ()))
+        Ok(())
     }
 }
 

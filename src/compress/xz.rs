@@ -44,7 +44,7 @@ impl<W: Write> ParXzEncoder<W> {
         // half the cores' worth of blocks in flight plus one, enough to keep every slot busy
         // while one writer waits, without many blocks waiting for a slot with their 6 MiB each.
         let in_flight = threads / 2 + 1;
-        let mut blocks = ParBlocks::new(out, Lzma2 { preset }, BLOCK, in_flight, in_flight);
+        let mut blocks = ParBlocks::new(out, Lzma2 { preset }, BLOCK, in_flight, in_flight)?;
         blocks.inner().write_all(&stream_header())?;
         Ok(ParXzEncoder { blocks })
     }
@@ -77,9 +77,9 @@ struct Lzma2 {
 
 impl BlockCodec for Lzma2 {
     type Meta = Vec<(u64, u64)>;
+    const THREAD_NAME: &'static str = "mm-pkg-xz";
 
-    fn encode(&self, data: &[u8], _last: bool) -> io::Result<(Vec<u8>, Self::Meta)> {
-        let mut out = Vec::with_capacity(data.len() / 2 + 1024);
+    fn encode(&self, data: &[u8], _last: bool, out: &mut Vec<u8>) -> io::Result<Self::Meta> {
         let mut records = Vec::new();
         for (stored, bytes) in runs(data) {
             let (lzma2, dict) = if stored {
@@ -87,9 +87,9 @@ impl BlockCodec for Lzma2 {
             } else {
                 encoder_slots().with(|| self.compress(bytes))?
             };
-            records.push(write_block(&lzma2, dict, bytes, &mut out));
+            records.push(write_block(&lzma2, dict, bytes, out));
         }
-        Ok((out, records))
+        Ok(records)
     }
 }
 

@@ -9,13 +9,14 @@ pub mod tar;
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Seek};
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use md5::{Digest, Md5};
 
 use crate::compress::{Compression, Encoder};
+use crate::output::Assembled;
 use crate::package::{Content, Entry, EntrySink, ROOT, missing_parents};
 use tar::{Member, TarWriter};
 
@@ -102,16 +103,18 @@ impl DebWriter {
         Ok(())
     }
 
-    /// Completes the data tar and writes the whole package to `out`.
-    pub fn finish(mut self, control: &ControlFiles, out: &mut (impl Write + ?Sized)) -> Result<()> {
+    /// Completes the data tar and returns the package: the `ar` archive up to the data
+    /// member's header, then the staged data tar.
+    pub fn finish(mut self, control: &ControlFiles) -> Result<Assembled> {
         self.start(control.mtime)?;
         let encoder = self.data.finish()?;
-        let mut file = encoder
+        let mut staged = encoder
             .finish()
             .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
             .with_context(|| format!("writing {}", self.data_path.display()))?;
-        let data_len = file.stream_position()?;
-        file.seek(SeekFrom::Start(0))?;
+        let data_len = staged
+            .stream_position()
+            .with_context(|| format!("writing {}", self.data_path.display()))?;
 
         let control_text = with_installed_size(&control.control, self.installed_kib);
         let mut files: Vec<(&str, &[u8], u32)> = vec![
@@ -127,21 +130,26 @@ impl DebWriter {
         let control_tar = control_tar(&files, self.compression, control.mtime)?;
 
         let suffix = self.compression.deb_suffix();
-        let mut ar = ar::Builder::new(out);
-        let header = |name: String, size: u64| {
-            let mut h = ar::Header::new(name.into_bytes(), size);
-            h.set_mtime(control.mtime);
-            h.set_mode(0o100644);
-            h
-        };
-        ar.append(&header("debian-binary".into(), 4), &b"2.0\n"[..])?;
-        ar.append(
-            &header(format!("control.tar{suffix}"), control_tar.len() as u64),
-            &control_tar[..],
-        )?;
-        ar.append(&header(format!("data.tar{suffix}"), data_len), &mut file)
-            .with_context(|| format!("copying {} into the package", self.data_path.display()))?;
-        Ok(())
+        let mut head = b"!<arch>\n".to_vec();
+        for (name, bytes) in [
+            ("debian-binary".to_string(), &b"2.0\n"[..]),
+            (format!("control.tar{suffix}"), &control_tar[..]),
+        ] {
+            head.extend(ar_member_header(&name, bytes.len() as u64, control.mtime));
+            head.extend_from_slice(bytes);
+            head.extend(ar_padding(bytes.len() as u64));
+        }
+        head.extend(ar_member_header(
+            &format!("data.tar{suffix}"),
+            data_len,
+            control.mtime,
+        ));
+        Ok(Assembled {
+            head,
+            staged,
+            staged_len: data_len,
+            tail: ar_padding(data_len),
+        })
     }
 
     /// Emits every missing parent directory of `path` (dpkg wants one entry per directory),
@@ -215,6 +223,26 @@ impl EntrySink for DebWriter {
                 .push_str(&format!("{}  {path}\n", hex::encode(md5.finalize())));
         }
         self.data.end()
+    }
+}
+
+/// The header of an `ar` member (common format, as dpkg-deb writes it): name, time stamp,
+/// owner 0:0, mode 0644, size.
+fn ar_member_header(name: &str, size: u64, mtime: u64) -> Vec<u8> {
+    let header = format!(
+        "{name:<16}{mtime:<12}{:<6}{:<6}{:<8o}{size:<10}`\n",
+        0, 0, 0o100644
+    );
+    debug_assert_eq!(header.len(), 60);
+    header.into_bytes()
+}
+
+/// The byte that pads an `ar` member of `size` bytes to an even length, if it needs one.
+fn ar_padding(size: u64) -> Vec<u8> {
+    if size % 2 == 1 {
+        b"\n".to_vec()
+    } else {
+        Vec::new()
     }
 }
 
@@ -293,6 +321,22 @@ fn control_tar(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ar_headers_match_the_ar_crate() {
+        let mut expected = ar::Builder::new(Vec::new());
+        let mut ours = b"!<arch>\n".to_vec();
+        for (name, data) in [("debian-binary", &b"2.0\n"[..]), ("data.tar.gz", b"odd")] {
+            let mut h = ar::Header::new(name.as_bytes().to_vec(), data.len() as u64);
+            h.set_mtime(1_700_000_000);
+            h.set_mode(0o100644);
+            expected.append(&h, data).unwrap();
+            ours.extend(ar_member_header(name, data.len() as u64, 1_700_000_000));
+            ours.extend_from_slice(data);
+            ours.extend(ar_padding(data.len() as u64));
+        }
+        assert_eq!(ours, expected.into_inner().unwrap());
+    }
 
     #[test]
     fn installed_size_follows_architecture() {

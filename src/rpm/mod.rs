@@ -14,7 +14,7 @@ pub mod spec;
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -22,7 +22,7 @@ use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
 use crate::compress::{Compression, Encoder};
-use crate::output::HashingWriter;
+use crate::output::{Assembled, HashingWriter};
 use crate::package::{Content, Entry, EntrySink};
 use cpio::{CpioWriter, Member};
 use header::{Header, Value, tag};
@@ -84,6 +84,9 @@ const VERIFY_DIGEST_SIZE_MTIME: u32 = 1 | 2 | 32;
 /// SHA-256, as RPM numbers digest algorithms.
 const SHA256_ALGO: u32 = 8;
 
+/// Bytes gathered before a write into the staged payload.
+const STAGE_BUFFER: usize = 64 * 1024;
+
 type PayloadSink = CpioWriter<HashingWriter<Encoder<HashingWriter<BufWriter<File>>>>>;
 
 /// What the header records about one file.
@@ -118,7 +121,9 @@ impl RpmWriter {
     /// file is dated by its entry's [`Entry::mtime`].
     pub fn new(scratch: &Path, compression: Compression) -> Result<Self> {
         let file = crate::output::open_scratch(scratch)?;
-        let compressed = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
+        // Writes of a buffer's size or more go straight to the file (the codecs hand over
+        // their output in blocks of 128 KiB and more); cpio headers are gathered.
+        let compressed = HashingWriter::new(BufWriter::with_capacity(STAGE_BUFFER, file));
         let payload = CpioWriter::new(HashingWriter::new(compression.encoder(compressed)?));
         Ok(RpmWriter {
             payload: Some(payload),
@@ -141,8 +146,9 @@ impl RpmWriter {
         self.payload.as_mut().expect("payload open until finish")
     }
 
-    /// Adds the licence file, builds the header and writes the package to `out`.
-    pub fn finish(mut self, meta: &RpmMeta, out: &mut (impl Write + ?Sized)) -> Result<()> {
+    /// Adds the licence file, builds the header and returns the package: lead, signature
+    /// header and header, then the staged payload.
+    pub fn finish(mut self, meta: &RpmMeta) -> Result<Assembled> {
         let spec = &meta.spec;
         let license_dir = format!("/usr/share/licenses/{}", spec.name);
         let build_time = rpm_time(meta.build_time)?;
@@ -169,7 +175,7 @@ impl RpmWriter {
             .finish()
             .with_context(|| format!("compressing into {}", self.scratch.display()))?;
         let (buffered, compressed_size, payload_digest) = compressed.finish();
-        let mut file = buffered
+        let staged = buffered
             .into_inner()
             .map_err(|e| e.into_error())
             .with_context(|| format!("writing {}", self.scratch.display()))?;
@@ -185,14 +191,16 @@ impl RpmWriter {
             signature::signature_header(&header, total, self.signer.as_deref(), build_time)?;
 
         let nvr = format!("{}-{}-{}", spec.name, meta.version, meta.release);
-        out.write_all(&header::lead(&nvr))?;
-        out.write_all(&signature)?;
-        out.write_all(&vec![0u8; header::signature_padding(signature.len())])?;
-        out.write_all(&header)?;
-        file.seek(SeekFrom::Start(0))?;
-        io::copy(&mut file, out)
-            .with_context(|| format!("copying the payload from {}", self.scratch.display()))?;
-        Ok(())
+        let mut head = header::lead(&nvr).to_vec();
+        head.extend_from_slice(&signature);
+        head.resize(head.len() + header::signature_padding(signature.len()), 0);
+        head.extend_from_slice(&header);
+        Ok(Assembled {
+            head,
+            staged,
+            staged_len: compressed_size,
+            tail: Vec::new(),
+        })
     }
 
     /// The main header: package description, dependencies, file list, payload description.
