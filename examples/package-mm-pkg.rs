@@ -211,14 +211,11 @@ pub fn package(options: &Options) -> Result<Vec<BuiltPackage>> {
     feed(&mut deb, &deb_files, date)?;
     let name = format!("{NAME}_{full_version}_{}.deb", options.arch);
     let mut file = PendingFile::create(&options.output, &name, Format::Deb)?;
-    deb.finish(
-        &ControlFiles {
-            control,
-            scripts: Vec::new(),
-            mtime: date,
-        },
-        file.writer(),
-    )?;
+    file.write(deb.finish(&ControlFiles {
+        control,
+        scripts: Vec::new(),
+        mtime: date,
+    })?)?;
     built.push(file.keep()?);
 
     // RPM: zsh's site-functions, %doc and %license (the writer adds the licence file).
@@ -248,18 +245,15 @@ pub fn package(options: &Options) -> Result<Vec<BuiltPackage>> {
     feed(&mut rpm, &rpm_files, date)?;
     let name = format!("{NAME}-{full_version}.{rpm_arch}.rpm");
     let mut file = PendingFile::create(&options.output, &name, Format::Rpm)?;
-    rpm.finish(
-        &RpmMeta {
-            spec,
-            version: version.to_string(),
-            release: options.revision.clone(),
-            arch: rpm_arch.to_string(),
-            scripts: Scriptlets::default(),
-            license_text: license_text(),
-            build_time: date,
-        },
-        file.writer(),
-    )?;
+    file.write(rpm.finish(&RpmMeta {
+        spec,
+        version: version.to_string(),
+        release: options.revision.clone(),
+        arch: rpm_arch.to_string(),
+        scripts: Scriptlets::default(),
+        license_text: license_text(),
+        build_time: date,
+    })?)?;
     built.push(file.keep()?);
     write_sha256sums(&options.output, &built)?;
     Ok(built)

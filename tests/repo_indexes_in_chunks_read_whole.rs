@@ -191,7 +191,9 @@ fn indexes_in_several_chunks_read_back_whole_with_apt_xz_gzip_and_dnf() {
         }
     }
     repo_add(web.path(), &[debs[150].clone(), rpms[150].clone()], &[]);
-    run(common::mm_pkg().args(["repo", "verify", "--hashes-only"]).arg(web.path()));
+    run(common::mm_pkg()
+        .args(["repo", "verify", "--hashes-only"])
+        .arg(web.path()));
     let out = common::output(
         Command::new(APT_HELPER)
             .arg("cat-file")

@@ -68,9 +68,11 @@ fn a_pool_on_another_file_system_is_updated_through_temporaries_beside_it() {
 
     repo_add(repo.path(), &[small_deb(work.path(), "second")], &[]);
     assert!(pool.join("main/s/second/second_1.0-1_amd64.deb").is_file());
-    let out = common::output(mm_pkg()
+    let out = common::output(
+        mm_pkg()
             .args(["repo", "verify", "--hashes-only"])
-            .arg(repo.path()));
+            .arg(repo.path()),
+    );
     assert!(
         out.status.success(),
         "{}",

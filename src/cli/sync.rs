@@ -15,8 +15,8 @@ use mm_pkg::repo::RepoOptions;
 use mm_pkg::sync::{self, SyncOptions};
 
 use super::build::{PackagingArgs, formats};
-use super::repo::KeyArgs;
 use super::failure::{Kind, tag};
+use super::repo::KeyArgs;
 use super::source::{NetArgs, Sources, TrustArgs};
 use super::webhook::NotifyArgs;
 use super::{source_date_env, source_date_epoch};
