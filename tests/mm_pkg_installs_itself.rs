@@ -207,7 +207,18 @@ fn the_static_binary_works_in_a_root_that_holds_nothing_else() {
         "repo add in the empty root",
     );
     ok(
-        in_empty_root(&root, &["/mm-pkg", "repo", "verify", "/repo"], &env),
+        in_empty_root(
+            &root,
+            &[
+                "/mm-pkg",
+                "repo",
+                "verify",
+                "/repo",
+                "--key",
+                "/keys/signing-key.asc",
+            ],
+            &env,
+        ),
         "repo verify in the empty root",
     );
 

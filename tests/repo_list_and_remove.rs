@@ -129,7 +129,11 @@ fn a_removed_version_is_gone_for_apt_and_dnf_and_list_says_what_is_held() {
         assert!(removed.contains(&pool), "{json}");
     }
     assert!(report["signed"].as_array().unwrap().len() >= 3, "{json}");
-    run(mm_pkg().args(["repo", "verify"]).arg(dir));
+    run(mm_pkg()
+        .args(["repo", "verify"])
+        .arg(dir)
+        .arg("--key")
+        .arg(&key.public_asc));
     let (_, list, _) = repo(&["list"], dir);
     assert_eq!(list.lines().count(), 2, "{list}");
     assert!(!list.contains("2.0-1"), "{list}");
