@@ -296,6 +296,7 @@ fn installs(script: &str) -> bool {
     let first = script.trim_start();
     [
         "$MM_PKG_INSTALL",
+        "eval \"$MM_PKG_INSTALL\"",
         "apt-get",
         "sudo apt-get",
         "cargo install",

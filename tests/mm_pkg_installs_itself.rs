@@ -573,6 +573,8 @@ fn the_installed_sync_examples_run_as_the_documented_user() {
             "repo",
             "verify",
             "/srv/mattermost-repo",
+            "--key",
+            "/var/lib/mm-pkg/keys/signing-key.asc",
         ],
     );
     let owner = chroot_ok(

@@ -47,15 +47,14 @@ fn a_secret_key_file_others_may_read_is_refused_by_repo_add_and_build() {
         );
         assert!(!dir.exists(), "a refused key still wrote the repository");
     }
+    // A tarball that exists (an empty one): the key is refused before the tarball is read.
+    let tarball = repo.path().join("mattermost-9.11.90-linux-amd64.tar.gz");
+    std::fs::write(&tarball, b"").unwrap();
     let out = output(
         mm_pkg()
-            .args([
-                "build",
-                "9.11.90",
-                "--tarball",
-                "/nonexistent.tar.gz",
-                "--sign-key",
-            ])
+            .args(["build", "9.11.90", "--tarball"])
+            .arg(&tarball)
+            .arg("--sign-key")
             .arg(&key.secret),
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"));
