@@ -11,7 +11,10 @@ use std::process::Command;
 
 use common::fixture::{Spec, default_config};
 use common::lifecycle::{Format, ok};
-use common::{build, chroot_ok, copy_into, debian_root, debian_root_of, have};
+use common::{
+    build, chroot, chroot_ok, copy_into, deb_data_tar_gz, debian_root, debian_root_of,
+    gzip_members, have,
+};
 
 /// Owner, group and octal mode of `path` inside `root`.
 fn stat(root: &Path, path: &str) -> String {
@@ -162,6 +165,42 @@ fn deb_installs_into_debian_11() {
     deb_install_reinstall_purge("bullseye");
 }
 
+/// Debian 11's dpkg-deb reads a data.tar.gz of several gzip members (one per run of
+/// compressible or incompressible bytes, see docs/performance.md) to its end: the tar it
+/// extracts is the whole one GNU gzip decodes, not the first member's.
+#[test]
+fn debian_11_dpkg_deb_reads_every_gzip_member_of_the_data_tar() {
+    if !have("dpkg-deb") || !have("gzip") {
+        return;
+    }
+    let Some(root) = debian_root_of("bullseye") else {
+        return;
+    };
+    let root = root.path();
+    let built = build(&Spec::new("9.11.90"), &["--format", "deb"]);
+    let deb = built.deb.as_ref().unwrap();
+    let gz = deb_data_tar_gz(deb);
+    let members = gzip_members(&gz);
+    assert!(members > 2, "several gzip members: {members}");
+    let gz_path = built.dir.path().join("data.tar.gz");
+    fs::write(&gz_path, &gz).unwrap();
+    let whole = common::output(Command::new("gzip").arg("-dc").arg(&gz_path));
+    assert!(whole.status.success(), "gzip -dc: {whole:?}");
+
+    let inside = copy_into(root, deb);
+    let tar = chroot(root, &["dpkg-deb", "--fsys-tarfile", &inside]);
+    assert!(tar.status.success(), "dpkg-deb --fsys-tarfile: {tar:?}");
+    assert_eq!(tar.stdout.len(), whole.stdout.len(), "the whole data.tar");
+    assert!(tar.stdout == whole.stdout, "the same bytes as GNU gzip's");
+    let listing = chroot_ok(root, &["dpkg-deb", "--contents", &inside]);
+    for path in [
+        "./opt/mattermost/bin/mattermost",
+        "./opt/mattermost/i18n/en.json",
+    ] {
+        assert!(listing.contains(path), "{path} in:\n{listing}");
+    }
+}
+
 fn deb_install_reinstall_purge(suite: &str) {
     if !have("dpkg-deb") {
         return;
@@ -171,6 +210,11 @@ fn deb_install_reinstall_purge(suite: &str) {
     };
     let root = root.path();
     let built = build(&Spec::new("9.11.90"), &["--format", "deb"]);
+    let members = gzip_members(&deb_data_tar_gz(built.deb.as_ref().unwrap()));
+    assert!(
+        members > 1,
+        "data.tar.gz of several gzip members: {members}"
+    );
     let deb = copy_into(root, built.deb.as_ref().unwrap());
 
     let log = chroot_ok(root, &["dpkg", "-i", &deb]);

@@ -11,13 +11,14 @@ pub mod gzip;
 pub mod xz;
 pub mod xz_format;
 
+pub use gzip::Framing;
 use gzip::ParGzEncoder;
 use xz::ParXzEncoder;
 
 /// A payload compression codec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
-    /// gzip (level 5, see [`Compression::GZIP_LEVEL`]): every dpkg and rpm reads it.
+    /// gzip (libdeflate level 5, see [`Compression::GZIP_LEVEL`]): every dpkg and rpm reads it.
     Gzip,
     /// xz (level 6).
     Xz,
@@ -28,11 +29,10 @@ pub enum Compression {
 }
 
 impl Compression {
-    /// Gzip compression level. Level 5 searches a quarter of level 6's match chains: on text,
-    /// up to a quarter less CPU (about 1 CPU s of 5.6 on the benchmark release) for output
-    /// 0.1% (benchmark release) to 1.5% (minified JavaScript alone) larger than level 6's on
-    /// the bytes it compresses; with incompressible segments stored, the .deb stays within 1%
-    /// of `gzip -6` (see docs/performance.md).
+    /// Gzip compression level (libdeflate's scale, 1-12). libdeflate's level 5 deflates about
+    /// a fifth faster than its level 6, for output 0.6% (minified JavaScript) to 1.3% larger;
+    /// the benchmark release's `data.tar.gz` is 0.04% larger than at level 6 and 1.4% smaller
+    /// than `gzip -6` (see docs/performance.md).
     pub const GZIP_LEVEL: u32 = 5;
     /// Xz preset.
     pub const XZ_LEVEL: u32 = 6;
@@ -71,14 +71,17 @@ impl Compression {
         }
     }
 
-    /// Wraps `inner` in an encoder for this codec that compresses on every core. The output
-    /// does not depend on the number of cores.
-    pub fn encoder<W: Write>(self, inner: W) -> Result<Encoder<W>> {
+    /// Wraps `inner` in an encoder for this codec that compresses on every core, gzip framed
+    /// as `framing` says. The output does not depend on the number of cores.
+    pub fn encoder<W: Write>(self, inner: W, framing: Framing) -> Result<Encoder<W>> {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(match self {
-            Compression::Gzip => {
-                Encoder::Gzip(ParGzEncoder::new(inner, Self::GZIP_LEVEL, threads)?)
-            }
+            Compression::Gzip => Encoder::Gzip(ParGzEncoder::new(
+                inner,
+                Self::GZIP_LEVEL,
+                framing,
+                threads,
+            )?),
             Compression::Xz => Encoder::Xz(ParXzEncoder::new(inner, Self::XZ_LEVEL, threads)?),
             Compression::Zstd => {
                 let mut encoder = zstd::Encoder::new(inner, Self::ZSTD_LEVEL)?;

@@ -15,7 +15,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use md5::{Digest, Md5};
 
-use crate::compress::{Compression, Encoder};
+use crate::compress::{Compression, Encoder, Framing};
 use crate::output::Assembled;
 use crate::package::{Content, Entry, EntrySink, ROOT, missing_parents};
 use tar::{Member, TarWriter};
@@ -65,7 +65,7 @@ impl DebWriter {
     /// Every member is dated by its entry's [`Entry::mtime`].
     pub fn new(scratch: &Path, compression: Compression) -> Result<Self> {
         let file = crate::output::open_scratch(scratch)?;
-        let data = TarWriter::new(compression.encoder(BufWriter::new(file))?);
+        let data = TarWriter::new(compression.encoder(BufWriter::new(file), Framing::Members)?);
         let mut writer = DebWriter {
             data,
             data_path: scratch.to_path_buf(),
@@ -291,7 +291,7 @@ fn control_tar(
     compression: Compression,
     mtime: u64,
 ) -> Result<Vec<u8>> {
-    let mut tar = TarWriter::new(compression.encoder(Vec::new())?);
+    let mut tar = TarWriter::new(compression.encoder(Vec::new(), Framing::Members)?);
     tar.begin(&member(
         "./",
         ::tar::EntryType::Directory,

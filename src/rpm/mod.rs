@@ -21,7 +21,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
-use crate::compress::{Compression, Encoder};
+use crate::compress::{Compression, Encoder, Framing};
 use crate::output::{Assembled, HashingWriter};
 use crate::package::{Content, Entry, EntrySink};
 use cpio::{CpioWriter, Member};
@@ -124,7 +124,9 @@ impl RpmWriter {
         // Writes of a buffer's size or more go straight to the file (the codecs hand over
         // their output in blocks of 128 KiB and more); cpio headers are gathered.
         let compressed = HashingWriter::new(BufWriter::with_capacity(STAGE_BUFFER, file));
-        let payload = CpioWriter::new(HashingWriter::new(compression.encoder(compressed)?));
+        // One gzip member: the `rpm` crate reads only the first member of a payload.
+        let encoder = compression.encoder(compressed, Framing::OneMember)?;
+        let payload = CpioWriter::new(HashingWriter::new(encoder));
         Ok(RpmWriter {
             payload: Some(payload),
             scratch: scratch.to_path_buf(),

@@ -274,3 +274,23 @@ pub fn copy_into(root: &Path, file: &Path) -> String {
     fs::copy(file, root.join("tmp").join(&name)).unwrap();
     format!("/tmp/{name}")
 }
+
+/// The `data.tar.gz` member of `deb`, as `ar p` prints it.
+pub fn deb_data_tar_gz(deb: &Path) -> Vec<u8> {
+    let out = output(Command::new("ar").arg("p").arg(deb).arg("data.tar.gz"));
+    assert!(out.status.success(), "ar p {}: {out:?}", deb.display());
+    out.stdout
+}
+
+/// How many gzip members `gz` holds, decoded one by one with a decoder that stops after one.
+pub fn gzip_members(mut gz: &[u8]) -> usize {
+    use std::io::Read;
+    let mut count = 0;
+    while !gz.is_empty() {
+        let mut member = flate2::bufread::GzDecoder::new(gz);
+        std::io::copy(&mut member.by_ref(), &mut std::io::sink()).unwrap();
+        gz = member.into_inner();
+        count += 1;
+    }
+    count
+}
