@@ -367,3 +367,52 @@ fn dnf_follows_a_key_rotation_with_gpgcheck_and_repo_gpgcheck() {
         String::from_utf8_lossy(&verify.stderr)
     );
 }
+
+/// Finishing a rotation signs every rpm copy with the new key: only the copies the state
+/// vouches for, byte for byte. A pool rpm changed in place (same size) is refused and left
+/// unsigned by the new key.
+#[test]
+fn finishing_a_rotation_never_signs_a_pool_file_changed_in_place() {
+    for tool in ["gpg", "rpmbuild"] {
+        if !have(tool) {
+            return;
+        }
+    }
+    let old = GpgKey::generate("ed25519", None, &[], "never");
+    let new = GpgKey::generate("ed25519", None, &[], "never");
+    let (old_key, new_key) = (old.secret.to_str().unwrap(), new.secret.to_str().unwrap());
+    let work = tempfile::tempdir().unwrap();
+    let rpms = tiny_rpms(work.path(), "tiny", &["1.0", "2.0", "3.0"]);
+    let repo = tempfile::tempdir().unwrap();
+    repo_add(repo.path(), &rpms[..1], &["--sign-key", old_key]);
+    repo_add(
+        repo.path(),
+        &rpms[1..2],
+        &["--sign-key", new_key, "--rotate-from", old_key],
+    );
+    let pool = fs::read_dir(repo.path().join("yum/Packages"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("1.0"))
+        .unwrap();
+    let mut bytes = fs::read(&pool).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    fs::write(&pool, &bytes).unwrap();
+    let before = tree(repo.path());
+    let stderr = refused(
+        repo.path(),
+        &rpms[2..],
+        &["--sign-key", new_key, "--finish-rotation"],
+        &[],
+    );
+    assert!(
+        stderr.contains("is not the package the repository published"),
+        "{stderr}"
+    );
+    assert_eq!(
+        tree(repo.path()),
+        before,
+        "a refused rotation changed files"
+    );
+}

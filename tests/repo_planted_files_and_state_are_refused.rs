@@ -373,7 +373,10 @@ fn a_hand_written_state_never_gets_a_package_published_under_the_key() {
         &inline_legacy_state(genuine.path(), &[planted]),
     );
     let stderr = refused(repo.path(), &t.debs[1..], &signed);
-    assert!(stderr.contains("does not list"), "{stderr}");
+    assert!(
+        stderr.contains("names other .deb packages than apt/dists/stable/InRelease"),
+        "{stderr}"
+    );
     serve(repo.path());
     let (ok, text) = fresh_update(root);
     assert!(ok && !apt_knows(root, "evil"), "{text}");
@@ -453,19 +456,277 @@ fn a_replaced_pool_file_is_refused_before_it_is_signed_again() {
         .path()
         .join("apt/pool/main/t/tiny/tiny_1.0-1_amd64.deb");
     fs::copy(&other, &pool).unwrap();
+    // Signing packages no key signed takes the operator's word, once.
     let stderr = refused(repo.path(), &t.debs[1..], &signed);
+    assert!(stderr.contains("pass --first-signing once"), "{stderr}");
+    let first = [signed[0], signed[1], "--first-signing"];
+    let stderr = refused(repo.path(), &t.debs[1..], &first);
     assert!(
         stderr.contains("is not the package the repository's state says"),
         "{stderr}"
     );
     // With its own file back, the repository is signed.
     fs::copy(&t.debs[0], &pool).unwrap();
-    repo_add(repo.path(), &t.debs[1..], &signed);
+    repo_add(repo.path(), &t.debs[1..], &first);
     run(mm_pkg()
         .args(["repo", "verify"])
         .arg(repo.path())
         .arg("--key")
         .arg(&key.public_asc));
+    // The flag is for that one time: kept in a pipeline, it is refused.
+    let stderr = refused(repo.path(), &t.rpms[..1], &first);
+    assert!(stderr.contains("drop the flag"), "{stderr}");
+}
+
+/// A signed repository whose signatures someone removed, with an unsigned state naming a
+/// planted package: the next signed add refuses, with the key file there (the state lies)
+/// and without it (it looks unsigned: signing it takes --first-signing).
+#[test]
+fn a_repository_stripped_of_its_signatures_is_not_signed_again_blindly() {
+    if !have("dpkg-deb") || !have("gpg") || !have("rpmbuild") {
+        return;
+    }
+    let key = GpgKey::generate("ed25519", None, &[], "never");
+    let signed = ["--sign-key", key.secret.to_str().unwrap()];
+    let t = tiny();
+    let work = tempfile::tempdir().unwrap();
+    let evil = tiny_deb(work.path(), "evil", "6.6-6", "");
+    let repo = tempfile::tempdir().unwrap();
+    repo_add(
+        repo.path(),
+        &[t.debs[0].clone(), t.rpms[0].clone()],
+        &signed,
+    );
+    plant_record(repo.path(), &evil, "evil");
+    let mut state = state_json(repo.path());
+    state["keys"] = serde_json::json!([]);
+    fs::write(
+        repo.path().join(".mm-pkg/state.json"),
+        serde_json::to_string_pretty(&state).unwrap() + "\n",
+    )
+    .unwrap();
+    for sig in [
+        "apt/dists/stable/InRelease",
+        "apt/dists/stable/Release.gpg",
+        "yum/repodata/repomd.xml.asc",
+    ] {
+        fs::remove_file(repo.path().join(sig)).unwrap();
+    }
+    let before = snapshot(repo.path());
+    let stderr = refused(repo.path(), &t.debs[1..], &signed);
+    assert!(
+        stderr.contains("says the repository is unsigned, but mattermost.asc is there"),
+        "{stderr}"
+    );
+    fs::remove_file(repo.path().join("mattermost.asc")).unwrap();
+    let before_key = snapshot(repo.path());
+    let stderr = refused(repo.path(), &t.debs[1..], &signed);
+    assert!(stderr.contains("pass --first-signing once"), "{stderr}");
+    assert_eq!(
+        snapshot(repo.path()),
+        before_key,
+        "a refused add changed files"
+    );
+    assert_ne!(before, before_key);
+}
+
+/// The state of the previous version is unsigned: whoever can write the directory can write
+/// one. In a signed repository it must describe exactly what the signed indexes list, under
+/// the signed Release's settings; it cannot withdraw packages, move the suite, remove live
+/// pool files or send clients to another host.
+#[test]
+fn a_previous_version_state_cannot_withdraw_move_remove_or_redirect() {
+    for tool in ["gpg", "dpkg-deb", "rpmbuild"] {
+        if !have(tool) {
+            return;
+        }
+    }
+    let key = GpgKey::generate("ed25519", None, &[], "never");
+    let signed = ["--sign-key", key.secret.to_str().unwrap()];
+    let t = tiny();
+    let sound = tempfile::tempdir().unwrap();
+    repo_add(
+        sound.path(),
+        &[t.debs[0].clone(), t.rpms[0].clone()],
+        &[
+            signed[0],
+            signed[1],
+            "--base-url",
+            "https://packages.example.org/mm",
+        ],
+    );
+    let genuine = inline_legacy_state(sound.path(), &[]);
+    type Change = fn(&mut serde_json::Value);
+    let cases: [(&str, Change, &str); 5] = [
+        (
+            "every package withdrawn",
+            |s| {
+                s["deb"] = serde_json::json!([]);
+                s["rpm"] = serde_json::json!([]);
+            },
+            "names other .deb packages",
+        ),
+        (
+            "the rpm withdrawn",
+            |s| s["rpm"] = serde_json::json!([]),
+            "names other .rpm packages",
+        ),
+        (
+            "another suite",
+            |s| s["settings"]["suite"] = "evil".into(),
+            "but the repository publishes suite `stable`",
+        ),
+        (
+            "another label",
+            |s| s["settings"]["label"] = "Evil".into(),
+            "says `Label: Evil`",
+        ),
+        (
+            "another host",
+            |s| s["settings"]["base_url"] = "https://evil.example.net".into(),
+            "confirm it once with --base-url https://evil.example.net",
+        ),
+    ];
+    for (what, change, says) in cases {
+        let repo = copy_of(sound.path());
+        let mut legacy = genuine.clone();
+        change(&mut legacy);
+        write_legacy(repo.path(), &legacy);
+        let before = snapshot(repo.path());
+        eprintln!("case: {what}");
+        let stderr = refused(repo.path(), &t.debs[1..], &signed);
+        assert!(stderr.contains(says), "{what}: {stderr}");
+        assert_eq!(snapshot(repo.path()), before, "{what}: files changed");
+    }
+
+    // A segmented state whose interrupted run was to remove a live pool file.
+    let repo = copy_of(sound.path());
+    write_segmented_legacy(repo.path());
+    let path = repo.path().join(".mm-pkg/state.json");
+    let mut state: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    let live = "apt/pool/main/t/tiny/tiny_1.0-1_amd64.deb";
+    state["removing"] = serde_json::json!([live]);
+    fs::write(&path, serde_json::to_vec(&state).unwrap()).unwrap();
+    let stderr = refused(repo.path(), &t.debs[1..], &signed);
+    assert!(
+        stderr.contains("both as a package and as a pool file to remove"),
+        "{stderr}"
+    );
+    assert!(repo.path().join(live).exists());
+
+    // The genuine state, its base URL confirmed, moves into records.
+    let repo = copy_of(sound.path());
+    write_legacy(repo.path(), &genuine);
+    repo_add(
+        repo.path(),
+        &t.debs[1..],
+        &[
+            signed[0],
+            signed[1],
+            "--base-url",
+            "https://packages.example.org/mm",
+        ],
+    );
+    assert_eq!(
+        state_json(repo.path())["packages"]
+            .as_object()
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+/// In an unsigned repository the state is the only record of what was published before: what
+/// it names as the previous generation's index files is removed, so it may name nothing else
+/// (not the state, not the key file, not a live pool file). Pool files and the lock another
+/// user could write are refused.
+#[test]
+fn a_state_or_pool_file_others_could_change_never_removes_or_publishes() {
+    if !have("dpkg-deb") || !have("rpmbuild") {
+        return;
+    }
+    let t = tiny();
+    let sound = tempfile::tempdir().unwrap();
+    repo_add(sound.path(), &[t.debs[0].clone(), t.rpms[0].clone()], &[]);
+    let live = "apt/pool/main/t/tiny/tiny_1.0-1_amd64.deb";
+    for doomed in [
+        ".mm-pkg/state.json",
+        "mattermost.sources",
+        live,
+        "../outside",
+    ] {
+        let repo = copy_of(sound.path());
+        let mut state = state_json(repo.path());
+        state["published"]["previous"] = serde_json::json!([doomed]);
+        fs::write(
+            repo.path().join(".mm-pkg/state.json"),
+            serde_json::to_string_pretty(&state).unwrap() + "\n",
+        )
+        .unwrap();
+        let before = snapshot(repo.path());
+        let stderr = refused(repo.path(), &t.debs[1..], &[]);
+        assert!(
+            stderr.contains("no index file mm-pkg writes"),
+            "{doomed}: {stderr}"
+        );
+        assert_eq!(snapshot(repo.path()), before, "{doomed}: files changed");
+    }
+    for (what, rel) in [("a pool file", live), ("the lock", ".mm-pkg/lock")] {
+        let repo = copy_of(sound.path());
+        let path = repo.path().join(rel);
+        if !path.exists() {
+            fs::write(&path, b"").unwrap();
+        }
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
+        let stderr = refused(repo.path(), &t.debs[1..], &[]);
+        assert!(
+            stderr.contains("other users can write to it"),
+            "{what}: {stderr}"
+        );
+    }
+}
+
+/// `--changes FILE` replaces a link at FILE instead of writing through it; a
+/// SOURCE_DATE_EPOCH ahead of the clock (a Release apt calls not valid yet) is refused.
+#[test]
+fn the_change_list_never_writes_through_a_link_and_future_dates_are_refused() {
+    if !have("dpkg-deb") {
+        return;
+    }
+    let t = tiny();
+    let repo = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim");
+    fs::write(&victim, b"precious\n").unwrap();
+    let list = outside.path().join("changes.txt");
+    std::os::unix::fs::symlink(&victim, &list).unwrap();
+    repo_add(
+        repo.path(),
+        &t.debs[..1],
+        &["--changes", list.to_str().unwrap()],
+    );
+    assert_eq!(fs::read(&victim).unwrap(), b"precious\n");
+    assert!(!fs::symlink_metadata(&list).unwrap().is_symlink());
+    assert!(fs::read_to_string(&list).unwrap().contains("pool "));
+
+    let future = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 86_400;
+    let out = output(
+        mm_pkg()
+            .args(["repo", "add"])
+            .arg(repo.path())
+            .args(&t.debs[1..])
+            .env("SOURCE_DATE_EPOCH", future.to_string())
+            .env_remove("MM_PKG_SIGN_KEY"),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("ahead of this machine's clock"),
+        "{stderr}"
+    );
 }
 
 /// Writes the previous version's segmented state for the repository `repo` (from its

@@ -77,19 +77,55 @@ pub struct KeyArgs {
     /// copy with the new key. Needs the whole repository (not --state-only).
     #[arg(long, conflicts_with = "rotate_from")]
     finish_rotation: bool,
+    /// Sign, for the first time, a repository that already holds packages no key signed
+    /// (each is checked against its pool file first). Refused without it, since a signed
+    /// repository whose signatures someone removed looks the same.
+    #[arg(long, conflicts_with_all = ["rotate_from", "finish_rotation"])]
+    first_signing: bool,
 }
 
 impl KeyArgs {
     /// The key, the old key of a rotation and whether it finishes, as [`RepoOptions`]
     /// (signatures dated `date`), each key checked before anything is done.
     pub fn options(&self, date: u64) -> Result<RepoOptions> {
+        check_not_future(date)?;
         Ok(RepoOptions {
             signer: Signer::from_flag_or_env(self.sign_key.as_deref(), date)?.map(Arc::new),
             rotate_from: multi::rotation_key(self.rotate_from.as_deref(), date)?.map(Arc::new),
             finish_rotation: self.finish_rotation,
+            first_signing: self.first_signing,
             date,
             ..RepoOptions::default()
         })
+    }
+}
+
+/// Refuses a `Date:` (and signature time) `date` more than an hour ahead of this machine's
+/// clock: apt refuses a Release that is not valid yet, and sqv a signature made in the future.
+fn check_not_future(date: u64) -> Result<()> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    if date > now + 3600 {
+        bail!(
+            "SOURCE_DATE_EPOCH={date} is {} s ahead of this machine's clock: apt would refuse \
+             the Release as not valid yet and sqv its signatures as made in the future. Unset \
+             it (or fix the clock). Nothing was changed.",
+            date - now
+        );
+    }
+    Ok(())
+}
+
+/// Warns that a base URL `url` over plain http sends the key file, which clients import,
+/// without protection (apt's signature checks still hold for the indexes).
+pub fn warn_plain_http(url: Option<&str>) {
+    if let Some(url) = url.filter(|u| u.starts_with("http://")) {
+        eprintln!(
+            "mm-pkg: WARNING: --base-url {url} is plain http: the Release signatures still \
+             protect the packages, but clients that fetch mattermost.asc or mattermost.repo \
+             from it (dnf's gpgkey=) can be handed another key on the way. Prefer https://."
+        );
     }
 }
 
@@ -252,6 +288,7 @@ pub fn run_repo_add(args: RepoAddArgs) -> Result<()> {
         base_url: args.base_url,
         ..args.change.options()?
     };
+    warn_plain_http(options.base_url.as_deref());
     let report = repo::add(&args.dir, &args.files, &options)?;
     args.change.finish(&report)
 }

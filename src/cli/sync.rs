@@ -143,6 +143,7 @@ pub fn run_sync(args: SyncArgs) -> Result<()> {
         },
         notify: policy,
     };
+    super::repo::warn_plain_http(options.repo.base_url.as_deref());
     if args.trust.insecure_skip_verify {
         eprintln!(
             "mm-pkg: WARNING: --insecure-skip-verify: NOT checking the SHA-256 or the OpenPGP \

@@ -80,6 +80,13 @@ fn check_owner(stat: &Stat, path: &Path, what: &str) -> Result<()> {
     )
 }
 
+/// Refuses the open private file `file` (at `path`) unless it belongs to the effective user
+/// or root and no one else may write it.
+pub fn check_owned(file: &File, path: &Path) -> Result<()> {
+    let stat = rustix::fs::fstat(file).with_context(|| format!("reading {}", path.display()))?;
+    check_owner(&stat, path, "file")
+}
+
 /// The message for a symbolic link (or other non-regular entry) found where mm-pkg expects a
 /// file or directory of its own.
 fn not_followed(path: &Path) -> anyhow::Error {
@@ -280,6 +287,17 @@ impl RepoDir {
         Ok(Some(File::from(fd)))
     }
 
+    /// Like [`RepoDir::open_file`], for a file whose bytes the repository vouches for (a pool
+    /// file): it must also belong to the user (or root) and be writable by no one else, or
+    /// someone else could change a published package under the repository's signature.
+    pub fn open_owned_file(&self, rel: &str) -> Result<Option<File>> {
+        let Some(file) = self.open_file(rel)? else {
+            return Ok(None);
+        };
+        check_owned(&file, &self.join(rel))?;
+        Ok(Some(file))
+    }
+
     /// The bytes of the regular file `rel`; `None` when it does not exist.
     pub fn read(&self, rel: &str) -> Result<Option<Vec<u8>>> {
         let Some(mut file) = self.open_file(rel)? else {
@@ -294,13 +312,10 @@ impl RepoDir {
     /// Like [`RepoDir::read`], for a private file (under `.mm-pkg/`): it must also belong to
     /// the user (or root) and be writable by no one else.
     pub fn read_private(&self, rel: &str) -> Result<Option<Vec<u8>>> {
-        let Some(mut file) = self.open_file(rel)? else {
+        let Some(mut file) = self.open_owned_file(rel)? else {
             return Ok(None);
         };
         let path = self.join(rel);
-        let stat =
-            rustix::fs::fstat(&file).with_context(|| format!("reading {}", path.display()))?;
-        check_owner(&stat, &path, "file")?;
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut file, &mut bytes)
             .with_context(|| format!("reading {}", path.display()))?;

@@ -368,6 +368,7 @@ impl RepoLock {
             }
         };
         let file = File::from(fd);
+        super::dir::check_owned(&file, &path)?;
         file.lock()
             .with_context(|| format!("locking {}", path.display()))?;
         Ok(RepoLock { _file: file })
@@ -418,17 +419,32 @@ pub fn remove_stale_temporaries(dir: &RepoDir) -> Result<()> {
     Ok(())
 }
 
-/// Writes `bytes` to the new file `path` outside any repository (a change list the operator
-/// asked for), replacing what was there.
+/// Writes `bytes` to the file `path` outside any repository (a change list the operator
+/// asked for), replacing what was there: written to a new file beside it and renamed over
+/// it, so that a link planted at `path` is replaced, never written through.
 pub fn write_outside(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(bytes)
-        .with_context(|| format!("writing {}", path.display()))
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} names no file", path.display()))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let written = (|| -> Result<()> {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        file.write_all(bytes)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, path)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 #[cfg(test)]

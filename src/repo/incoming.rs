@@ -211,12 +211,23 @@ pub fn resign_rpms(
 ) -> Result<()> {
     for record in records.iter_mut().filter(|r| r.format == Format::Rpm) {
         let to = record.pool_path();
-        let file = dir.open_file(&to)?.with_context(|| {
+        let shown = dir.join(&to);
+        let file = dir.open_owned_file(&to)?.with_context(|| {
             format!(
                 "{} is missing: restore it to finish the rotation",
-                dir.join(&to).display()
+                shown.display()
             )
         })?;
+        // The copy signed is the one the state vouches for, byte for byte: a file changed in
+        // the pool would otherwise be signed with the new key.
+        if FileDigests::of_reader(&file, &shown)? != record.package.digests {
+            bail!(
+                "{} is not the package the repository published (its digests differ from its \
+                 record): it was changed in the pool. Restore it from a backup, then finish the \
+                 rotation. Nothing was changed.",
+                shown.display()
+            );
+        }
         let (signed, package) = write_rpm_copy(batch, &fd_path(&file), &to, Some(signer))?;
         if signed {
             report.signed.push(to.clone());

@@ -57,13 +57,18 @@ impl Keys {
     }
 }
 
-/// A `InRelease`, `Release.gpg` or `repomd.xml.asc` in `dir`, if one is there.
-fn published_signature(dir: &RepoDir, suite: &str) -> Result<Option<String>> {
-    for rel in [
-        format!("{}/dists/{suite}/InRelease", apt::APT_DIR),
-        format!("{}/dists/{suite}/Release.gpg", apt::APT_DIR),
-        format!("{}/repodata/repomd.xml.asc", yum::YUM_DIR),
-    ] {
+/// A file in `dir` that only a signed repository has (an `InRelease` or `Release.gpg` of any
+/// suite, `repomd.xml.asc`, the client key file), if one is there.
+pub fn signature_found(dir: &RepoDir) -> Result<Option<String>> {
+    let mut candidates = Vec::new();
+    for suite in dir.list(&format!("{}/dists", apt::APT_DIR))? {
+        for name in ["InRelease", "Release.gpg"] {
+            candidates.push(format!("{}/dists/{}/{name}", apt::APT_DIR, suite.name));
+        }
+    }
+    candidates.push(format!("{}/repodata/repomd.xml.asc", yum::YUM_DIR));
+    candidates.push(super::client::KEY_FILE.to_string());
+    for rel in candidates {
         if dir.exists(&rel)? {
             return Ok(Some(rel));
         }
@@ -93,12 +98,23 @@ pub fn decide(dir: &RepoDir, found: Option<&Found>, options: &RepoOptions) -> Re
     let holds_packages = found.is_some_and(|f| {
         !f.state.packages.is_empty() || f.legacy.as_ref().is_some_and(|l| !l.is_empty())
     });
-    let published = published_signature(dir, suite)?;
+    let published = signature_found(dir)?;
     let fp = |s: &Arc<Signer>| s.fingerprint();
     let (new, old) = (options.signer.clone(), options.rotate_from.clone());
+    let needs_first_signing = published.is_none() && state_keys.is_empty() && holds_packages;
+    if options.first_signing && !needs_first_signing {
+        bail!(
+            "--first-signing is for signing, once, a repository that holds packages no key \
+             signed; {shown} is not one (it is signed, or holds no package): drop the flag. \
+             Nothing was changed."
+        );
+    }
     let Some(new) = new else {
-        if old.is_some() || options.finish_rotation {
-            bail!("--rotate-from and --finish-rotation need --sign-key NEW. Nothing was changed.");
+        if old.is_some() || options.finish_rotation || options.first_signing {
+            bail!(
+                "--rotate-from, --finish-rotation and --first-signing need --sign-key. Nothing \
+                 was changed."
+            );
         }
         if let Some(first) = state_keys.first() {
             bail!(
@@ -171,6 +187,16 @@ pub fn decide(dir: &RepoDir, found: Option<&Found>, options: &RepoOptions) -> Re
                 if old.is_some() || options.finish_rotation {
                     bail!(
                         "{shown} is not signed yet: there is no key to rotate from. Nothing was changed."
+                    );
+                }
+                if holds_packages && !options.first_signing {
+                    bail!(
+                        "{shown} holds packages that no key signed, and this run would sign them: \
+                         every client would then trust them as the key holder's. If the \
+                         repository was never signed, check what it holds (`mm-pkg repo list`) \
+                         and pass --first-signing once. If it was signed, someone removed its \
+                         signatures and may have changed its state: restore it from a backup. \
+                         Nothing was changed."
                     );
                 }
                 (vec![new.clone()], false)

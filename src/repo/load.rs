@@ -3,6 +3,7 @@
 //! as what vouches for it allows: against its pool file where no key signed the state, and
 //! its pool file's size otherwise (skipped with `--state-only`, where the pool is not there).
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
@@ -61,13 +62,12 @@ pub fn load(dir: &RepoDir, options: &RepoOptions) -> Result<Loaded> {
             }
         },
     };
-    state.apply(options)?;
-    if legacy
-        && keys.vouched == Vouched::NotYet
-        && vouched_by_published(dir, &state, &records, &keys)?
-    {
+    // No signature covers a state an earlier version wrote, even one that names nothing.
+    if legacy && keys::signature_found(dir)?.is_some() {
+        vouch_legacy(dir, &state, &records, &keys, options)?;
         keys.vouched = Vouched::Signed;
     }
+    state.apply(options)?;
     for record in &records {
         check_pool_file(dir, record, keys.vouched, options.state_only)?;
     }
@@ -79,84 +79,149 @@ pub fn load(dir: &RepoDir, options: &RepoOptions) -> Result<Loaded> {
     })
 }
 
-/// True when the records of a state an earlier version wrote render exactly the indexes the
-/// repository publishes under a signature by one of this run's keys (`InRelease`,
-/// `repomd.xml.asc`); false when it publishes no signed index. Refused when they differ: the
-/// old state names packages the signed indexes do not (planted, or left by an interrupted
-/// run of the earlier version).
-fn vouched_by_published(
+/// Checks a state an earlier version wrote (which no key signed) against what a signed
+/// repository publishes: its packages must render exactly the indexes that `InRelease` and
+/// `repomd.xml.asc`, signed by one of this run's keys, list (no package more, none less),
+/// its settings must be those of the signed `Release`, and a base URL (which no signature
+/// covers) must be confirmed with `--base-url`. Refused otherwise, before anything is
+/// written: the state was changed, or an add of the earlier version was interrupted.
+fn vouch_legacy(
     dir: &RepoDir,
     state: &State,
     records: &[Record],
     keys: &Keys,
-) -> Result<bool> {
-    let differ = |what: &str| {
+    options: &RepoOptions,
+) -> Result<()> {
+    let shown = dir.path().display();
+    let refuse = |why: String| {
         anyhow::anyhow!(
-            "{}/{} (written by an earlier mm-pkg) names packages that {what}, signed by the \
-             repository's key, does not list: it was changed, or an add of the earlier \
-             version was interrupted. Finish that add with the earlier version, or restore \
-             .mm-pkg from a backup. Nothing was changed.",
-            dir.path().display(),
+            "{shown}/{} (written by an earlier mm-pkg, and signed by no key) {why}: it was \
+             changed, or an add of the earlier version was interrupted. Finish that add with \
+             the earlier version, or restore .mm-pkg from a backup. Nothing was changed.",
             state::STATE_FILE
         )
     };
     let signers = keys.refs();
-    let mut checked = false;
+    for suite in dir.list(&format!("{}/dists", apt::APT_DIR))? {
+        if suite.name != state.suite {
+            return Err(refuse(format!(
+                "names suite `{}`, but the repository publishes suite `{}`",
+                state.suite, suite.name
+            )));
+        }
+    }
+    let dists = format!("{}/dists/{}", apt::APT_DIR, state.suite);
     let families = publish::families(records);
-    if !families.is_empty() {
-        let dists = format!("{}/dists/{}", apt::APT_DIR, state.suite);
-        let Some(bytes) = dir.read(&format!("{dists}/InRelease"))? else {
-            return Ok(false);
-        };
-        let armored = String::from_utf8_lossy(&bytes);
-        let Some(release) = signers
-            .iter()
-            .find_map(|s| multi::cleartext_signed_by(&armored, s))
-        else {
-            return Ok(false);
-        };
-        for (component, arch, list) in &families {
-            let text = apt::packages_text(list);
-            let line = format!(
-                " {} {:>16} {component}/binary-{arch}/Packages",
-                hex::encode(text.sha256()),
-                text.len()
-            );
-            let listed = release.lines().any(|l| l == line);
-            if !listed {
-                return Err(differ(&format!("{dists}/InRelease")));
+    match dir.read(&format!("{dists}/InRelease"))? {
+        None if families.is_empty() => {}
+        None => {
+            return Err(refuse(format!(
+                "names .deb packages, but {dists}/InRelease is missing"
+            )));
+        }
+        Some(bytes) => {
+            let armored = String::from_utf8_lossy(&bytes);
+            let release = signers
+                .iter()
+                .find_map(|s| multi::cleartext_signed_by(&armored, s))
+                .ok_or_else(|| {
+                    refuse(format!(
+                        "is checked against {dists}/InRelease, which no key of this run signed"
+                    ))
+                })?;
+            for (field, value) in [
+                ("Origin", &state.origin),
+                ("Label", &state.label),
+                ("Suite", &state.suite),
+            ] {
+                if !release.lines().any(|l| l == format!("{field}: {value}")) {
+                    return Err(refuse(format!(
+                        "says `{field}: {value}`, which {dists}/InRelease does not"
+                    )));
+                }
+            }
+            let listed: BTreeSet<String> = release
+                .lines()
+                .filter(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    matches!(f.as_slice(), [sha, size, path]
+                        if sha.len() == 64 && *size != "0" && path.ends_with("/Packages"))
+                })
+                .map(str::to_string)
+                .collect();
+            let rendered: BTreeSet<String> = families
+                .iter()
+                .map(|(component, arch, list)| {
+                    let text = apt::packages_text(list);
+                    format!(
+                        " {} {:>16} {component}/binary-{arch}/Packages",
+                        hex::encode(text.sha256()),
+                        text.len()
+                    )
+                })
+                .collect();
+            if listed != rendered {
+                return Err(refuse(format!(
+                    "names other .deb packages than {dists}/InRelease, signed by the \
+                     repository's key, lists"
+                )));
             }
         }
-        checked = true;
     }
+    let repomd_path = format!("{}/repodata/repomd.xml", yum::YUM_DIR);
     let rpms = publish::rpms(records);
-    if !rpms.is_empty() {
-        let path = format!("{}/repodata/repomd.xml", yum::YUM_DIR);
-        let (Some(repomd), Some(sig)) = (dir.read(&path)?, dir.read(&format!("{path}.asc"))?)
-        else {
-            return Ok(false);
-        };
-        if !signers
-            .iter()
-            .any(|s| multi::detached_signed_by(&sig, &repomd, s))
-        {
-            return Ok(false);
+    match dir.read(&repomd_path)? {
+        None if rpms.is_empty() => {}
+        None => {
+            return Err(refuse(format!(
+                "names .rpm packages, but {repomd_path} is missing"
+            )));
         }
-        let repomd = String::from_utf8_lossy(&repomd);
-        for (kind, text) in yum::KINDS.into_iter().zip(yum::texts(&rpms)) {
-            let sha = hex::encode(text.sha256());
-            let entry = repomd
-                .split("<data ")
-                .find(|d| d.starts_with(&format!("type=\"{kind}\"")));
-            let listed = entry
-                .is_some_and(|d| d.contains(&format!("<open-checksum type=\"sha256\">{sha}<")));
-            if !listed {
-                return Err(differ(&path));
+        Some(repomd) => {
+            let sig = dir.read(&format!("{repomd_path}.asc"))?.unwrap_or_default();
+            if !signers
+                .iter()
+                .any(|s| multi::detached_signed_by(&sig, &repomd, s))
+            {
+                return Err(refuse(format!(
+                    "is checked against {repomd_path}, which no key of this run signed"
+                )));
+            }
+            let repomd = String::from_utf8_lossy(&repomd);
+            let texts = match rpms.is_empty() {
+                true => None,
+                false => Some(yum::texts(&rpms)),
+            };
+            let same = texts.is_some_and(|texts| {
+                yum::KINDS.into_iter().zip(texts).all(|(kind, text)| {
+                    let sha = hex::encode(text.sha256());
+                    repomd
+                        .split("<data ")
+                        .find(|d| d.starts_with(&format!("type=\"{kind}\"")))
+                        .is_some_and(|d| {
+                            d.contains(&format!("<open-checksum type=\"sha256\">{sha}<"))
+                        })
+                })
+            });
+            if !same {
+                return Err(refuse(format!(
+                    "names other .rpm packages than {repomd_path}, signed by the repository's \
+                     key, lists"
+                )));
             }
         }
-        checked = true;
     }
-    Ok(checked)
+    if let Some(url) = &state.base_url
+        && options.base_url.is_none()
+    {
+        bail!(
+            "{shown}/{} (written by an earlier mm-pkg) names the base URL {url}, which no \
+             signature covers and clients are sent to: if it is right, confirm it once with \
+             --base-url {url}. Nothing was changed.",
+            state::STATE_FILE
+        );
+    }
+    Ok(())
 }
 
 /// A `Release`, `InRelease` or `repomd.xml` in the repository `dir`, if there is one.
@@ -195,7 +260,9 @@ fn check_pool_file(
                  here. Run it once with the whole repository. Nothing was changed."
             );
         }
-        let file = dir.open_file(&path)?.with_context(|| missing(&shown))?;
+        let file = dir
+            .open_owned_file(&path)?
+            .with_context(|| missing(&shown))?;
         let digests = FileDigests::of_reader(&file, &shown)?;
         let again = reread(record, &fd_path(&file), digests)
             .with_context(|| format!("reading {}", shown.display()))?;
@@ -211,7 +278,13 @@ fn check_pool_file(
     if state_only {
         return Ok(());
     }
-    let size = dir.file_size(&path)?.with_context(|| missing(&shown))?;
+    let file = dir
+        .open_owned_file(&path)?
+        .with_context(|| missing(&shown))?;
+    let size = file
+        .metadata()
+        .with_context(|| format!("reading {}", shown.display()))?
+        .len();
     if size != record.package.digests.size {
         bail!(
             "{} has {size} bytes, not the {} its index says: it was damaged or replaced. \

@@ -80,6 +80,8 @@ pub struct RepoOptions {
     pub rotate_from: Option<Arc<Signer>>,
     /// Retire the old key of a rotation (`--finish-rotation`).
     pub finish_rotation: bool,
+    /// Sign a repository that holds packages no key signed yet (`--first-signing`).
+    pub first_signing: bool,
     /// `Date:` of Release (SOURCE_DATE_EPOCH or now).
     pub date: u64,
     /// Keep only the newest N versions of each package and architecture (`--keep`).

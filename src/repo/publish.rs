@@ -18,7 +18,7 @@ use super::files::{self, Batch};
 use super::keys::Keys;
 use super::record::{Format, Record, record_path, sha256_hex};
 use super::release::{self, Second};
-use super::state::{Published, STATE_FILE, State};
+use super::state::{Published, STATE_FILE, State, is_generation_path};
 use super::{AddReport, RepoOptions, apt, yum};
 
 /// What a run changed in the published part of the repository, in the order an upload must
@@ -148,7 +148,7 @@ pub fn publish(
     let previous: Vec<String> = old
         .current
         .keys()
-        .filter(|p| generation(p) && !current.contains_key(*p))
+        .filter(|p| is_generation_path(p, &state.suite) && !current.contains_key(*p))
         .cloned()
         .collect();
     let doomed: Vec<String> = old
@@ -262,7 +262,7 @@ pub fn publish(
         if path.starts_with(".mm-pkg/") || unchanged(&path) {
             continue;
         }
-        let list = if generation(&path) {
+        let list = if is_generation_path(&path, &state.suite) {
             &mut changes.indexes
         } else if second.iter().any(|f| f.path == path && f.signed) {
             &mut changes.signed
@@ -275,12 +275,6 @@ pub fn publish(
     removed.dedup();
     changes.removed = removed;
     Ok(changes)
-}
-
-/// True for an index file of one generation: a by-hash file or a repodata file, which a
-/// later generation leaves for clients mid-update.
-fn generation(path: &str) -> bool {
-    path.contains("/by-hash/") || path.starts_with("yum/repodata/") && path.ends_with(".xml.gz")
 }
 
 /// The apt families of `records`: (component, architecture, packages in index order).

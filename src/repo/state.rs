@@ -125,6 +125,23 @@ impl State {
         }
         for path in &self.removing {
             check_pool_path(path)?;
+            if self.packages.contains_key(path) {
+                bail!("it names {path} both as a package and as a pool file to remove");
+            }
+        }
+        for (path, sha) in &self.published.current {
+            check_published_path(path, &self.suite)?;
+            if !super::package::is_hex(sha, 64) {
+                bail!("the hash `{sha}` of the published {path} is not a SHA-256");
+            }
+        }
+        for path in &self.published.previous {
+            if !is_generation_path(path, &self.suite) {
+                bail!(
+                    "it names `{path}` as an index file of the generation before, which is no \
+                     index file mm-pkg writes (a by-hash file or a repodata/*.xml.gz)"
+                );
+            }
         }
         for key in &self.keys {
             if key.len() < 32 || !key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'A'..=b'F')) {
@@ -231,6 +248,61 @@ pub fn check_pool_path(path: &str) -> Result<()> {
     Ok(())
 }
 
+/// True when `path` is a file of one generation of indexes as mm-pkg names them: an apt
+/// index under its hash (`apt/dists/SUITE/COMPONENT/binary-ARCH/by-hash/SHA256/<hex>`, or
+/// `SHA512`) or a yum index (`yum/repodata/<sha256>-KIND.xml.gz`). Only such files are
+/// removed as an older generation's.
+pub fn is_generation_path(path: &str, suite: &str) -> bool {
+    let plain = |c: &str| {
+        !c.is_empty()
+            && c != "."
+            && c != ".."
+            && c.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
+    };
+    if let Some(rest) = path.strip_prefix("yum/repodata/") {
+        return rest.strip_suffix(".xml.gz").is_some_and(|name| {
+            name.split_once('-').is_some_and(|(sha, kind)| {
+                super::package::is_hex(sha, 64) && super::yum::KINDS.contains(&kind)
+            })
+        });
+    }
+    let Some(rest) = path.strip_prefix(&format!("apt/dists/{suite}/")) else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    match parts.as_slice() {
+        [dirs @ .., binary, "by-hash", algo, hash] if !dirs.is_empty() => {
+            let len = match *algo {
+                "SHA256" => 64,
+                "SHA512" => 128,
+                _ => return false,
+            };
+            dirs.iter().all(|c| plain(c))
+                && binary.starts_with("binary-")
+                && plain(binary)
+                && super::package::is_hex(hash, len)
+        }
+        _ => false,
+    }
+}
+
+/// Refuses a path no published file of mm-pkg's has: one of the client files, or a file
+/// under `apt/dists/SUITE/` or `yum/repodata/` with plain components.
+fn check_published_path(path: &str, suite: &str) -> Result<()> {
+    use super::client::{KEY_FILE, REPO_FILE, SOURCES_FILE};
+    let plain = path
+        .split('/')
+        .all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains('\\'));
+    let ok = [KEY_FILE, REPO_FILE, SOURCES_FILE].contains(&path)
+        || plain
+            && (path.starts_with(&format!("apt/dists/{suite}/"))
+                || path.starts_with("yum/repodata/"));
+    if !ok {
+        bail!("it names `{path}` as published, which is no file mm-pkg publishes");
+    }
+    Ok(())
+}
+
 /// The state file as found.
 pub struct Found {
     /// The state.
@@ -266,6 +338,13 @@ pub fn read(dir: &RepoDir) -> Result<Option<Found>> {
         let old = legacy::read(dir, value)?;
         for path in &old.removing {
             check_pool_path(path).with_context(|| format!("{} is refused", shown.display()))?;
+            if old.records.iter().any(|r| &r.pool_path() == path) {
+                bail!(
+                    "{} is refused: it names {path} both as a package and as a pool file to \
+                     remove. Restore .mm-pkg from a backup.",
+                    shown.display()
+                );
+            }
         }
         let mut state = State::new();
         state.suite = old.settings.suite;
