@@ -97,6 +97,17 @@ fn a_removed_version_is_gone_for_apt_and_dnf_and_list_says_what_is_held() {
             "NAME=VERSION",
         ),
         (&["remove", "tiny=2.0-1"][..], "is signed"),
+        // Every version of a format: its signed index would name files that are gone.
+        (
+            &[
+                "remove",
+                "tiny=1.0-1",
+                "tiny=2.0-1",
+                "--sign-key",
+                key.secret.to_str().unwrap(),
+            ][..],
+            "would withdraw every .deb package",
+        ),
     ] {
         let (code, _, stderr) = repo(args, dir);
         assert_eq!(code, Some(1), "{args:?}: {stderr}");

@@ -55,7 +55,7 @@ fn copy_of(from: &Path) -> tempfile::TempDir {
 
 /// Small packages: `tiny` 1.0 and 2.0 as .deb and .rpm.
 struct Tiny {
-    _work: tempfile::TempDir,
+    work: tempfile::TempDir,
     debs: Vec<PathBuf>,
     rpms: Vec<PathBuf>,
 }
@@ -67,11 +67,7 @@ fn tiny() -> Tiny {
         .map(|v| tiny_deb(work.path(), "tiny", v, ""))
         .collect();
     let rpms = tiny_rpms(work.path(), "tiny", &["1.0", "2.0"]);
-    Tiny {
-        _work: work,
-        debs,
-        rpms,
-    }
+    Tiny { work, debs, rpms }
 }
 
 #[test]
@@ -530,31 +526,40 @@ fn a_repository_stripped_of_its_signatures_is_not_signed_again_blindly() {
     assert_ne!(before, before_key);
 }
 
+/// A repository signed by a new key holding `tiny` 1.0 as .deb and .rpm, its base URL
+/// https://packages.example.org/mm (None when gpg, dpkg-deb or rpmbuild is missing).
+fn signed_mixed_repo() -> Option<(GpgKey, Tiny, tempfile::TempDir)> {
+    for tool in ["gpg", "dpkg-deb", "rpmbuild"] {
+        if !have(tool) {
+            return None;
+        }
+    }
+    let key = GpgKey::generate("ed25519", None, &[], "never");
+    let t = tiny();
+    let repo = tempfile::tempdir().unwrap();
+    repo_add(
+        repo.path(),
+        &[t.debs[0].clone(), t.rpms[0].clone()],
+        &[
+            "--sign-key",
+            key.secret.to_str().unwrap(),
+            "--base-url",
+            "https://packages.example.org/mm",
+        ],
+    );
+    Some((key, t, repo))
+}
+
 /// The state of the previous version is unsigned: whoever can write the directory can write
 /// one. In a signed repository it must describe exactly what the signed indexes list, under
 /// the signed Release's settings; it cannot withdraw packages, move the suite, remove live
 /// pool files or send clients to another host.
 #[test]
 fn a_previous_version_state_cannot_withdraw_move_remove_or_redirect() {
-    for tool in ["gpg", "dpkg-deb", "rpmbuild"] {
-        if !have(tool) {
-            return;
-        }
-    }
-    let key = GpgKey::generate("ed25519", None, &[], "never");
+    let Some((key, t, sound)) = signed_mixed_repo() else {
+        return;
+    };
     let signed = ["--sign-key", key.secret.to_str().unwrap()];
-    let t = tiny();
-    let sound = tempfile::tempdir().unwrap();
-    repo_add(
-        sound.path(),
-        &[t.debs[0].clone(), t.rpms[0].clone()],
-        &[
-            signed[0],
-            signed[1],
-            "--base-url",
-            "https://packages.example.org/mm",
-        ],
-    );
     let genuine = inline_legacy_state(sound.path(), &[]);
     type Change = fn(&mut serde_json::Value);
     let cases: [(&str, Change, &str); 5] = [
@@ -599,6 +604,23 @@ fn a_previous_version_state_cannot_withdraw_move_remove_or_redirect() {
         assert_eq!(snapshot(repo.path()), before, "{what}: files changed");
     }
 
+    // The signed index of one format deleted, and a state naming none of its packages: the
+    // pool files that format still has are what the index vouched for.
+    for (gone, keep, format) in [("yum/repodata", "deb", "rpm"), ("apt/dists", "rpm", "deb")] {
+        let repo = copy_of(sound.path());
+        let mut legacy = genuine.clone();
+        legacy[format] = serde_json::json!([]);
+        write_legacy(repo.path(), &legacy);
+        fs::remove_dir_all(repo.path().join(gone)).unwrap();
+        let before = snapshot(repo.path());
+        let stderr = refused(repo.path(), &t.debs[1..], &signed);
+        assert!(
+            stderr.contains(&format!("though the repository holds .{format} files")),
+            "{gone} deleted, only .{keep} named: {stderr}"
+        );
+        assert_eq!(snapshot(repo.path()), before, "{gone}: files changed");
+    }
+
     // A segmented state whose interrupted run was to remove a live pool file.
     let repo = copy_of(sound.path());
     write_segmented_legacy(repo.path());
@@ -634,6 +656,52 @@ fn a_previous_version_state_cannot_withdraw_move_remove_or_redirect() {
             .len(),
         3
     );
+}
+
+/// A state in the current format, unsigned but naming the repository's key, that holds no
+/// package, names every pool file to remove and points at another host is refused before
+/// anything changes: whether the state holds packages or not, it is checked against the
+/// repository's signed indexes.
+#[test]
+fn an_unsigned_state_naming_the_key_withdraws_and_redirects_nothing() {
+    let Some((key, t, repo)) = signed_mixed_repo() else {
+        return;
+    };
+    let signed = ["--sign-key", key.secret.to_str().unwrap()];
+    let mut state = state_json(repo.path());
+    let pool: Vec<String> = state["packages"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(pool.len(), 2);
+    state["removing"] = serde_json::json!(pool);
+    state["packages"] = serde_json::json!({});
+    state["published"] = serde_json::json!({});
+    state["base_url"] = "https://evil.example.net/mm".into();
+    fs::write(
+        repo.path().join(".mm-pkg/state.json"),
+        serde_json::to_string_pretty(&state).unwrap() + "\n",
+    )
+    .unwrap();
+    let before = snapshot(repo.path());
+    // Refused both with a package to add and with a file that is no package.
+    let junk = t.work.path().join("junk.deb");
+    fs::write(&junk, b"junk\n").unwrap();
+    for input in [&t.debs[1], &junk] {
+        let stderr = refused(repo.path(), std::slice::from_ref(input), &signed);
+        assert!(stderr.contains("state.json"), "{stderr}");
+        assert_eq!(
+            snapshot(repo.path()),
+            before,
+            "{}: files changed",
+            input.display()
+        );
+    }
+    for path in &pool {
+        assert!(repo.path().join(path).is_file(), "{path} was removed");
+    }
 }
 
 /// In an unsigned repository the state is the only record of what was published before: what
@@ -708,6 +776,29 @@ fn the_change_list_never_writes_through_a_link_and_future_dates_are_refused() {
     assert_eq!(fs::read(&victim).unwrap(), b"precious\n");
     assert!(!fs::symlink_metadata(&list).unwrap().is_symlink());
     assert!(fs::read_to_string(&list).unwrap().contains("pool "));
+
+    // A change list that could not be written is refused before the repository changes: the
+    // next run's list would not name what this one published.
+    let before = snapshot(repo.path());
+    for (what, path) in [
+        ("a directory", outside.path().to_path_buf()),
+        (
+            "in a missing directory",
+            outside.path().join("missing/changes.txt"),
+        ),
+    ] {
+        let stderr = refused(
+            repo.path(),
+            &t.debs[1..],
+            &["--changes", path.to_str().unwrap()],
+        );
+        assert!(stderr.contains("--changes"), "{what}: {stderr}");
+        assert_eq!(
+            snapshot(repo.path()),
+            before,
+            "{what}: the repository changed"
+        );
+    }
 
     let future = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -455,3 +455,60 @@ fn pool_files_an_interrupted_prune_left_are_removed_by_the_next_add() {
         .args(["repo", "verify", "--hashes-only"])
         .arg(repo.path()));
 }
+
+/// An honest operator's repeated add is a no-op after several generations too: the
+/// generation before stays for clients mid-update, the state keeps its bytes. And a
+/// `SOURCE_DATE_EPOCH` older than the last publish (an older branch's fix) never moves
+/// `Date:` back, which would make apt keep its newer lists and never see the change.
+#[test]
+fn a_repeated_add_keeps_the_generation_before_and_dates_never_go_back() {
+    if !have("gpg") {
+        return;
+    }
+    let key = GpgKey::generate("ed25519", None, &[], "never");
+    let (_d, debs) = packages("deb", &["9.11.90", "9.11.91", "9.11.92"]);
+    let (_r, rpms) = packages("rpm", &["9.11.90", "9.11.91"]);
+    let repo = tempfile::tempdir().unwrap();
+    let args = ["--sign-key", key.secret.to_str().unwrap()];
+    repo_add(repo.path(), &[debs[0].clone(), rpms[0].clone()], &args);
+    let second = [debs[1].clone(), rpms[1].clone()];
+    repo_add(repo.path(), &second, &args);
+    let before = tree(repo.path());
+    let previous = state_json(repo.path())["published"]["previous"].clone();
+    assert!(!previous.as_array().unwrap().is_empty(), "{previous}");
+    let out = run(mm_pkg()
+        .args(["repo", "add"])
+        .arg(repo.path())
+        .args(&second)
+        .args(args)
+        .args(["--json"]));
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["changes"]["removed"], serde_json::json!([]), "{out}");
+    assert_eq!(
+        tree(repo.path()),
+        before,
+        "a repeated add changed the repository"
+    );
+
+    let date = |repo: &Path| {
+        state_json(repo)["published"]["release_date"]
+            .as_u64()
+            .unwrap()
+    };
+    let published = date(repo.path());
+    run(mm_pkg()
+        .env("SOURCE_DATE_EPOCH", "1000000000")
+        .args(["repo", "add"])
+        .arg(repo.path())
+        .arg(&debs[2])
+        .args(args));
+    assert_eq!(date(repo.path()), published);
+    let release = fs::read_to_string(repo.path().join("apt/dists/stable/Release")).unwrap();
+    assert!(!release.contains("2001"), "{release}");
+    assert!(release.contains("9.11.92") || packages_list(repo.path()).contains("9.11.92"));
+}
+
+/// The apt `Packages` index of `repo`.
+fn packages_list(repo: &Path) -> String {
+    fs::read_to_string(repo.join("apt/dists/stable/main/binary-amd64/Packages")).unwrap()
+}

@@ -100,6 +100,27 @@ impl KeyArgs {
     }
 }
 
+/// Refuses, before the repository changes, a `--changes` path the list could not be written
+/// to (a directory, or in a directory that does not exist): the list of a run that changed
+/// the repository must not be lost, as the next run's would not name its files.
+fn check_changes_path(path: &Path) -> Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if path.file_name().is_none() || path.is_dir() {
+        bail!("--changes {} is a directory: name a file", path.display());
+    }
+    if !parent.is_dir() {
+        bail!(
+            "--changes {}: {} is not a directory. Nothing was changed.",
+            path.display(),
+            parent.display()
+        );
+    }
+    Ok(())
+}
+
 /// Refuses a `Date:` (and signature time) `date` more than an hour ahead of this machine's
 /// clock: apt refuses a Release that is not valid yet, and sqv a signature made in the future.
 fn check_not_future(date: u64) -> Result<()> {
@@ -235,6 +256,9 @@ pub fn run_key_generate(args: KeyGenerateArgs) -> Result<()> {
 impl ChangeArgs {
     /// The options these flags give (the settings left to the repository).
     fn options(&self) -> Result<RepoOptions> {
+        if let Some(path) = &self.changes {
+            check_changes_path(path)?;
+        }
         Ok(RepoOptions {
             keep: self.keep,
             state_only: self.state_only,

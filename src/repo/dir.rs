@@ -82,9 +82,10 @@ fn check_owner(stat: &Stat, path: &Path, what: &str) -> Result<()> {
 
 /// Refuses the open private file `file` (at `path`) unless it belongs to the effective user
 /// or root and no one else may write it.
-pub fn check_owned(file: &File, path: &Path) -> Result<()> {
+pub fn check_owned(file: &File, path: &Path) -> Result<Stat> {
     let stat = rustix::fs::fstat(file).with_context(|| format!("reading {}", path.display()))?;
-    check_owner(&stat, path, "file")
+    check_owner(&stat, path, "file")?;
+    Ok(stat)
 }
 
 /// The message for a symbolic link (or other non-regular entry) found where mm-pkg expects a
@@ -267,9 +268,10 @@ impl RepoDir {
         Ok(self.dir(dir, create)?.map(|fd| (fd, name)))
     }
 
-    /// The regular file `rel`, opened for reading; `None` when it does not exist. A link or
-    /// other special file is refused.
-    pub fn open_file(&self, rel: &str) -> Result<Option<File>> {
+    /// The regular file `rel`, opened for reading, and its status; `None` when it does not
+    /// exist. A link or other special file is refused; so is a file another user owns or
+    /// others may write, when `owned`.
+    fn open_stat(&self, rel: &str, owned: bool) -> Result<Option<(File, Stat)>> {
         let Some((dir, name)) = self.parent(rel, false)? else {
             return Ok(None);
         };
@@ -284,42 +286,48 @@ impl RepoDir {
         if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
             return Err(not_followed(&path));
         }
-        Ok(Some(File::from(fd)))
+        if owned {
+            check_owner(&stat, &path, "file")?;
+        }
+        Ok(Some((File::from(fd), stat)))
+    }
+
+    /// The regular file `rel`, opened for reading; `None` when it does not exist. A link or
+    /// other special file is refused.
+    pub fn open_file(&self, rel: &str) -> Result<Option<File>> {
+        Ok(self.open_stat(rel, false)?.map(|(file, _)| file))
     }
 
     /// Like [`RepoDir::open_file`], for a file whose bytes the repository vouches for (a pool
     /// file): it must also belong to the user (or root) and be writable by no one else, or
     /// someone else could change a published package under the repository's signature.
     pub fn open_owned_file(&self, rel: &str) -> Result<Option<File>> {
-        let Some(file) = self.open_file(rel)? else {
+        Ok(self.open_stat(rel, true)?.map(|(file, _)| file))
+    }
+
+    /// The bytes of the regular file `rel` (owned as for [`RepoDir::open_owned_file`] when
+    /// `owned`); `None` when it does not exist. Sized from its status and read through a
+    /// plain reader: no further stat or seek per file (a run reads one record per package).
+    fn read_bytes(&self, rel: &str, owned: bool) -> Result<Option<Vec<u8>>> {
+        let Some((file, stat)) = self.open_stat(rel, owned)? else {
             return Ok(None);
         };
-        check_owned(&file, &self.join(rel))?;
-        Ok(Some(file))
+        let size = usize::try_from(stat.st_size).unwrap_or(0);
+        let mut bytes = Vec::with_capacity(size + 1);
+        std::io::Read::read_to_end(&mut std::io::Read::take(&file, u64::MAX), &mut bytes)
+            .with_context(|| format!("reading {}", self.join(rel).display()))?;
+        Ok(Some(bytes))
     }
 
     /// The bytes of the regular file `rel`; `None` when it does not exist.
     pub fn read(&self, rel: &str) -> Result<Option<Vec<u8>>> {
-        let Some(mut file) = self.open_file(rel)? else {
-            return Ok(None);
-        };
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut file, &mut bytes)
-            .with_context(|| format!("reading {}", self.join(rel).display()))?;
-        Ok(Some(bytes))
+        self.read_bytes(rel, false)
     }
 
     /// Like [`RepoDir::read`], for a private file (under `.mm-pkg/`): it must also belong to
     /// the user (or root) and be writable by no one else.
     pub fn read_private(&self, rel: &str) -> Result<Option<Vec<u8>>> {
-        let Some(mut file) = self.open_owned_file(rel)? else {
-            return Ok(None);
-        };
-        let path = self.join(rel);
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut file, &mut bytes)
-            .with_context(|| format!("reading {}", path.display()))?;
-        Ok(Some(bytes))
+        self.read_bytes(rel, true)
     }
 
     /// Size of the regular file `rel`, without opening it; `None` when it does not exist.
@@ -334,6 +342,24 @@ impl RepoDir {
             Ok(_) => Err(not_followed(&self.join(rel))),
             Err(Errno::NOENT) => Ok(None),
             Err(e) => Err(e).with_context(|| format!("reading {}", self.join(rel).display())),
+        }
+    }
+
+    /// Like [`RepoDir::file_size`], for a file whose bytes the repository vouches for (a pool
+    /// file): it must also belong to the user (or root) and be writable by no one else.
+    pub fn owned_file_size(&self, rel: &str) -> Result<Option<u64>> {
+        let Some((dir, name)) = self.parent(rel, false)? else {
+            return Ok(None);
+        };
+        let path = self.join(rel);
+        match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile => {
+                check_owner(&stat, &path, "file")?;
+                Ok(Some(stat.st_size as u64))
+            }
+            Ok(_) => Err(not_followed(&path)),
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }
     }
 

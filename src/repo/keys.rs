@@ -178,7 +178,10 @@ pub fn decide(dir: &RepoDir, found: Option<&Found>, options: &RepoOptions) -> Re
                     (vec![old, new.clone()], false)
                 } else {
                     bail!(
-                        "{shown} is signed ({sig}) by another key than --sign-key {}: {}",
+                        "{shown} is signed ({sig} is there), but no signature on its \
+                         {suite} InRelease or repomd.xml checks with --sign-key {}: either \
+                         another key signs it ({}), or its signatures were removed or \
+                         replaced (restore the repository from a backup)",
                         fp(&new),
                         rotate_hint("the one that signed it")
                     );
@@ -240,7 +243,9 @@ pub fn decide(dir: &RepoDir, found: Option<&Found>, options: &RepoOptions) -> Re
         _ => bail!("{shown}/.mm-pkg/state.json names more than two keys: restore it from a backup"),
     };
     let vouched = match found {
-        Some(f) if holds_packages && !state_keys.is_empty() => {
+        // Checked even when the state names no package: an unsigned state could otherwise
+        // withdraw every package (or redirect the base URL) under the key's next signature.
+        Some(f) if !state_keys.is_empty() => {
             let held = [options.signer.as_ref(), options.rotate_from.as_ref()];
             let vouches = f.signed.as_ref().is_some_and(|signed| {
                 held.into_iter()

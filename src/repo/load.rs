@@ -110,13 +110,23 @@ fn vouch_legacy(
             )));
         }
     }
+    // A format the repository has files of is checked even when the old state names none
+    // of its packages: deleting its signed index must not let the state withdraw them.
+    let has_files = |pool: &str, index_dir: &str| -> Result<bool> {
+        Ok(dir.exists(index_dir)? || !dir.list(pool)?.is_empty())
+    };
     let dists = format!("{}/dists/{}", apt::APT_DIR, state.suite);
     let families = publish::families(records);
+    let apt_files = has_files(
+        &format!("{}/pool", apt::APT_DIR),
+        &format!("{}/dists", apt::APT_DIR),
+    )?;
     match dir.read(&format!("{dists}/InRelease"))? {
-        None if families.is_empty() => {}
+        None if families.is_empty() && !apt_files => {}
         None => {
             return Err(refuse(format!(
-                "names .deb packages, but {dists}/InRelease is missing"
+                "is checked against {dists}/InRelease, which is missing though the \
+                 repository holds .deb files"
             )));
         }
         Some(bytes) => {
@@ -170,11 +180,16 @@ fn vouch_legacy(
     }
     let repomd_path = format!("{}/repodata/repomd.xml", yum::YUM_DIR);
     let rpms = publish::rpms(records);
+    let yum_files = has_files(
+        &format!("{}/Packages", yum::YUM_DIR),
+        &format!("{}/repodata", yum::YUM_DIR),
+    )?;
     match dir.read(&repomd_path)? {
-        None if rpms.is_empty() => {}
+        None if rpms.is_empty() && !yum_files => {}
         None => {
             return Err(refuse(format!(
-                "names .rpm packages, but {repomd_path} is missing"
+                "is checked against {repomd_path}, which is missing though the repository \
+                 holds .rpm files"
             )));
         }
         Some(repomd) => {
@@ -278,13 +293,9 @@ fn check_pool_file(
     if state_only {
         return Ok(());
     }
-    let file = dir
-        .open_owned_file(&path)?
+    let size = dir
+        .owned_file_size(&path)?
         .with_context(|| missing(&shown))?;
-    let size = file
-        .metadata()
-        .with_context(|| format!("reading {}", shown.display()))?
-        .len();
     if size != record.package.digests.size {
         bail!(
             "{} has {size} bytes, not the {} its index says: it was damaged or replaced. \

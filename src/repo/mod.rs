@@ -202,6 +202,20 @@ pub fn remove(dir: &Path, versions: &[String], options: &RepoOptions) -> Result<
             }
             gone.extend(matching.into_iter().cloned());
         }
+        // The last package of a format withdrawn would leave its signed index naming a file
+        // that is gone (and clients of that format with nothing to read).
+        for format in [Format::Deb, Format::Rpm] {
+            let held = loaded.records.iter().filter(|r| r.format == format).count();
+            let going = gone.iter().filter(|r| r.format == format).count();
+            if held > 0 && going == held {
+                bail!(
+                    "this would withdraw every .{} package the repository holds, and its \
+                     clients would be left with an index of nothing: add the version that \
+                     replaces it first (then remove this one). Nothing was changed.",
+                    format.name()
+                );
+            }
+        }
         Ok((Vec::new(), gone))
     })
 }
@@ -219,12 +233,13 @@ fn change(
     let _lock = RepoLock::acquire(&dir)?;
     files::remove_stale_temporaries(&dir)?;
     let loaded = load::load(&dir, options)?;
-    // Pool files an interrupted run pruned from the indexes but had not removed yet.
+    let mut report = AddReport::default();
+    let (new, withdrawn) = decide(&loaded, &mut report)?;
+    // Pool files an interrupted run pruned from the indexes but had not removed yet (once
+    // this run is known to go ahead).
     for path in &loaded.state.removing {
         dir.remove_file(path)?;
     }
-    let mut report = AddReport::default();
-    let (new, withdrawn) = decide(&loaded, &mut report)?;
     let Loaded {
         mut state,
         mut records,

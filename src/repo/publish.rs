@@ -145,18 +145,24 @@ pub fn publish(
     for f in &second {
         current.insert(f.path.clone(), sha256_hex(&f.bytes));
     }
-    let previous: Vec<String> = old
-        .current
-        .keys()
-        .filter(|p| is_generation_path(p, &state.suite) && !current.contains_key(*p))
-        .cloned()
-        .collect();
-    let doomed: Vec<String> = old
-        .previous
-        .iter()
-        .filter(|p| !current.contains_key(*p) && !previous.contains(p))
-        .cloned()
-        .collect();
+    // A run that publishes what was published keeps the generation before, as it is.
+    let (previous, doomed): (Vec<String>, Vec<String>) = if old.current == current {
+        (old.previous.clone(), Vec::new())
+    } else {
+        let previous: Vec<String> = old
+            .current
+            .keys()
+            .filter(|p| is_generation_path(p, &state.suite) && !current.contains_key(*p))
+            .cloned()
+            .collect();
+        let doomed = old
+            .previous
+            .iter()
+            .filter(|p| !current.contains_key(*p) && !previous.contains(p))
+            .cloned()
+            .collect();
+        (previous, doomed)
+    };
     state.published = Published {
         current,
         previous,
@@ -234,13 +240,17 @@ pub fn publish(
             .map(|f| String::from_utf8_lossy(&f.bytes).into_owned())
             .unwrap_or_default()
     };
+    // What the generation before names stays too (a repeated run keeps it as it was).
+    let previous = state.published.previous.join("\n");
     if let Some(old) = old_release {
-        let keep = format!("{old}\n{}", text_of(&format!("{dists}/Release")));
+        let release = text_of(&format!("{dists}/Release"));
+        let keep = format!("{old}\n{release}\n{previous}");
         removed.extend(files::remove_unreferenced(dir, &dists, "by-hash", &keep)?);
     }
     if let Some(old) = old_repomd {
         let root = format!("{}/repodata", yum::YUM_DIR);
-        let keep = format!("{old}\n{}", text_of(&format!("{root}/repomd.xml")));
+        let repomd = text_of(&format!("{root}/repomd.xml"));
+        let keep = format!("{old}\n{repomd}\n{previous}");
         removed.extend(files::remove_unreferenced(dir, &root, "", &keep)?);
     }
     for path in super::state::unnamed_records(dir, &state)? {

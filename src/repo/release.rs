@@ -90,7 +90,7 @@ impl<'a> Second<'a> {
             origin: self.state.origin.clone(),
             label: self.state.label.clone(),
             suite: self.state.suite.clone(),
-            date: self.options.date,
+            date: not_before(self.options.date, self.state.published.release_date),
         };
         let mut release = apt::release(&meta, indexes);
         let path = format!("{dists}/Release");
@@ -152,7 +152,10 @@ impl<'a> Second<'a> {
     /// published before (empty when none).
     pub fn yum(&mut self, data: &[RepoData]) -> Result<String> {
         let path = format!("{}/repodata/repomd.xml", yum::YUM_DIR);
-        let mut repomd = yum::repomd(data, self.options.date);
+        let mut repomd = yum::repomd(
+            data,
+            not_before(self.options.date, self.state.published.repomd_date),
+        );
         let render = |date| yum::repomd(data, date);
         let old = self.previous(&path, render, self.state.published.repomd_date)?;
         if let Some(old) = old
@@ -253,4 +256,11 @@ pub fn dates(second: &Second) -> (Option<u64>, Option<u64>) {
         .and_then(|rest| rest.split('<').next())
         .and_then(|r| r.parse().ok());
     (release_date, repomd_date)
+}
+
+/// `date`, or the date published last when that is later: apt keeps lists whose `Date:` is
+/// newer than a new Release's and never sees the change, so a `SOURCE_DATE_EPOCH` older
+/// than the last publish (an older branch's fix) must not move the date back.
+fn not_before(date: u64, published: Option<u64>) -> u64 {
+    date.max(published.unwrap_or(0))
 }
