@@ -96,6 +96,16 @@ fn repo_verify_catches_each_kind_of_damage() {
             "repomd.xml.asc",
         ),
         (
+            "yum metadata deleted",
+            Box::new(|d: &Path| fs::remove_dir_all(d.join("yum/repodata")).unwrap()),
+            "mattermost.repo tells dnf",
+        ),
+        (
+            "apt indexes deleted",
+            Box::new(|d: &Path| fs::remove_dir_all(d.join("apt/dists")).unwrap()),
+            "mattermost.sources tells apt",
+        ),
+        (
             "changed rpm",
             Box::new(|d: &Path| flip_byte(&d.join("yum/Packages/mattermost-9.11.90-1.x86_64.rpm"))),
             "mattermost-9.11.90-1.x86_64.rpm",

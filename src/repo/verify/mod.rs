@@ -46,6 +46,28 @@ pub fn verify(dir: &Path, key: Option<&[u8]>) -> Vec<String> {
     }
     let found_apt = apt::verify(dir, verifier.as_ref(), &mut problems);
     let found_yum = yum::verify(dir, verifier.as_ref(), &mut problems);
+    // Clients configured from the repository's own files expect what those files name.
+    for (file, client, found, index) in [
+        (
+            client::SOURCES_FILE,
+            "apt",
+            found_apt,
+            "apt/dists/*/Release",
+        ),
+        (
+            client::REPO_FILE,
+            "dnf",
+            found_yum,
+            "yum/repodata/repomd.xml",
+        ),
+    ] {
+        if !found && dir.join(file).exists() {
+            problems.push(format!(
+                "{file} tells {client} to read {index}, which is missing: hosts configured \
+                 from it fail to update"
+            ));
+        }
+    }
     if !found_apt && !found_yum {
         problems.push(format!(
             "{} holds neither an apt (apt/dists/*/Release) nor a yum \
