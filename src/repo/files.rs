@@ -16,6 +16,9 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 
 use super::dir::{Kind, RepoDir};
 
+/// Threads that sync a batch's files (and directories) at once.
+const SYNC_THREADS: usize = 8;
+
 /// Directory inside the repository for mm-pkg's own files (state, lock); not to be published.
 pub const PRIVATE_DIR: &str = ".mm-pkg";
 
@@ -206,6 +209,7 @@ impl<'a> Batch<'a> {
     /// went into place.
     pub fn commit(mut self) -> Result<Vec<String>> {
         let mut dirs: HashMap<String, Arc<OwnedFd>> = HashMap::new();
+        let mut files = Vec::with_capacity(self.staged.len());
         for staged in &self.staged {
             let fd = self.open_dir(&mut dirs, &staged.tmp_dir)?;
             let file = rustix::fs::openat(
@@ -215,10 +219,14 @@ impl<'a> Batch<'a> {
                 Mode::empty(),
             )
             .with_context(|| format!("opening {}", self.shown(staged).display()))?;
-            File::from(file)
-                .sync_all()
-                .with_context(|| format!("syncing {}", self.shown(staged).display()))?;
+            files.push((File::from(file), staged));
         }
+        // Synced together, so that the file system can make them durable in one commit.
+        super::parallel::map_on(SYNC_THREADS, &files, |(file, staged)| {
+            file.sync_all()
+                .with_context(|| format!("syncing {}", self.shown(staged).display()))
+        })?;
+        drop(files);
         let staged = std::mem::take(&mut self.staged);
         let (last, first): (Vec<_>, Vec<_>) = staged
             .into_iter()
@@ -291,12 +299,14 @@ impl<'a> Batch<'a> {
         dirs: &mut HashMap<String, Arc<OwnedFd>>,
         changed: &BTreeSet<String>,
     ) -> Result<()> {
+        let mut fds = Vec::with_capacity(changed.len());
         for rel in changed {
-            let fd = self.open_dir(dirs, rel)?;
-            rustix::fs::fsync(fd).with_context(|| {
-                format!("syncing the directory {}", self.dir.join(rel).display())
-            })?;
+            fds.push((self.open_dir(dirs, rel)?.clone(), rel));
         }
+        super::parallel::map_on(SYNC_THREADS, &fds, |(fd, rel)| {
+            rustix::fs::fsync(fd)
+                .with_context(|| format!("syncing the directory {}", self.dir.join(rel).display()))
+        })?;
         Ok(())
     }
 
