@@ -82,10 +82,9 @@ fn check_owner(stat: &Stat, path: &Path, what: &str) -> Result<()> {
 
 /// Refuses the open private file `file` (at `path`) unless it belongs to the effective user
 /// or root and no one else may write it.
-pub fn check_owned(file: &File, path: &Path) -> Result<Stat> {
+pub fn check_owned(file: &File, path: &Path) -> Result<()> {
     let stat = rustix::fs::fstat(file).with_context(|| format!("reading {}", path.display()))?;
-    check_owner(&stat, path, "file")?;
-    Ok(stat)
+    check_owner(&stat, path, "file")
 }
 
 /// The message for a symbolic link (or other non-regular entry) found where mm-pkg expects a
@@ -332,34 +331,31 @@ impl RepoDir {
 
     /// Size of the regular file `rel`, without opening it; `None` when it does not exist.
     pub fn file_size(&self, rel: &str) -> Result<Option<u64>> {
-        let Some((dir, name)) = self.parent(rel, false)? else {
-            return Ok(None);
-        };
-        match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile => {
-                Ok(Some(stat.st_size as u64))
-            }
-            Ok(_) => Err(not_followed(&self.join(rel))),
-            Err(Errno::NOENT) => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("reading {}", self.join(rel).display())),
-        }
+        self.stat_size(rel, false)
     }
 
     /// Like [`RepoDir::file_size`], for a file whose bytes the repository vouches for (a pool
     /// file): it must also belong to the user (or root) and be writable by no one else.
     pub fn owned_file_size(&self, rel: &str) -> Result<Option<u64>> {
+        self.stat_size(rel, true)
+    }
+
+    /// Size of the regular file `rel` from its status (owned as for
+    /// [`RepoDir::open_owned_file`] when `owned`); a link or other special file is refused.
+    fn stat_size(&self, rel: &str, owned: bool) -> Result<Option<u64>> {
         let Some((dir, name)) = self.parent(rel, false)? else {
             return Ok(None);
         };
-        let path = self.join(rel);
         match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile => {
-                check_owner(&stat, &path, "file")?;
+                if owned {
+                    check_owner(&stat, &self.join(rel), "file")?;
+                }
                 Ok(Some(stat.st_size as u64))
             }
-            Ok(_) => Err(not_followed(&path)),
+            Ok(_) => Err(not_followed(&self.join(rel))),
             Err(Errno::NOENT) => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+            Err(e) => Err(e).with_context(|| format!("reading {}", self.join(rel).display())),
         }
     }
 
